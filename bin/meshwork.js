@@ -1,0 +1,8 @@
+#!/usr/bin/env node
+// The meshwork CLI. Its code is TypeScript shared with the workers (one validator for the CLI,
+// the build and the control plane), loaded through tsx so there is no separate compile step.
+import { register } from 'tsx/esm/api';
+
+register();
+const { main } = await import('../src/cli/main.ts');
+process.exitCode = await main(process.argv.slice(2));

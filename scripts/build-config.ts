@@ -1,0 +1,39 @@
+/**
+ * Compiles routes/ into src/generated/mesh-config.json, which the gateway and the services
+ * bundle. Wrangler runs this as the [build] command, so a deploy ships exactly what routes/
+ * holds, and an invalid routes/ fails the deploy before anything is uploaded.
+ *
+ *   tsx scripts/build-config.ts [routes-dir]
+ */
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { bundleRoutesDir } from '../src/config/load-dir.ts';
+import { formatIssue } from '../src/config/validate.ts';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const dir = process.argv[2] ?? process.env.MESHWORK_ROUTES ?? resolve(root, 'routes');
+const out = resolve(root, 'src/generated/mesh-config.json');
+
+try {
+  const result = await bundleRoutesDir(dir);
+  if (!result.ok) {
+    for (const issue of result.errors) console.error(formatIssue(issue));
+    console.error(`meshwork: ${result.errors.length} error(s) in ${dir}; nothing was built`);
+    process.exit(1);
+  }
+  const json = `${JSON.stringify(result.bundle)}\n`;
+  // Unchanged output is not rewritten, so watchers (wrangler dev) do not rebuild for nothing.
+  if (!existsSync(out) || readFileSync(out, 'utf8') !== json) {
+    mkdirSync(dirname(out), { recursive: true });
+    // Write then rename: several wrangler builds may run this at once (npm run dev).
+    const tmp = `${out}.${process.pid}.tmp`;
+    writeFileSync(tmp, json);
+    renameSync(tmp, out);
+  }
+  const { services, routes } = result.bundle.config;
+  console.log(`meshwork: built config ${result.bundle.version} (${Object.keys(services).length} services, ${routes.length} routes)`);
+} catch (e) {
+  console.error(`meshwork: ${(e as Error).message}`);
+  process.exit(1);
+}

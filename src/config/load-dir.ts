@@ -1,0 +1,33 @@
+/**
+ * Node side of config loading: reads a routes directory (CLI, build, tests). Files are taken
+ * in name order, which is also their declaration order for route precedence.
+ */
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import type { MeshBundle } from '../mesh/compile.ts';
+import { validateSources, type ConfigIssue, type ConfigSource } from './validate.ts';
+import { configVersion } from './version.ts';
+
+export function readRoutesDir(dir: string, cwd = process.cwd()): ConfigSource[] {
+  let stat;
+  try {
+    stat = statSync(dir);
+  } catch {
+    throw new Error(`routes directory not found: ${dir}`);
+  }
+  const files = stat.isDirectory()
+    ? readdirSync(dir)
+        .filter((f) => /\.ya?ml$/.test(f))
+        .sort()
+        .map((f) => join(dir, f))
+    : [dir];
+  return files.map((f) => ({ name: relative(cwd, f) || f, text: readFileSync(f, 'utf8') }));
+}
+
+export type BundleResult = { ok: true; bundle: MeshBundle } | { ok: false; errors: ConfigIssue[] };
+
+export async function bundleRoutesDir(dir: string): Promise<BundleResult> {
+  const result = validateSources(readRoutesDir(dir));
+  if (!result.ok) return result;
+  return { ok: true, bundle: { version: await configVersion(result.config), config: result.config } };
+}

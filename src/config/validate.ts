@@ -1,0 +1,258 @@
+/**
+ * Turns routes files (YAML text) into one validated MeshConfig, or into a list of errors that
+ * each name the file, line, column and field. Pure: no file system, so the same code runs in the
+ * CLI, the build and the gateway's control plane, and they can never disagree.
+ */
+import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node as YamlNode } from 'yaml';
+import type { z } from 'zod';
+import { compilePathPattern } from '../router/path.ts';
+import { MeshFile, type MeshConfig, type MeshFileSpec, type RouteSpec, type ServiceSpec } from './schema.ts';
+
+export interface ConfigSource {
+  /** Shown in errors; usually the path relative to the working directory. */
+  name: string;
+  text: string;
+}
+
+export interface ConfigIssue {
+  file: string;
+  line: number;
+  column: number;
+  /** Dotted path of the offending field, e.g. routes[0].matches[0].path. */
+  field: string;
+  message: string;
+}
+
+export type ValidationResult = { ok: true; config: MeshConfig } | { ok: false; errors: ConfigIssue[] };
+
+type PathSeg = string | number;
+
+interface ParsedFile {
+  source: ConfigSource;
+  doc: Document;
+  lines: LineCounter;
+  spec: MeshFileSpec;
+}
+
+export function formatIssue(i: ConfigIssue): string {
+  return `${i.file}:${i.line}:${i.column}: ${i.field ? `${i.field}: ` : ''}${i.message}`;
+}
+
+export function fieldPath(path: readonly PathSeg[]): string {
+  let out = '';
+  for (const seg of path) out += typeof seg === 'number' ? `[${seg}]` : out ? `.${seg}` : seg;
+  return out;
+}
+
+/** Validates and merges routes files given in declaration order. */
+export function validateSources(sources: readonly ConfigSource[]): ValidationResult {
+  const errors: ConfigIssue[] = [];
+  const parsed: ParsedFile[] = [];
+  if (sources.length === 0) {
+    return { ok: false, errors: [{ file: '(routes)', line: 1, column: 1, field: '', message: 'no routes files (*.yaml, *.yml) found' }] };
+  }
+  for (const source of sources) {
+    const file = parseFile(source, errors);
+    if (file) parsed.push(file);
+  }
+  if (errors.length > 0) return { ok: false, errors };
+  const config = mergeAndCheck(parsed, errors);
+  return errors.length > 0 ? { ok: false, errors } : { ok: true, config };
+}
+
+function parseFile(source: ConfigSource, errors: ConfigIssue[]): ParsedFile | undefined {
+  const lines = new LineCounter();
+  const doc = parseDocument(source.text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    for (const e of doc.errors) {
+      const pos = e.linePos?.[0] ?? lines.linePos(e.pos[0]);
+      errors.push({ file: source.name, line: pos.line, column: pos.col, field: '', message: `YAML: ${firstLine(e.message)}` });
+    }
+    return undefined;
+  }
+  const data = doc.toJS({ maxAliasCount: 100 }) ?? {};
+  const result = MeshFile.safeParse(data);
+  if (!result.success) {
+    for (const issue of result.error.issues) errors.push(...describeZodIssue(source, doc, lines, issue));
+    return undefined;
+  }
+  return { source, doc, lines, spec: result.data };
+}
+
+function firstLine(s: string): string {
+  return s.split('\n', 1)[0] ?? s;
+}
+
+function describeZodIssue(source: ConfigSource, doc: Document, lines: LineCounter, issue: z.core.$ZodIssue): ConfigIssue[] {
+  const path = issue.path.filter((s): s is PathSeg => typeof s !== 'symbol');
+  if (issue.code === 'unrecognized_keys') {
+    return issue.keys.map((key) => {
+      const known = knownKeysAt(path);
+      const hint = suggest(key, known);
+      return at(source, doc, lines, [...path, key], true, `unknown field "${key}"${hint ? ` (did you mean "${hint}"?)` : known.length ? ` (expected one of: ${known.join(', ')})` : ''}`);
+    });
+  }
+  let message = issue.message;
+  if (issue.code === 'invalid_type' && issue.input === undefined) message = 'is required';
+  if (issue.code === 'invalid_key') message = `key ${JSON.stringify(path.at(-1) ?? '')}: ${issue.issues[0]?.message ?? message}`;
+  return [at(source, doc, lines, path, issue.code === 'invalid_key', message)];
+}
+
+function at(source: ConfigSource, doc: Document, lines: LineCounter, path: readonly PathSeg[], wantKey: boolean, message: string): ConfigIssue {
+  const offset = locate(doc, path, wantKey);
+  const pos = lines.linePos(offset);
+  return { file: source.name, line: Math.max(pos.line, 1), column: Math.max(pos.col, 1), field: fieldPath(path), message };
+}
+
+/** Source offset of the node at `path`, or of its nearest existing ancestor. */
+function locate(doc: Document, path: readonly PathSeg[], wantKey: boolean): number {
+  let node: unknown = doc.contents;
+  let offset = (doc.contents as YamlNode | null)?.range?.[0] ?? 0;
+  for (let i = 0; i < path.length; i++) {
+    const seg = path[i];
+    const last = i === path.length - 1;
+    if (isMap(node)) {
+      const pair = node.items.find((p) => (isScalar(p.key) ? String(p.key.value) : String(p.key)) === String(seg));
+      if (!pair) return offset;
+      const keyNode = pair.key as YamlNode | null;
+      const valueNode = pair.value as YamlNode | null;
+      if (last && wantKey && keyNode?.range) return keyNode.range[0];
+      offset = valueNode?.range?.[0] ?? keyNode?.range?.[0] ?? offset;
+      node = valueNode;
+    } else if (isSeq(node) && typeof seg === 'number') {
+      const item = node.items[seg] as YamlNode | undefined;
+      if (!item) return offset;
+      offset = item.range?.[0] ?? offset;
+      node = item;
+    } else {
+      return offset;
+    }
+  }
+  return offset;
+}
+
+const KNOWN_KEYS: Array<[RegExp, string[]]> = [
+  [/^$/, ['services', 'routes']],
+  [/^services\.[^.]+$/, ['backends']],
+  [/^services\.[^.]+\.backends\.\d+$/, ['binding', 'url', 'version', 'weight']],
+  [/^routes\.\d+$/, ['name', 'hostnames', 'matches', 'service', 'version', 'backendRefs', 'rewrite']],
+  [/^routes\.\d+\.matches\.\d+$/, ['path', 'method', 'headers', 'query']],
+  [/^routes\.\d+\.matches\.\d+\.path$/, ['exact', 'prefix', 'pattern']],
+  [/^routes\.\d+\.backendRefs\.\d+$/, ['service', 'version', 'weight']],
+  [/^routes\.\d+\.rewrite$/, ['pathPrefix', 'path']],
+];
+
+function knownKeysAt(path: readonly PathSeg[]): string[] {
+  const key = path.join('.');
+  return KNOWN_KEYS.find(([re]) => re.test(key))?.[1] ?? [];
+}
+
+/** The known key closest to a typo, if it is close enough to be what was meant. */
+function suggest(typo: string, known: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestDist = Infinity;
+  for (const k of known) {
+    const d = editDistance(typo.toLowerCase(), k.toLowerCase());
+    if (d < bestDist) [best, bestDist] = [k, d];
+  }
+  return best !== undefined && bestDist <= Math.max(1, Math.floor(best.length / 3)) ? best : undefined;
+}
+
+function editDistance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = row[0]!;
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const tmp = row[j]!;
+      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+      prev = tmp;
+    }
+  }
+  return row[b.length]!;
+}
+
+/** Merges files and checks what a single file cannot: uniqueness and references. */
+function mergeAndCheck(files: readonly ParsedFile[], errors: ConfigIssue[]): MeshConfig {
+  const services: Record<string, ServiceSpec> = {};
+  const serviceOrigin = new Map<string, string>();
+  const routes: RouteSpec[] = [];
+  const routeOrigin = new Map<string, string>();
+  const err = (f: ParsedFile, path: PathSeg[], message: string, wantKey = false) => errors.push(at(f.source, f.doc, f.lines, path, wantKey, message));
+
+  for (const f of files) {
+    for (const [name, svc] of Object.entries(f.spec.services ?? {})) {
+      const seen = serviceOrigin.get(name);
+      if (seen) err(f, ['services', name], `service "${name}" is already defined in ${seen}`, true);
+      else {
+        serviceOrigin.set(name, posString(f, ['services', name]));
+        services[name] = svc;
+      }
+      const versions = new Set<string>();
+      svc.backends.forEach((b, i) => {
+        if (b.version === undefined) return;
+        if (versions.has(b.version)) err(f, ['services', name, 'backends', i, 'version'], `version "${b.version}" appears twice in service "${name}"`);
+        versions.add(b.version);
+      });
+    }
+  }
+
+  for (const f of files) {
+    (f.spec.routes ?? []).forEach((route, i) => {
+      const here: PathSeg[] = ['routes', i];
+      const seen = routeOrigin.get(route.name);
+      if (seen) err(f, [...here, 'name'], `route "${route.name}" is already defined at ${seen}`);
+      else routeOrigin.set(route.name, posString(f, [...here, 'name']));
+
+      const refs = route.backendRefs
+        ? route.backendRefs.map((r, j) => ({ ...r, path: [...here, 'backendRefs', j] }))
+        : [{ service: route.service!, version: route.version, path: here }];
+      for (const ref of refs) {
+        const svc = services[ref.service];
+        if (!svc) {
+          const known = Object.keys(services);
+          const hint = suggest(ref.service, known);
+          err(f, [...ref.path, 'service'], `unknown service "${ref.service}"${hint ? ` (did you mean "${hint}"?)` : ''}`);
+        } else if (ref.version !== undefined && !svc.backends.some((b) => b.version === ref.version)) {
+          const versions = svc.backends.flatMap((b) => (b.version ? [b.version] : []));
+          err(f, [...ref.path, 'version'], `service "${ref.service}" has no version "${ref.version}"${versions.length ? ` (has: ${versions.join(', ')})` : ''}`);
+        }
+      }
+
+      (route.matches ?? []).forEach((m, j) => {
+        const mp: PathSeg[] = [...here, 'matches', j];
+        if (m.path?.pattern !== undefined) {
+          try {
+            compilePathPattern(m.path.pattern);
+          } catch (e) {
+            err(f, [...mp, 'path', 'pattern'], `invalid pattern: ${(e as Error).message}`);
+          }
+        }
+        for (const kind of ['headers', 'query'] as const) {
+          for (const [name, v] of Object.entries(m[kind] ?? {})) {
+            if (typeof v === 'object') {
+              try {
+                new RegExp(v.regex);
+              } catch (e) {
+                err(f, [...mp, kind, name, 'regex'], `invalid regular expression: ${(e as Error).message}`);
+              }
+            }
+          }
+        }
+      });
+
+      if (route.rewrite?.pathPrefix !== undefined) {
+        const matches = route.matches ?? [{}];
+        const bad = matches.findIndex((m) => m.path !== undefined && m.path.prefix === undefined);
+        if (bad >= 0) err(f, [...here, 'rewrite', 'pathPrefix'], `"pathPrefix" rewrites need prefix path matches (matches[${bad}] is not a prefix match)`);
+      }
+      routes.push(route);
+    });
+  }
+  return { services, routes };
+}
+
+function posString(f: ParsedFile, path: PathSeg[]): string {
+  const pos = f.lines.linePos(locate(f.doc, path, true));
+  return `${f.source.name}:${pos.line}:${pos.col}`;
+}

@@ -1,0 +1,51 @@
+/**
+ * The edge gateway as a Hono app: meshwork's own endpoints under /_mesh/, and every other
+ * request through the pipeline.
+ */
+import { Hono } from 'hono';
+import type { CompiledMesh } from '../mesh/compile.ts';
+import { errorResponse } from '../mesh/errors.ts';
+import { requestIdFrom, traceFrom } from '../mesh/trace.ts';
+import { logEvent, type MeshEnv } from '../mesh/upstream.ts';
+import { runPipeline, type GatewayContext, type Stage } from './context.ts';
+import { gatewayStages } from './pipeline.ts';
+
+export interface GatewayOptions {
+  mesh: CompiledMesh;
+  /** Replaces the standard pipeline (tests and benchmarks of single stages). */
+  stages?: readonly Stage[];
+}
+
+export function createGateway(options: GatewayOptions): Hono<{ Bindings: MeshEnv }> {
+  const { mesh } = options;
+  const stages = options.stages ?? gatewayStages;
+  const app = new Hono<{ Bindings: MeshEnv }>();
+
+  app.get('/_mesh/health', (c) =>
+    c.json({ status: 'ok', config: { version: mesh.version, routes: mesh.router.size, services: mesh.services.size } }, 200, {
+      'cache-control': 'no-store',
+    }),
+  );
+  app.all('/_mesh/*', (c) => errorResponse(404, 'not_found', `no meshwork endpoint at ${c.req.path}`, requestIdFrom(c.req.raw.headers)));
+
+  app.all('*', (c) => {
+    const request = c.req.raw;
+    const ctx: GatewayContext = {
+      request,
+      url: new URL(request.url),
+      env: c.env ?? {},
+      mesh,
+      requestId: requestIdFrom(request.headers),
+      trace: traceFrom(request.headers),
+      clientIp: request.headers.get('cf-connecting-ip'),
+    };
+    return runPipeline(stages, ctx);
+  });
+
+  app.onError((err, c) => {
+    const requestId = requestIdFrom(c.req.raw.headers);
+    logEvent('error', 'gateway error', { requestId, error: String(err?.message ?? err) });
+    return errorResponse(500, 'internal', 'internal gateway error', requestId);
+  });
+  return app;
+}

@@ -1,0 +1,36 @@
+/**
+ * What flows through the gateway pipeline. Each stage reads what earlier stages decided and
+ * either adds to it (returns undefined) or answers the request (returns a Response).
+ */
+import type { CompiledBackend, CompiledMesh, CompiledRoute } from '../mesh/compile.ts';
+import type { TraceContext } from '../mesh/trace.ts';
+import type { MeshEnv } from '../mesh/upstream.ts';
+import type { RouteMatch } from '../router/router.ts';
+
+export interface GatewayContext {
+  readonly request: Request;
+  readonly url: URL;
+  readonly env: MeshEnv;
+  readonly mesh: CompiledMesh;
+  readonly requestId: string;
+  readonly trace: TraceContext;
+  /** CF-Connecting-IP: set by Cloudflare's edge, not forgeable by the client there. */
+  readonly clientIp: string | null;
+  /** Set by the match stage. */
+  hit?: RouteMatch<CompiledRoute>;
+  /** Set by the backend stage. */
+  backend?: CompiledBackend;
+  /** Path to send upstream (after rewrite), set by the backend stage. */
+  upstreamPath?: string;
+}
+
+export type Stage = (ctx: GatewayContext) => Response | undefined | Promise<Response | undefined>;
+
+/** Runs stages in order until one answers. The last stage must always answer. */
+export async function runPipeline(stages: readonly Stage[], ctx: GatewayContext): Promise<Response> {
+  for (const stage of stages) {
+    const res = await stage(ctx);
+    if (res) return res;
+  }
+  throw new Error('gateway pipeline ended without a response');
+}

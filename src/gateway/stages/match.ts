@@ -1,0 +1,17 @@
+/** Stage 1: find the route for this request, or 404. */
+import { errorResponse } from '../../mesh/errors.ts';
+import type { Stage } from '../context.ts';
+
+export const matchRoute: Stage = (ctx) => {
+  const { url, request } = ctx;
+  const hit = ctx.mesh.router.find({ host: url.hostname, path: url.pathname, method: request.method, headers: request.headers, url });
+  if (!hit) {
+    return errorResponse(404, 'route_not_found', `no route matches ${request.method} ${truncate(url.pathname)}`, ctx.requestId);
+  }
+  ctx.hit = hit;
+  return undefined;
+};
+
+function truncate(s: string): string {
+  return s.length > 200 ? `${s.slice(0, 200)}...` : s;
+}

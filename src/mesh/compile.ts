@@ -1,0 +1,112 @@
+/**
+ * Compiles a validated MeshConfig into the structures the request path uses: the router and,
+ * per service, precomputed weighted pickers. Runs once per config per isolate.
+ */
+import type { MeshConfig, RouteSpec } from '../config/schema.ts';
+import { Router, type RouteMatch } from '../router/router.ts';
+import { WeightedPicker } from '../router/weighted.ts';
+
+export type CompiledBackend =
+  | { kind: 'binding'; service: string; version: string | undefined; label: string; binding: string }
+  | { kind: 'url'; service: string; version: string | undefined; label: string; url: URL };
+
+export interface CompiledService {
+  name: string;
+  backends: readonly CompiledBackend[];
+  /** Split across all backends by their weights. */
+  picker: WeightedPicker<CompiledBackend>;
+  /** Split within one version (several backends may share a version). */
+  byVersion: ReadonlyMap<string, WeightedPicker<CompiledBackend>>;
+}
+
+export interface BackendChoice {
+  service: string;
+  version?: string;
+}
+
+export interface CompiledRoute {
+  name: string;
+  /** Where matching traffic goes; a single entry unless the route splits. */
+  targets: WeightedPicker<BackendChoice>;
+  rewrite?: { pathPrefix: string } | { path: string };
+}
+
+export interface CompiledMesh {
+  /** Content hash of the config; identifies what is serving. */
+  version: string;
+  services: ReadonlyMap<string, CompiledService>;
+  router: Router<CompiledRoute>;
+}
+
+/** The bundle the build writes from routes/: validated config plus its version. */
+export interface MeshBundle {
+  version: string;
+  config: MeshConfig;
+}
+
+function compileService(name: string, spec: MeshConfig['services'][string]): CompiledService {
+  const weighted = spec.backends.map((b) => {
+    const label = b.version ? `${name}@${b.version}` : name;
+    const backend: CompiledBackend = b.binding
+      ? { kind: 'binding', service: name, version: b.version, label, binding: b.binding }
+      : { kind: 'url', service: name, version: b.version, label, url: new URL(b.url!) };
+    return { item: backend, weight: b.weight ?? 1 };
+  });
+  const versions = new Map<string, Array<{ item: CompiledBackend; weight: number }>>();
+  for (const w of weighted) {
+    if (w.item.version === undefined) continue;
+    versions.set(w.item.version, [...(versions.get(w.item.version) ?? []), w]);
+  }
+  // Pinning a version is an explicit choice, so a version whose weights are all 0 (dark
+  // launched: no default traffic) is still reachable when pinned, split evenly.
+  const pinned = (list: Array<{ item: CompiledBackend; weight: number }>) =>
+    list.every((w) => w.weight === 0) ? list.map((w) => ({ item: w.item, weight: 1 })) : list;
+  return {
+    name,
+    backends: weighted.map((w) => w.item),
+    picker: new WeightedPicker(weighted),
+    byVersion: new Map([...versions].map(([v, list]) => [v, new WeightedPicker(pinned(list))])),
+  };
+}
+
+function compileRoute(spec: RouteSpec): CompiledRoute {
+  const refs = spec.backendRefs
+    ? spec.backendRefs.map((r) => ({ item: { service: r.service, ...(r.version ? { version: r.version } : {}) }, weight: r.weight ?? 1 }))
+    : [{ item: { service: spec.service!, ...(spec.version ? { version: spec.version } : {}) }, weight: 1 }];
+  const route: CompiledRoute = { name: spec.name, targets: new WeightedPicker(refs) };
+  if (spec.rewrite?.pathPrefix !== undefined) route.rewrite = { pathPrefix: spec.rewrite.pathPrefix };
+  else if (spec.rewrite?.path !== undefined) route.rewrite = { path: spec.rewrite.path };
+  return route;
+}
+
+export function compileMesh(bundle: MeshBundle): CompiledMesh {
+  const services = new Map(Object.entries(bundle.config.services).map(([n, s]) => [n, compileService(n, s)]));
+  const router = new Router(
+    bundle.config.routes.map((r) => ({
+      route: compileRoute(r),
+      ...(r.hostnames ? { hostnames: r.hostnames } : {}),
+      ...(r.matches ? { matches: r.matches } : {}),
+    })),
+  );
+  return { version: bundle.version, services, router };
+}
+
+/** Picks a concrete backend for a service (optionally one version); undefined = none available. */
+export function pickBackend(mesh: CompiledMesh, choice: BackendChoice, random?: () => number): CompiledBackend | undefined {
+  const svc = mesh.services.get(choice.service);
+  if (!svc) return undefined;
+  const picker = choice.version === undefined ? svc.picker : svc.byVersion.get(choice.version);
+  return picker?.pick(random);
+}
+
+/** The path to send upstream after the route's rewrite. */
+export function rewritePath(hit: RouteMatch<CompiledRoute>, path: string): string {
+  const rw = hit.route.rewrite;
+  if (!rw) return path;
+  if ('path' in rw) return rw.path;
+  const prefix = hit.match.path;
+  const rest = prefix === '/' ? path : path.slice(prefix.length);
+  const base = rw.pathPrefix.length > 1 && rw.pathPrefix.endsWith('/') ? rw.pathPrefix.slice(0, -1) : rw.pathPrefix;
+  if (rest === '' || rest === '/') return rest === '/' && base !== '/' ? `${base}/` : base;
+  return base === '/' ? rest : base + rest;
+}

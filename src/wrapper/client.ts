@@ -1,0 +1,53 @@
+/**
+ * The mesh client behind `mesh.fetch(service, path)`: east-west calls over service bindings,
+ * resolved through the compiled mesh config.
+ */
+import { pickBackend, type CompiledMesh } from '../mesh/compile.ts';
+import { errorResponse } from '../mesh/errors.ts';
+import { CALLER_HEADER, MESH_HEADER_PREFIX, REQUEST_ID_HEADER } from '../mesh/headers.ts';
+import { setTraceHeaders, type TraceContext } from '../mesh/trace.ts';
+import { logEvent, upstreamFor, upstreamUrl, type MeshEnv } from '../mesh/upstream.ts';
+import type { MeshFetchInit } from './context.ts';
+
+export interface ClientScope {
+  mesh: CompiledMesh;
+  env: MeshEnv;
+  self: string;
+  requestId: string;
+  trace: TraceContext;
+}
+
+export async function meshFetch(scope: ClientScope, service: string, path: string, init: MeshFetchInit = {}): Promise<Response> {
+  if (typeof path !== 'string' || !path.startsWith('/')) {
+    throw new TypeError(`mesh.fetch(${JSON.stringify(service)}, path): path must start with "/", got ${JSON.stringify(path)}`);
+  }
+  const { mesh, requestId } = scope;
+  if (!mesh.services.has(service)) {
+    return errorResponse(503, 'unknown_service', `service "${service}" is not in the mesh`, requestId);
+  }
+  const { version, ...requestInit } = init;
+  const backend = pickBackend(mesh, version === undefined ? { service } : { service, version });
+  if (!backend) {
+    return errorResponse(503, 'no_backend', `no backend available for ${version ? `${service}@${version}` : service}`, requestId);
+  }
+  const upstream = upstreamFor(scope.env, backend);
+  if (!upstream) {
+    logEvent('error', 'binding missing', { requestId, caller: scope.self, backend: backend.label });
+    return errorResponse(503, 'no_backend', `backend ${backend.label} is not bound in ${scope.self}`, requestId);
+  }
+
+  const headers = new Headers(requestInit.headers);
+  // Mesh headers are the mesh's to set: a handler cannot claim to be another caller.
+  for (const name of [...headers.keys()]) if (name.startsWith(MESH_HEADER_PREFIX)) headers.delete(name);
+  headers.set(CALLER_HEADER, scope.self);
+  headers.set(REQUEST_ID_HEADER, requestId);
+  setTraceHeaders(headers, scope.trace);
+
+  const url = upstreamUrl(backend, `http://${service}`, path);
+  try {
+    return await upstream.fetch(new Request(url, { ...requestInit, headers }));
+  } catch (e) {
+    logEvent('error', 'backend failed', { requestId, caller: scope.self, backend: backend.label, error: String((e as Error)?.message ?? e) });
+    return errorResponse(502, 'bad_gateway', `backend ${backend.label} failed to answer`, requestId);
+  }
+}

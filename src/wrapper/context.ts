@@ -1,0 +1,37 @@
+/**
+ * What a wrapped service sees of the mesh: who called, the request's ids, and a client for
+ * calling other services.
+ */
+import type { TraceContext } from '../mesh/trace.ts';
+
+export interface MeshFetchInit extends RequestInit {
+  /** Call only this version of the target service (otherwise the service's weights decide). */
+  version?: string;
+}
+
+export interface MeshContext {
+  /** This service's name in the mesh config. */
+  readonly service: string;
+  /** "gateway", the calling service's name, or undefined when the caller is not a mesh member. */
+  readonly caller: string | undefined;
+  /** The gateway route that admitted the request, when it came through the gateway. */
+  readonly route: string | undefined;
+  readonly requestId: string;
+  readonly trace: TraceContext;
+  /**
+   * Calls another service through the mesh: resolves it in the same compiled config as the
+   * gateway, picks a backend by weight, and propagates request id and trace. Mesh failures come
+   * back as responses with the mesh's JSON error body (503 no backend, 502 backend failed), so
+   * handlers can pass them on.
+   */
+  fetch(service: string, path: string, init?: MeshFetchInit): Promise<Response>;
+}
+
+/** For Hono apps: `new Hono<{ Variables: MeshVariables }>()` types `c.var.mesh`. */
+export type MeshVariables = { mesh: MeshContext };
+
+/**
+ * A policy the wrapper runs before the handler, in order; returning a Response answers the
+ * request without reaching the handler (e.g. 401/403/429).
+ */
+export type InboundPolicy = (request: Request, mesh: MeshContext, env: Record<string, unknown>) => Response | undefined | Promise<Response | undefined>;

@@ -1,0 +1,111 @@
+/**
+ * withMesh: what a worker-hosted service wraps itself in.
+ *
+ *   const app = new Hono<{ Variables: MeshVariables }>();
+ *   app.get('/hello', async (c) => c.json(await (await c.var.mesh.fetch('service-b', '/hi')).json()));
+ *   export default withMesh(app, { service: 'service-a' });
+ *
+ * Per request it works out who called, runs the service's inbound policies (the place where
+ * identity, authorization and rate limits are enforced), then hands the request to the app
+ * with a mesh client scoped to it.
+ */
+import { Hono } from 'hono';
+import { bundledConfig } from '../generated/bundle.ts';
+import { compileMesh, type CompiledMesh, type MeshBundle } from '../mesh/compile.ts';
+import { errorResponse } from '../mesh/errors.ts';
+import { CALLER_HEADER, ROUTE_HEADER } from '../mesh/headers.ts';
+import { requestIdFrom, traceFrom } from '../mesh/trace.ts';
+import { logEvent, type MeshEnv } from '../mesh/upstream.ts';
+import { meshFetch } from './client.ts';
+import type { InboundPolicy, MeshContext } from './context.ts';
+
+export type { InboundPolicy, MeshContext, MeshFetchInit, MeshVariables } from './context.ts';
+
+export interface MeshOptions {
+  /** This service's name in routes/ (services.<name>). */
+  service: string;
+  /** The mesh config; defaults to the routes/ bundled at build time. */
+  config?: MeshBundle;
+  /** Extra inbound policies, run in order after the mesh's own. */
+  policies?: readonly InboundPolicy[];
+}
+
+export type MeshHandler<E = MeshEnv> = (request: Request, env: E, ctx: ExecutionContext, mesh: MeshContext) => Response | Promise<Response>;
+
+/** Structural, so any Hono version (or copy) is accepted; method syntax keeps env types compatible. */
+interface HonoLike {
+  fetch(request: Request, env?: unknown, ctx?: ExecutionContext): Response | Promise<Response>;
+  routes: unknown[];
+  route: unknown;
+}
+
+const compiled = new WeakMap<MeshBundle, CompiledMesh>();
+function compiledFor(bundle: MeshBundle): CompiledMesh {
+  let mesh = compiled.get(bundle);
+  if (!mesh) compiled.set(bundle, (mesh = compileMesh(bundle)));
+  return mesh;
+}
+
+const CALLER = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+
+function isHono(h: unknown): h is HonoLike {
+  return typeof h === 'object' && h !== null && Array.isArray((h as HonoLike).routes) && typeof (h as HonoLike).route === 'function';
+}
+
+/** Runs a Hono app with `c.var.mesh` set before any of its own middleware. */
+function honoHandler(app: HonoLike): MeshHandler {
+  const contexts = new WeakMap<Request, MeshContext>();
+  const root = new Hono<{ Variables: { mesh: MeshContext } }>();
+  root.use('*', async (c, next) => {
+    c.set('mesh', contexts.get(c.req.raw)!);
+    await next();
+  });
+  root.route('/', app as unknown as Hono);
+  root.notFound((c) => errorResponse(404, 'not_found', `no handler for ${c.req.method} ${c.req.path}`, contexts.get(c.req.raw)!.requestId));
+  root.onError((err, c) => {
+    const mesh = contexts.get(c.req.raw)!;
+    logEvent('error', 'handler error', { service: mesh.service, requestId: mesh.requestId, error: String(err?.message ?? err) });
+    return errorResponse(500, 'internal', `${mesh.service} failed to handle the request`, mesh.requestId);
+  });
+  return (request, env, ctx, mesh) => {
+    contexts.set(request, mesh);
+    return root.fetch(request, env, ctx);
+  };
+}
+
+export function withMesh<E extends object = MeshEnv>(app: HonoLike | MeshHandler<E>, options: MeshOptions): ExportedHandler<E> {
+  const mesh = compiledFor(options.config ?? bundledConfig);
+  if (!mesh.services.has(options.service)) {
+    throw new Error(`withMesh: service "${options.service}" is not defined in the mesh config (services.${options.service} in routes/)`);
+  }
+  const policies = options.policies ?? [];
+  const handler = (isHono(app) ? honoHandler(app) : app) as MeshHandler<E>;
+  const self = options.service;
+
+  return {
+    async fetch(request, env, ctx) {
+      const caller = request.headers.get(CALLER_HEADER);
+      const requestId = requestIdFrom(request.headers);
+      const trace = traceFrom(request.headers);
+      const scope = { mesh, env: env as MeshEnv, self, requestId, trace };
+      const meshCtx: MeshContext = {
+        service: self,
+        caller: caller !== null && CALLER.test(caller) ? caller : undefined,
+        route: request.headers.get(ROUTE_HEADER) ?? undefined,
+        requestId,
+        trace,
+        fetch: (service, path, init) => meshFetch(scope, service, path, init),
+      };
+      try {
+        for (const policy of policies) {
+          const answer = await policy(request, meshCtx, env as MeshEnv);
+          if (answer) return answer;
+        }
+        return await handler(request as Request, env, ctx, meshCtx);
+      } catch (e) {
+        logEvent('error', 'handler error', { service: self, requestId, error: String((e as Error)?.message ?? e) });
+        return errorResponse(500, 'internal', `${self} failed to handle the request`, requestId);
+      }
+    },
+  } satisfies ExportedHandler<E>;
+}
