@@ -73,7 +73,7 @@ function parseFile(source: ConfigSource, errors: ConfigIssue[]): ParsedFile | un
   const data = doc.toJS({ maxAliasCount: 100 }) ?? {};
   const result = MeshFile.safeParse(data);
   if (!result.success) {
-    for (const issue of result.error.issues) errors.push(...describeZodIssue(source, doc, lines, issue));
+    for (const issue of result.error.issues) errors.push(...describeZodIssue(source, doc, lines, issue, data));
     return undefined;
   }
   return { source, doc, lines, spec: result.data };
@@ -83,7 +83,13 @@ function firstLine(s: string): string {
   return s.split('\n', 1)[0] ?? s;
 }
 
-function describeZodIssue(source: ConfigSource, doc: Document, lines: LineCounter, issue: z.core.$ZodIssue): ConfigIssue[] {
+function valueAt(data: unknown, path: readonly PathSeg[]): unknown {
+  let v = data;
+  for (const seg of path) v = typeof v === 'object' && v !== null ? (v as Record<PathSeg, unknown>)[seg] : undefined;
+  return v;
+}
+
+function describeZodIssue(source: ConfigSource, doc: Document, lines: LineCounter, issue: z.core.$ZodIssue, data: unknown): ConfigIssue[] {
   const path = issue.path.filter((s): s is PathSeg => typeof s !== 'symbol');
   if (issue.code === 'unrecognized_keys') {
     return issue.keys.map((key) => {
@@ -93,7 +99,7 @@ function describeZodIssue(source: ConfigSource, doc: Document, lines: LineCounte
     });
   }
   let message = issue.message;
-  if (issue.code === 'invalid_type' && issue.input === undefined) message = 'is required';
+  if (issue.code === 'invalid_type' && valueAt(data, path) === undefined) message = 'is required';
   if (issue.code === 'invalid_key') message = `key ${JSON.stringify(path.at(-1) ?? '')}: ${issue.issues[0]?.message ?? message}`;
   return [at(source, doc, lines, path, issue.code === 'invalid_key', message)];
 }
@@ -158,18 +164,18 @@ function suggest(typo: string, known: readonly string[]): string | undefined {
   return best !== undefined && bestDist <= Math.max(1, Math.floor(best.length / 3)) ? best : undefined;
 }
 
+/** Optimal string alignment distance: edits, with a swap of neighbours counting as one. */
 function editDistance(a: string, b: string): number {
-  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
+  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
   for (let i = 1; i <= a.length; i++) {
-    let prev = row[0]!;
-    row[0] = i;
     for (let j = 1; j <= b.length; j++) {
-      const tmp = row[j]!;
-      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
-      prev = tmp;
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      let v = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) v = Math.min(v, d[i - 2]![j - 2]! + 1);
+      d[i]![j] = v;
     }
   }
-  return row[b.length]!;
+  return d[a.length]![b.length]!;
 }
 
 /** Merges files and checks what a single file cannot: uniqueness and references. */
@@ -185,7 +191,7 @@ function mergeAndCheck(files: readonly ParsedFile[], errors: ConfigIssue[]): Mes
       const seen = serviceOrigin.get(name);
       if (seen) err(f, ['services', name], `service "${name}" is already defined in ${seen}`, true);
       else {
-        serviceOrigin.set(name, posString(f, ['services', name]));
+        serviceOrigin.set(name, posString(f, ['services', name], true));
         services[name] = svc;
       }
       const versions = new Set<string>();
@@ -202,7 +208,7 @@ function mergeAndCheck(files: readonly ParsedFile[], errors: ConfigIssue[]): Mes
       const here: PathSeg[] = ['routes', i];
       const seen = routeOrigin.get(route.name);
       if (seen) err(f, [...here, 'name'], `route "${route.name}" is already defined at ${seen}`);
-      else routeOrigin.set(route.name, posString(f, [...here, 'name']));
+      else routeOrigin.set(route.name, posString(f, [...here, 'name'], false));
 
       const refs = route.backendRefs
         ? route.backendRefs.map((r, j) => ({ ...r, path: [...here, 'backendRefs', j] }))
@@ -221,6 +227,12 @@ function mergeAndCheck(files: readonly ParsedFile[], errors: ConfigIssue[]): Mes
 
       (route.matches ?? []).forEach((m, j) => {
         const mp: PathSeg[] = [...here, 'matches', j];
+        const p = m.path;
+        const kind = p && (p.exact !== undefined ? 'exact' : p.prefix !== undefined ? 'prefix' : 'pattern');
+        const value = p?.exact ?? p?.prefix ?? p?.pattern;
+        if (kind && value !== undefined && /^\/_mesh(\/|$)/.test(value)) {
+          err(f, [...mp, 'path', kind], 'paths under /_mesh/ are reserved for meshwork\'s own endpoints');
+        }
         if (m.path?.pattern !== undefined) {
           try {
             compilePathPattern(m.path.pattern);
@@ -252,7 +264,7 @@ function mergeAndCheck(files: readonly ParsedFile[], errors: ConfigIssue[]): Mes
   return { services, routes };
 }
 
-function posString(f: ParsedFile, path: PathSeg[]): string {
-  const pos = f.lines.linePos(locate(f.doc, path, true));
+function posString(f: ParsedFile, path: PathSeg[], wantKey: boolean): string {
+  const pos = f.lines.linePos(locate(f.doc, path, wantKey));
   return `${f.source.name}:${pos.line}:${pos.col}`;
 }

@@ -73,7 +73,12 @@ function honoHandler(app: HonoLike): MeshHandler {
   };
 }
 
-export function withMesh<E extends object = MeshEnv>(app: HonoLike | MeshHandler<E>, options: MeshOptions): ExportedHandler<E> {
+/** The worker withMesh returns: export it as the module's default. */
+export interface MeshWorker<E> {
+  fetch(request: Request, env: E, ctx: ExecutionContext): Promise<Response>;
+}
+
+export function withMesh<E extends object = MeshEnv>(app: HonoLike | MeshHandler<E>, options: MeshOptions): MeshWorker<E> {
   const mesh = compiledFor(options.config ?? bundledConfig);
   if (!mesh.services.has(options.service)) {
     throw new Error(`withMesh: service "${options.service}" is not defined in the mesh config (services.${options.service} in routes/)`);
@@ -83,7 +88,7 @@ export function withMesh<E extends object = MeshEnv>(app: HonoLike | MeshHandler
   const self = options.service;
 
   return {
-    async fetch(request, env, ctx) {
+    async fetch(request: Request, env: E, ctx: ExecutionContext) {
       const caller = request.headers.get(CALLER_HEADER);
       const requestId = requestIdFrom(request.headers);
       const trace = traceFrom(request.headers);
@@ -101,11 +106,11 @@ export function withMesh<E extends object = MeshEnv>(app: HonoLike | MeshHandler
           const answer = await policy(request, meshCtx, env as MeshEnv);
           if (answer) return answer;
         }
-        return await handler(request as Request, env, ctx, meshCtx);
+        return await handler(request, env, ctx, meshCtx);
       } catch (e) {
         logEvent('error', 'handler error', { service: self, requestId, error: String((e as Error)?.message ?? e) });
         return errorResponse(500, 'internal', `${self} failed to handle the request`, requestId);
       }
     },
-  } satisfies ExportedHandler<E>;
+  };
 }

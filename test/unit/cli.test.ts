@@ -1,0 +1,49 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { routesJsonSchema } from '../../src/config/json-schema.ts';
+
+function meshwork(...args: string[]) {
+  const r = spawnSync(process.execPath, ['bin/meshwork.js', ...args], { encoding: 'utf8' });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+describe('meshwork validate', () => {
+  it('accepts the shipped routes directory', () => {
+    const r = meshwork('validate');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^routes: valid \(config [0-9a-f]{12}: 2 services, 2 routes\)/);
+  });
+
+  it('exits 1 and prints file:line:column for a typo in a field name', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'meshwork-cli-'));
+    writeFileSync(join(dir, 'mesh.yaml'), 'services:\n  s:\n    backends:\n      - binding: S\nroutes:\n  - name: r\n    servce: s\n');
+    const r = meshwork('validate', dir);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`mesh.yaml:7:5: routes[0].servce: unknown field "servce" (did you mean "service"?)`);
+  });
+
+  it('exits 2 on usage errors', () => {
+    expect(meshwork('validate', 'a', 'b').code).toBe(2);
+    expect(meshwork('no-such-command').code).toBe(2);
+    expect(meshwork('validate', '--no-such-flag').code).toBe(2);
+  });
+
+  it('exits 1 with a clear message for a missing directory', () => {
+    const r = meshwork('validate', '/nonexistent/routes');
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('routes directory not found: /nonexistent/routes');
+  });
+});
+
+describe('JSON Schema for editors', () => {
+  it('schema/routes.schema.json is up to date with the zod schema (npm run build:schema)', () => {
+    expect(JSON.parse(readFileSync('schema/routes.schema.json', 'utf8'))).toEqual(routesJsonSchema());
+  });
+
+  it('the routes files point yaml-language-server at it', () => {
+    expect(readFileSync('routes/mesh.yaml', 'utf8')).toMatch(/^# yaml-language-server: \$schema=\.\.\/schema\/routes\.schema\.json/);
+  });
+});

@@ -1,0 +1,234 @@
+import { env } from 'cloudflare:test';
+import { describe, expect, it } from 'vitest';
+import { createGateway } from '../../src/gateway/app.ts';
+import { call, meshFrom, type Echo } from './helpers.ts';
+
+const YAML = `
+services:
+  echo:
+    backends:
+      - { binding: ECHO, version: v1, weight: 90 }
+      - { binding: ECHO_V2, version: v2, weight: 10 }
+  broken:
+    backends:
+      - binding: BROKEN
+  unbound:
+    backends:
+      - binding: NOT_BOUND
+  external:
+    backends:
+      - url: "${env.UPSTREAM_URL}/base"
+routes:
+  - name: echo
+    matches: [{ path: { prefix: /echo } }]
+    service: echo
+    version: v1
+  - name: split
+    matches: [{ path: { prefix: /split } }]
+    service: echo
+  - name: dark
+    matches: [{ path: { prefix: /dark } }]
+    backendRefs: [{ service: echo, weight: 0 }]
+  - name: rewritten
+    matches: [{ path: { prefix: /old } }]
+    service: echo
+    version: v1
+    rewrite: { pathPrefix: /new }
+  - name: broken
+    matches: [{ path: { prefix: /broken } }]
+    service: broken
+  - name: unbound
+    matches: [{ path: { prefix: /unbound } }]
+    service: unbound
+  - name: external
+    matches: [{ path: { prefix: /ext } }]
+    service: external
+`;
+
+const gateway = createGateway({ mesh: meshFrom(YAML) });
+const BASE = 'https://gw.example.com';
+
+async function echo(path: string, init?: RequestInit): Promise<{ res: Response; seen: Echo }> {
+  const res = await call(gateway, `${BASE}${path}`, init);
+  return { res, seen: (await res.json()) as Echo };
+}
+
+function expectMeshError(body: unknown, code: string, requestId: string): void {
+  expect(body).toEqual({ error: { code, message: expect.any(String), requestId } });
+}
+
+describe('gateway forwarding', () => {
+  it('preserves method, path, query, body and end-to-end headers', async () => {
+    const { res, seen } = await echo('/echo/items/42?sort=desc&tag=a&tag=b', {
+      method: 'PUT',
+      headers: { 'content-type': 'application/json', 'x-custom': 'kept', accept: 'application/json' },
+      body: JSON.stringify({ hello: 'world' }),
+    });
+    expect(res.status).toBe(200);
+    expect(seen.name).toBe('echo');
+    expect(seen.method).toBe('PUT');
+    expect(new URL(seen.url).pathname + new URL(seen.url).search).toBe('/echo/items/42?sort=desc&tag=a&tag=b');
+    expect(seen.body).toBe('{"hello":"world"}');
+    expect(seen.headers['x-custom']).toBe('kept');
+    expect(seen.headers['content-type']).toBe('application/json');
+    expect(res.headers.get('x-echo-name')).toBe('echo');
+  });
+
+  it('strips hop-by-hop headers and client-sent x-mesh-* headers, and says who is calling', async () => {
+    const { seen } = await echo('/echo', {
+      headers: { connection: 'x-secret-hop', 'x-secret-hop': '1', 'keep-alive': 'timeout=5', 'proxy-authorization': 'Basic eA==', 'x-mesh-caller': 'service-admin', 'x-mesh-sub': 'root' },
+    });
+    for (const h of ['x-secret-hop', 'keep-alive', 'proxy-authorization', 'x-mesh-sub']) expect(seen.headers).not.toHaveProperty(h);
+    expect(seen.headers['x-mesh-caller']).toBe('gateway');
+    expect(seen.headers['x-mesh-route']).toBe('echo');
+  });
+
+  it('sets x-request-id, keeping a valid incoming one, and returns it to the client', async () => {
+    const kept = await echo('/echo', { headers: { 'x-request-id': 'client-req-1' } });
+    expect(kept.seen.headers['x-request-id']).toBe('client-req-1');
+    expect(kept.res.headers.get('x-request-id')).toBe('client-req-1');
+
+    const fresh = await echo('/echo', { headers: { 'x-request-id': 'bad id with spaces' } });
+    expect(fresh.seen.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
+    expect(fresh.res.headers.get('x-request-id')).toBe(fresh.seen.headers['x-request-id']);
+  });
+
+  it('continues an incoming W3C trace with a new span, or starts one', async () => {
+    const traceId = '4bf92f3577b34da6a3ce929d0e0e4736';
+    const { seen } = await echo('/echo', { headers: { traceparent: `00-${traceId}-00f067aa0ba902b7-01`, tracestate: 'congo=t61rcWkgMzE' } });
+    expect(seen.headers.traceparent).toMatch(new RegExp(`^00-${traceId}-(?!00f067aa0ba902b7)[0-9a-f]{16}-01$`));
+    expect(seen.headers.tracestate).toBe('congo=t61rcWkgMzE');
+
+    const started = await echo('/echo');
+    expect(started.seen.headers.traceparent).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/);
+  });
+
+  it('adds x-forwarded-for/proto/host', async () => {
+    const { seen } = await echo('/echo', { headers: { 'cf-connecting-ip': '203.0.113.9', 'x-forwarded-for': '198.51.100.1' } });
+    expect(seen.headers['x-forwarded-for']).toBe('198.51.100.1, 203.0.113.9');
+    expect(seen.headers['x-forwarded-proto']).toBe('https');
+    expect(seen.headers['x-forwarded-host']).toBe('gw.example.com');
+  });
+
+  it('rewrites the matched prefix', async () => {
+    const { seen } = await echo('/old/thing?x=1');
+    expect(new URL(seen.url).pathname + new URL(seen.url).search).toBe('/new/thing?x=1');
+  });
+
+  it('passes redirects through instead of following them', async () => {
+    const res = await call(gateway, `${BASE}/echo/redirect`);
+    expect(res.status).toBe(302);
+    expect(res.headers.get('location')).toBe('/elsewhere');
+  });
+
+  it('returns backend headers minus hop-by-hop ones', async () => {
+    const res = await call(gateway, `${BASE}/echo/hop-by-hop`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('x-backend')).toBe('kept');
+    expect(res.headers.get('set-cookie')).toBe('a=1');
+    expect(res.headers.has('keep-alive')).toBe(false);
+    expect(await res.text()).toBe('ok');
+  });
+
+  it('forwards to a URL backend outside Workers over real HTTP, below its base path', async () => {
+    const { res, seen } = await echo('/ext/a/b?q=1', { method: 'POST', body: 'payload', headers: { 'x-trace-me': 'yes' } });
+    expect(res.status).toBe(200);
+    expect(seen.name).toBe('url-backend');
+    expect(seen.url).toBe('/base/ext/a/b?q=1');
+    expect(seen.body).toBe('payload');
+    expect(seen.headers['x-trace-me']).toBe('yes');
+    expect(seen.headers['x-mesh-caller']).toBe('gateway');
+  });
+});
+
+describe('gateway errors', () => {
+  it('404 with the JSON error body when no route matches', async () => {
+    const res = await call(gateway, `${BASE}/nothing-here`, { headers: { 'x-request-id': 'r-404' } });
+    expect(res.status).toBe(404);
+    expect(res.headers.get('content-type')).toMatch(/^application\/json/);
+    expect(res.headers.get('x-request-id')).toBe('r-404');
+    expectMeshError(await res.json(), 'route_not_found', 'r-404');
+  });
+
+  it('503 when the route has no backend with traffic', async () => {
+    const res = await call(gateway, `${BASE}/dark`, { headers: { 'x-request-id': 'r-503' } });
+    expect(res.status).toBe(503);
+    expectMeshError(await res.json(), 'no_backend', 'r-503');
+  });
+
+  it('503 when the backend binding is not bound in the gateway', async () => {
+    const res = await call(gateway, `${BASE}/unbound`, { headers: { 'x-request-id': 'r-unbound' } });
+    expect(res.status).toBe(503);
+    const body = (await res.json()) as { error: { message: string } };
+    expectMeshError(body, 'no_backend', 'r-unbound');
+    expect(body.error.message).toContain('unbound');
+  });
+
+  it('502 when the backend fails, without leaking its error', async () => {
+    const res = await call(gateway, `${BASE}/broken`, { headers: { 'x-request-id': 'r-502' } });
+    expect(res.status).toBe(502);
+    const body = (await res.json()) as { error: { message: string } };
+    expectMeshError(body, 'bad_gateway', 'r-502');
+    expect(body.error.message).not.toContain('exploded');
+  });
+
+  it('backend error statuses are the backend\'s answer, passed through', async () => {
+    const res = await call(gateway, `${BASE}/echo?status=500`);
+    expect(res.status).toBe(500);
+    expect(((await res.json()) as Echo).name).toBe('echo');
+  });
+
+  it('answers /_mesh/health with 200 and the config version', async () => {
+    const res = await call(gateway, `${BASE}/_mesh/health`);
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ status: 'ok', config: { version: 'test-version', routes: 7, services: 4 } });
+    expect((await call(gateway, `${BASE}/_mesh/nope`)).status).toBe(404);
+  });
+});
+
+describe('gateway streaming', () => {
+  it('streams request and response bodies without buffering them', async () => {
+    const { readable, writable } = new TransformStream<Uint8Array, Uint8Array>();
+    const writer = writable.getWriter();
+    const enc = new TextEncoder();
+    // Not awaited: the write completes only once the gateway has started reading the body.
+    const firstWritten = writer.write(enc.encode('first-chunk;'));
+    // The response arrives while the request body is still open: nothing waited for the end.
+    const res = await call(gateway, `${BASE}/echo/stream`, { method: 'POST', body: readable, duplex: 'half' } as RequestInit);
+    expect(res.status).toBe(200);
+    const reader = res.body!.getReader();
+    const dec = new TextDecoder();
+    let seen = '';
+    while (!seen.includes('first-chunk;')) {
+      const { value, done } = await reader.read();
+      if (done) throw new Error('response ended early');
+      seen += dec.decode(value, { stream: true });
+    }
+    await firstWritten;
+    await writer.write(enc.encode('second-chunk'));
+    await writer.close();
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      seen += dec.decode(value, { stream: true });
+    }
+    expect(seen).toBe('first-chunk;second-chunk');
+  });
+});
+
+describe('weighted routing', () => {
+  it('splits 1,000 requests within a few percent of 90/10', async () => {
+    const counts: Record<string, number> = {};
+    for (let batch = 0; batch < 10; batch++) {
+      const results = await Promise.all(Array.from({ length: 100 }, () => call(gateway, `${BASE}/split`)));
+      for (const r of results) {
+        const name = r.headers.get('x-echo-name')!;
+        counts[name] = (counts[name] ?? 0) + 1;
+        await r.body?.cancel();
+      }
+    }
+    expect((counts.echo ?? 0) + (counts['echo-v2'] ?? 0)).toBe(1000);
+    // 4 points is over 4 standard deviations for n=1000, p=0.1.
+    expect(Math.abs((counts['echo-v2'] ?? 0) / 1000 - 0.1)).toBeLessThan(0.04);
+  });
+});

@@ -1,0 +1,178 @@
+import { Hono } from 'hono';
+import { describe, expect, it } from 'vitest';
+import { withMesh, type MeshContext, type MeshVariables } from '../../src/wrapper/index.ts';
+import { bundleFrom, call, type Echo } from './helpers.ts';
+
+const config = bundleFrom(`
+services:
+  caller-svc:
+    backends:
+      - binding: SELF_NOT_USED
+  echo:
+    backends:
+      - { binding: ECHO, version: v1, weight: 1 }
+      - { binding: ECHO_V2, version: v2, weight: 0 }
+  broken:
+    backends:
+      - binding: BROKEN
+  unbound:
+    backends:
+      - binding: NOT_BOUND
+routes: []
+`);
+
+function app() {
+  const a = new Hono<{ Variables: MeshVariables }>();
+  a.use('*', async (c, next) => {
+    c.header('x-seen-by-middleware', c.var.mesh.service);
+    await next();
+  });
+  a.get('/who', (c) => c.json({ service: c.var.mesh.service, caller: c.var.mesh.caller ?? null, route: c.var.mesh.route ?? null, requestId: c.var.mesh.requestId }));
+  a.get('/call/:svc', async (c) => {
+    const version = c.req.query('version');
+    return c.var.mesh.fetch(c.req.param('svc'), '/echo/path?x=1', {
+      method: 'POST',
+      body: 'from caller-svc',
+      headers: { 'x-mesh-caller': 'forged', 'x-app': 'kept' },
+      ...(version ? { version } : {}),
+    });
+  });
+  a.get('/throws', () => {
+    throw new Error('handler bug with secret detail');
+  });
+  return a;
+}
+
+const service = withMesh(app(), { service: 'caller-svc', config });
+const URL_ = 'https://caller-svc.internal';
+
+describe('withMesh around a Hono app', () => {
+  it('gives middleware and handlers c.var.mesh, with the caller and route the mesh asserted', async () => {
+    const res = await call(service, `${URL_}/who`, { headers: { 'x-mesh-caller': 'gateway', 'x-mesh-route': 'r1', 'x-request-id': 'rid-1' } });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('x-seen-by-middleware')).toBe('caller-svc');
+    expect(await res.json()).toEqual({ service: 'caller-svc', caller: 'gateway', route: 'r1', requestId: 'rid-1' });
+  });
+
+  it('reports no caller when the request did not come through the mesh', async () => {
+    const res = await call(service, `${URL_}/who`);
+    expect(((await res.json()) as { caller: unknown }).caller).toBeNull();
+  });
+
+  it('mesh.fetch reaches the target over its binding with mesh headers set by the mesh', async () => {
+    const traceId = 'aaaabbbbccccddddeeeeffff00001111';
+    const res = await call(service, `${URL_}/call/echo`, { headers: { 'x-request-id': 'rid-2', traceparent: `00-${traceId}-1111222233334444-01` } });
+    expect(res.status).toBe(200);
+    const seen = (await res.json()) as Echo;
+    expect(seen.name).toBe('echo');
+    expect(seen.method).toBe('POST');
+    expect(new URL(seen.url).pathname + new URL(seen.url).search).toBe('/echo/path?x=1');
+    expect(seen.body).toBe('from caller-svc');
+    expect(seen.headers['x-mesh-caller']).toBe('caller-svc');
+    expect(seen.headers['x-app']).toBe('kept');
+    expect(seen.headers['x-request-id']).toBe('rid-2');
+    expect(seen.headers.traceparent).toMatch(new RegExp(`^00-${traceId}-[0-9a-f]{16}-01$`));
+  });
+
+  it('mesh.fetch can pin a version, even one with weight 0', async () => {
+    const res = await call(service, `${URL_}/call/echo?version=v2`);
+    expect(((await res.json()) as Echo).name).toBe('echo-v2');
+  });
+
+  it.each([
+    ['unknown service', 'nope', 503, 'unknown_service'],
+    ['unknown version', 'echo?version=v9', 503, 'no_backend'],
+    ['binding not bound here', 'unbound', 503, 'no_backend'],
+    ['backend that throws', 'broken', 502, 'bad_gateway'],
+  ])('mesh.fetch answers a %s with the mesh JSON error', async (_what, target, status, code) => {
+    const res = await call(service, `${URL_}/call/${target}`, { headers: { 'x-request-id': 'rid-err' } });
+    expect(res.status).toBe(status);
+    expect(await res.json()).toEqual({ error: { code, message: expect.any(String), requestId: 'rid-err' } });
+  });
+
+  it('turns a handler exception into a JSON 500 without the exception text', async () => {
+    const res = await call(service, `${URL_}/throws`, { headers: { 'x-request-id': 'rid-500' } });
+    expect(res.status).toBe(500);
+    const body = (await res.json()) as { error: { code: string; message: string } };
+    expect(body.error.code).toBe('internal');
+    expect(body.error.message).not.toContain('secret');
+  });
+
+  it('answers unknown paths with the JSON 404', async () => {
+    const res = await call(service, `${URL_}/missing`, { headers: { 'x-request-id': 'rid-404' } });
+    expect(res.status).toBe(404);
+    expect(await res.json()).toEqual({ error: { code: 'not_found', message: expect.any(String), requestId: 'rid-404' } });
+  });
+
+  it('keeps the app\'s own error handler', async () => {
+    const a = new Hono();
+    a.get('/boom', () => {
+      throw new Error('x');
+    });
+    a.onError((_e, c) => c.text('custom', 418));
+    const res = await call(withMesh(a, { service: 'caller-svc', config }), `${URL_}/boom`);
+    expect(res.status).toBe(418);
+  });
+});
+
+describe('withMesh around a plain fetch handler', () => {
+  it('passes the mesh context as the fourth argument', async () => {
+    let seen: MeshContext | undefined;
+    const svc = withMesh(
+      async (_req, _env, _ctx, mesh) => {
+        seen = mesh;
+        return mesh.fetch('echo', '/plain');
+      },
+      { service: 'caller-svc', config },
+    );
+    const res = await call(svc, `${URL_}/x`, { headers: { 'x-mesh-caller': 'service-a' } });
+    expect(((await res.json()) as Echo).headers['x-mesh-caller']).toBe('caller-svc');
+    expect(seen?.caller).toBe('service-a');
+  });
+
+  it('rejects a relative path in mesh.fetch with a clear error', async () => {
+    const svc = withMesh((_r, _e, _c, mesh) => mesh.fetch('echo', 'no-slash'), { service: 'caller-svc', config });
+    const res = await call(svc, `${URL_}/x`);
+    expect(res.status).toBe(500);
+  });
+});
+
+describe('inbound policies', () => {
+  it('run in order before the handler; one that answers stops the request', async () => {
+    const order: string[] = [];
+    const svc = withMesh(
+      () => {
+        order.push('handler');
+        return new Response('handled');
+      },
+      {
+        service: 'caller-svc',
+        config,
+        policies: [
+          () => void order.push('first'),
+          (req) => {
+            order.push('second');
+            return req.headers.get('x-block') ? new Response('blocked', { status: 403 }) : undefined;
+          },
+        ],
+      },
+    );
+    expect(await (await call(svc, `${URL_}/`)).text()).toBe('handled');
+    expect(order).toEqual(['first', 'second', 'handler']);
+    order.length = 0;
+    const blocked = await call(svc, `${URL_}/`, { headers: { 'x-block': '1' } });
+    expect(blocked.status).toBe(403);
+    expect(order).toEqual(['first', 'second']);
+  });
+});
+
+describe('withMesh configuration errors', () => {
+  it('refuses a service that is not in the mesh config', () => {
+    expect(() => withMesh(() => new Response(), { service: 'ghost', config })).toThrow(/service "ghost" is not defined/);
+  });
+
+  it('uses the bundled routes/ config by default', () => {
+    expect(() => withMesh(() => new Response(), { service: 'service-b' })).not.toThrow();
+  });
+});
+
