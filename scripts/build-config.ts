@@ -19,6 +19,12 @@ try {
   const result = await bundleRoutesDir(dir);
   if (!result.ok) {
     for (const issue of result.errors) console.error(formatIssue(issue));
+    // Under `npm run dev` a bad edit must not take the running mesh down: keep serving the last
+    // good config and say so. A deploy (or a first build with nothing to keep) fails instead.
+    if (process.env.MESHWORK_DEV === '1' && existsSync(out)) {
+      console.error(`meshwork: ${result.errors.length} error(s) in ${dir}; still serving the last valid config`);
+      process.exit(0);
+    }
     console.error(`meshwork: ${result.errors.length} error(s) in ${dir}; nothing was built`);
     process.exit(1);
   }

@@ -23,26 +23,29 @@ const HOP_BY_HOP = new Set([
   'upgrade',
 ]);
 
-function isWebSocketUpgrade(headers: Headers): boolean {
-  return headers.get('upgrade')?.toLowerCase() === 'websocket';
-}
-
 /**
- * Copies headers minus hop-by-hop fields (and any the Connection header names). With
- * `stripMesh`, also drops every x-mesh-* header so a client can never assert mesh identity.
- * A WebSocket upgrade keeps its Upgrade header: workerd needs it to proxy the socket.
+ * Removes, in place, hop-by-hop fields and any the Connection header names. With `stripMesh`,
+ * also every x-mesh-* header, so a client can never assert mesh identity. A WebSocket
+ * handshake keeps its Upgrade header: workerd needs it to proxy the socket.
+ *
+ * Works on a Headers object the runtime has already copied (a new Request's or Response's):
+ * every Headers call crosses into the runtime, so one pass over the names beats building
+ * a new set header by header.
  */
-export function endToEndHeaders(source: Headers, stripMesh: boolean): Headers {
-  const out = new Headers(source);
+export function stripHopByHop(headers: Headers, stripMesh = false): void {
+  const keepUpgrade = headers.get('upgrade')?.toLowerCase() === 'websocket';
+  const connection = headers.get('connection');
   const drop: string[] = [];
-  const listed = source.get('connection');
-  if (listed) for (const name of listed.split(',')) drop.push(name.trim().toLowerCase());
-  for (const name of out.keys()) {
-    if (HOP_BY_HOP.has(name) || (stripMesh && name.startsWith(MESH_HEADER_PREFIX))) drop.push(name);
+  for (const name of headers.keys()) {
+    if (HOP_BY_HOP.has(name) ? !(keepUpgrade && name === 'upgrade') : stripMesh && name.startsWith(MESH_HEADER_PREFIX)) drop.push(name);
   }
-  const keepUpgrade = isWebSocketUpgrade(source);
-  for (const name of drop) if (!(keepUpgrade && name === 'upgrade')) out.delete(name);
-  return out;
+  if (connection !== null) {
+    for (const listed of connection.split(',')) {
+      const name = listed.trim().toLowerCase();
+      if (name && !(keepUpgrade && name === 'upgrade')) drop.push(name);
+    }
+  }
+  for (const name of drop) headers.delete(name);
 }
 
 /** Appends the client to X-Forwarded-For and records the original proto and host. */

@@ -12,10 +12,12 @@ export interface TraceContext {
   tracestate: string | null;
 }
 
+const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
+
 function randomHex(bytes: number): string {
   const buf = crypto.getRandomValues(new Uint8Array(bytes));
   let s = '';
-  for (const b of buf) s += b.toString(16).padStart(2, '0');
+  for (let i = 0; i < bytes; i++) s += HEX[buf[i]!];
   return s;
 }
 

@@ -2,7 +2,7 @@
  * Reaching a backend: a service binding (an in-process call to another worker) or a URL.
  */
 import type { CompiledBackend } from './compile.ts';
-import { endToEndHeaders } from './headers.ts';
+import { stripHopByHop } from './headers.ts';
 
 export interface Upstream {
   fetch(request: Request): Promise<Response>;
@@ -34,20 +34,31 @@ export function upstreamUrl(backend: CompiledBackend, origin: string, pathAndQue
   return backend.url.origin + base + pathAndQuery;
 }
 
-export function upstreamRequest(url: string, source: Request, headers: Headers): Request {
+/**
+ * The request to send upstream: same method, headers (end-to-end ones only, x-mesh-* removed)
+ * and body, which is passed on as the incoming stream: nothing is buffered. Callers then set
+ * the mesh's own headers on `request.headers`.
+ */
+export function upstreamRequest(url: string, source: Request): Request {
   const hasBody = source.method !== 'GET' && source.method !== 'HEAD';
-  // The body is passed as the incoming stream: nothing is buffered.
-  return new Request(url, { method: source.method, headers, body: hasBody ? source.body : null, redirect: 'manual' });
+  const request = new Request(url, { method: source.method, headers: source.headers, body: hasBody ? source.body : null, redirect: 'manual' });
+  stripHopByHop(request.headers, true);
+  return request;
 }
 
 /** The backend's response as the client should see it: streamed, hop-by-hop headers removed. */
 export function relayResponse(upstream: Response, requestId: string): Response {
-  const headers = endToEndHeaders(upstream.headers, false);
-  headers.set('x-request-id', requestId);
   if (upstream.status === 101 && upstream.webSocket) {
+    const headers = new Headers(upstream.headers);
+    stripHopByHop(headers);
+    headers.set('x-request-id', requestId);
     return new Response(null, { status: 101, webSocket: upstream.webSocket, headers });
   }
-  return new Response(upstream.body, { status: upstream.status, statusText: upstream.statusText, headers });
+  // Copying the response natively keeps every Set-Cookie and the status text.
+  const response = new Response(upstream.body, upstream);
+  stripHopByHop(response.headers);
+  response.headers.set('x-request-id', requestId);
+  return response;
 }
 
 /** Structured log line; callers pass only non-secret fields (never headers or tokens). */

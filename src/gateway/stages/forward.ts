@@ -1,6 +1,6 @@
 /** Last stage: send the request to the chosen backend and stream its response back. */
 import { errorResponse } from '../../mesh/errors.ts';
-import { CALLER_HEADER, endToEndHeaders, REQUEST_ID_HEADER, ROUTE_HEADER, setForwarded } from '../../mesh/headers.ts';
+import { CALLER_HEADER, REQUEST_ID_HEADER, ROUTE_HEADER, setForwarded } from '../../mesh/headers.ts';
 import { setTraceHeaders } from '../../mesh/trace.ts';
 import { logEvent, relayResponse, upstreamFor, upstreamRequest, upstreamUrl } from '../../mesh/upstream.ts';
 import type { Stage } from '../context.ts';
@@ -13,16 +13,16 @@ export const forward: Stage = async (ctx) => {
     logEvent('error', 'binding missing', { requestId, route: route.name, backend: backend!.label });
     return errorResponse(503, 'no_backend', `backend ${backend!.label} is not bound in the gateway`, requestId);
   }
-  const headers = endToEndHeaders(request.headers, true);
+  const outbound = upstreamRequest(upstreamUrl(backend!, url.origin, ctx.upstreamPath! + url.search), request);
+  const headers = outbound.headers;
   setForwarded(headers, url, ctx.clientIp);
   headers.set(REQUEST_ID_HEADER, requestId);
   setTraceHeaders(headers, ctx.trace);
   headers.set(CALLER_HEADER, 'gateway');
   headers.set(ROUTE_HEADER, route.name);
-  const target = upstreamUrl(backend!, url.origin, ctx.upstreamPath! + url.search);
   let response: Response;
   try {
-    response = await upstream.fetch(upstreamRequest(target, request, headers));
+    response = await upstream.fetch(outbound);
   } catch (e) {
     logEvent('error', 'backend failed', { requestId, route: route.name, backend: backend!.label, error: String((e as Error)?.message ?? e) });
     return errorResponse(502, 'bad_gateway', `backend ${backend!.label} failed to answer`, requestId);
