@@ -3,13 +3,17 @@
  * config), 2 usage error.
  */
 import { parseArgs } from 'node:util';
+import { missingGatewayBindings } from '../config/bindings.ts';
 import { bundleRoutesDir } from '../config/load-dir.ts';
 import { formatIssue } from '../config/validate.ts';
 
 const USAGE = `usage: meshwork <command> [options]
 
 commands:
-  validate [dir]    check a routes directory (default: routes) and report errors as file:line:column
+  validate [dir] [--check-bindings <wrangler config>]
+                    check a routes directory (default: routes) and report errors as
+                    file:line:column; with --check-bindings, also that the gateway's wrangler
+                    config declares every binding the routes send traffic to
   help              show this help
 `;
 
@@ -18,7 +22,11 @@ export class UsageError extends Error {}
 type Command = (args: string[]) => Promise<number>;
 
 async function validate(args: string[]): Promise<number> {
-  const { positionals, values } = parseArgs({ args, allowPositionals: true, options: { quiet: { type: 'boolean', short: 'q' } } });
+  const { positionals, values } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: { quiet: { type: 'boolean', short: 'q' }, 'check-bindings': { type: 'string' } },
+  });
   if (positionals.length > 1) throw new UsageError('validate takes at most one directory');
   const dir = positionals[0] ?? 'routes';
   const result = await bundleRoutesDir(dir);
@@ -26,6 +34,13 @@ async function validate(args: string[]): Promise<number> {
     for (const issue of result.errors) console.error(formatIssue(issue));
     console.error(`\n${result.errors.length} error(s) in ${dir}`);
     return 1;
+  }
+  if (values['check-bindings']) {
+    const missing = await missingGatewayBindings(result.bundle.config, values['check-bindings']);
+    if (missing.length > 0) {
+      for (const m of missing) console.error(m);
+      return 1;
+    }
   }
   if (!values.quiet) {
     const { services, routes } = result.bundle.config;

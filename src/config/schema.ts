@@ -40,9 +40,19 @@ const BindingName = z
   .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be a valid binding name (letters, digits, "_")')
   .describe('Name of the service binding in the calling worker (wrangler [[services]] binding).');
 
+function hasNoCredentials(u: string): boolean {
+  try {
+    const url = new URL(u);
+    return !url.username && !url.password;
+  } catch {
+    return true; // not a URL at all: reported by the url check
+  }
+}
+
 const BackendUrl = z
   .url({ protocol: /^https?$/, error: 'must be an absolute http:// or https:// URL' })
   .refine((u) => !/[?#]/.test(u), 'must not contain a query or fragment')
+  .refine(hasNoCredentials, 'must not contain credentials (user:password@): they would be compiled into every bundle')
   .describe('Base URL of a backend outside Workers; the request path is appended to its path.');
 
 export const Backend = z

@@ -73,7 +73,7 @@ function parseFile(source: ConfigSource, errors: ConfigIssue[]): ParsedFile | un
   const data = doc.toJS({ maxAliasCount: 100 }) ?? {};
   const result = MeshFile.safeParse(data);
   if (!result.success) {
-    for (const issue of result.error.issues) errors.push(...describeZodIssue(source, doc, lines, issue, data));
+    for (const issue of relevantIssues(flattenUnions(result.error.issues))) errors.push(...describeZodIssue(source, doc, lines, issue, data));
     return undefined;
   }
   return { source, doc, lines, spec: result.data };
@@ -83,13 +83,48 @@ function firstLine(s: string): string {
   return s.split('\n', 1)[0] ?? s;
 }
 
+type Issue = z.core.$ZodIssue;
+
+/**
+ * A union error ("string or { regex }") says little when the input clearly chose a branch (it
+ * is an object): report that branch's own issues instead, e.g. the misspelt key inside it.
+ */
+function flattenUnions(issues: readonly Issue[]): Issue[] {
+  return issues.flatMap((issue): Issue[] => {
+    if (issue.code !== 'invalid_union') return [issue];
+    const chosen = issue.errors.filter((branch) => !branch.some((i) => i.code === 'invalid_type' && i.path.length === 0));
+    if (chosen.length !== 1) return [issue];
+    return flattenUnions(chosen[0]!.map((i) => ({ ...i, path: [...issue.path, ...i.path] }) as Issue));
+  });
+}
+
+/**
+ * Drops follow-on errors of a misspelt key: the object-level check ("needs exactly one of
+ * binding or url") and "is required" for the field the typo was meant to be.
+ */
+function relevantIssues(issues: readonly Issue[]): Issue[] {
+  const typoAt = new Map<string, string[]>();
+  for (const i of issues) if (i.code === 'unrecognized_keys') typoAt.set(i.path.join('.'), i.keys);
+  return issues.filter((i) => {
+    const here = i.path.join('.');
+    if (i.code === 'custom' && typoAt.has(here)) return false;
+    if (i.code === 'invalid_type' && i.path.length > 0) {
+      const parent = i.path.slice(0, -1).join('.');
+      const field = String(i.path.at(-1));
+      const typos = typoAt.get(parent);
+      if (typos?.some((t) => suggest(t, [field]) === field)) return false;
+    }
+    return true;
+  });
+}
+
 function valueAt(data: unknown, path: readonly PathSeg[]): unknown {
   let v = data;
   for (const seg of path) v = typeof v === 'object' && v !== null ? (v as Record<PathSeg, unknown>)[seg] : undefined;
   return v;
 }
 
-function describeZodIssue(source: ConfigSource, doc: Document, lines: LineCounter, issue: z.core.$ZodIssue, data: unknown): ConfigIssue[] {
+function describeZodIssue(source: ConfigSource, doc: Document, lines: LineCounter, issue: Issue, data: unknown): ConfigIssue[] {
   const path = issue.path.filter((s): s is PathSeg => typeof s !== 'symbol');
   if (issue.code === 'unrecognized_keys') {
     return issue.keys.map((key) => {
@@ -146,6 +181,7 @@ const KNOWN_KEYS: Array<[RegExp, string[]]> = [
   [/^routes\.\d+\.matches\.\d+\.path$/, ['exact', 'prefix', 'pattern']],
   [/^routes\.\d+\.backendRefs\.\d+$/, ['service', 'version', 'weight']],
   [/^routes\.\d+\.rewrite$/, ['pathPrefix', 'path']],
+  [/^routes\.\d+\.matches\.\d+\.(headers|query)\..+$/, ['regex']],
 ];
 
 function knownKeysAt(path: readonly PathSeg[]): string[] {

@@ -16,10 +16,12 @@ export interface GatewayOptions {
   stages?: readonly Stage[];
 }
 
-export function createGateway(options: GatewayOptions): Hono<{ Bindings: MeshEnv }> {
+type GatewayHono = Hono<{ Bindings: MeshEnv; Variables: { requestId: string } }>;
+
+export function createGateway(options: GatewayOptions): GatewayHono {
   const { mesh } = options;
   const stages = options.stages ?? gatewayStages;
-  const app = new Hono<{ Bindings: MeshEnv }>();
+  const app: GatewayHono = new Hono();
 
   app.get('/_mesh/health', (c) =>
     c.json({ status: 'ok', config: { version: mesh.version, routes: mesh.router.size, services: mesh.services.size } }, 200, {
@@ -39,11 +41,13 @@ export function createGateway(options: GatewayOptions): Hono<{ Bindings: MeshEnv
       trace: traceFrom(request.headers),
       clientIp: request.headers.get('cf-connecting-ip'),
     };
+    // Kept on the Hono context so an error answer carries the id the pipeline already used.
+    c.set('requestId', ctx.requestId);
     return runPipeline(stages, ctx);
   });
 
   app.onError((err, c) => {
-    const requestId = requestIdFrom(c.req.raw.headers);
+    const requestId = c.get('requestId') ?? requestIdFrom(c.req.raw.headers);
     logEvent('error', 'gateway error', { requestId, error: String(err?.message ?? err) });
     return errorResponse(500, 'internal', 'internal gateway error', requestId);
   });

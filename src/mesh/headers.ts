@@ -48,8 +48,19 @@ export function stripHopByHop(headers: Headers, stripMesh = false): void {
   for (const name of drop) headers.delete(name);
 }
 
-/** Appends the client to X-Forwarded-For and records the original proto and host. */
+/**
+ * Forwarding headers the gateway does not set: a client could send them to mislead a service
+ * about its address or the public URL, so they are dropped at the edge.
+ */
+const CLIENT_FORWARDING = ['forwarded', 'x-real-ip', 'x-forwarded-port', 'x-forwarded-prefix', 'x-forwarded-server'];
+
+/**
+ * Records how the client reached the gateway. X-Forwarded-For gets the client address
+ * (CF-Connecting-IP, which Cloudflare sets and clients cannot forge) appended: only that last
+ * entry is trustworthy, earlier ones are whatever the client sent.
+ */
 export function setForwarded(headers: Headers, url: URL, clientIp: string | null): void {
+  for (const name of CLIENT_FORWARDING) headers.delete(name);
   if (clientIp) {
     const prior = headers.get('x-forwarded-for');
     headers.set('x-forwarded-for', prior ? `${prior}, ${clientIp}` : clientIp);

@@ -8,25 +8,45 @@ export interface PathPattern {
   source: string;
   regexp: RegExp;
   keys: readonly Key[];
+  /** Whole literal segments before the first parameter: ranks the pattern against prefixes. */
+  literalSegments: number;
   /** Literal characters outside parameters: more means more specific. */
   staticChars: number;
   /** The first path segment when it is literal, so lookups only test plausible patterns. */
   firstSegment: string | undefined;
 }
 
+/**
+ * Request paths arrive percent-encoded, so config paths are compared in the same form:
+ * non-ASCII characters (and controls) are encoded as UTF-8, e.g. /café -> /caf%C3%A9.
+ */
+export function encodePath(path: string): string {
+  return path.replace(/[^\x21-\x7E]/gu, (c) => encodeURIComponent(c));
+}
+
 export function compilePathPattern(source: string): PathPattern {
-  const data = parse(source);
+  const data = parse(source, { encodePath });
   const { regexp, keys } = pathToRegexp(data, { sensitive: true, end: true, trailing: true });
   let staticChars = 0;
   for (const t of data.tokens) if (t.type === 'text') staticChars += t.value.length;
   const lead = data.tokens[0];
   let firstSegment: string | undefined;
+  let literalSegments = 0;
   if (lead?.type === 'text') {
-    const rest = lead.value.slice(1);
-    const slash = rest.indexOf('/');
-    if (slash > 0) firstSegment = rest.slice(0, slash);
+    // "/users/" before ":id" holds one whole segment; "/users" before ":id" holds none.
+    const pieces = lead.value.split('/').slice(1);
+    literalSegments = data.tokens.length === 1 ? pieces.length : pieces.length - 1;
+    if (literalSegments > 0) firstSegment = pieces[0];
   }
-  return { source, regexp, keys, staticChars, firstSegment };
+  return { source, regexp, keys, literalSegments, staticChars, firstSegment };
+}
+
+/** Segments in a normalized prefix: "/" -> 0, "/a/b" -> 2. */
+export function segmentCount(prefix: string): number {
+  if (prefix === '/') return 0;
+  let n = 0;
+  for (let i = 0; i < prefix.length; i++) if (prefix.charCodeAt(i) === 47) n++;
+  return n;
 }
 
 export function matchPattern(p: PathPattern, path: string): Record<string, string> | undefined {

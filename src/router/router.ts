@@ -5,12 +5,13 @@
  *
  * Precedence (Gateway API HTTPRoute, written down in docs/config.md):
  *   1. hostname: exact > longest "*." wildcard > routes without hostnames;
- *   2. path: exact > pattern (more literal characters first) > longest prefix;
+ *   2. path: exact; then whichever of the best pattern and the longest prefix has more whole
+ *      literal segments before its first parameter (a tie goes to the pattern);
  *   3. a method condition; 4. more header conditions; 5. more query conditions;
  *   6. declaration order (files by name, then position in the file).
  */
 import type { MatchSpec, ValueMatchSpec } from '../config/schema.ts';
-import { compilePathPattern, firstSegmentOf, matchPattern, normalizePrefix, type PathPattern } from './path.ts';
+import { compilePathPattern, encodePath, firstSegmentOf, matchPattern, normalizePrefix, segmentCount, type PathPattern } from './path.ts';
 
 export interface ValueMatcher {
   name: string;
@@ -64,9 +65,9 @@ export function compileMatch(spec: MatchSpec, order: number): CompiledMatch {
   const methods = spec.method === undefined ? undefined : new Set(Array.isArray(spec.method) ? spec.method : [spec.method]);
   const base = { headers, query, order, ...(methods ? { methods } : {}) };
   const p = spec.path;
-  if (p?.exact !== undefined) return { kind: 'exact', path: p.exact, ...base };
+  if (p?.exact !== undefined) return { kind: 'exact', path: encodePath(p.exact), ...base };
   if (p?.pattern !== undefined) return { kind: 'pattern', path: p.pattern, pattern: compilePathPattern(p.pattern), ...base };
-  return { kind: 'prefix', path: normalizePrefix(p?.prefix ?? '/'), ...base };
+  return { kind: 'prefix', path: normalizePrefix(encodePath(p?.prefix ?? '/')), ...base };
 }
 
 /** Tie-breakers after the path: method, header count, query count, declaration order. */
@@ -80,7 +81,9 @@ function compareConditions(a: CompiledMatch, b: CompiledMatch): number {
 }
 
 function comparePatterns(a: CompiledMatch, b: CompiledMatch): number {
-  return b.pattern!.staticChars - a.pattern!.staticChars || a.pattern!.keys.length - b.pattern!.keys.length || compareConditions(a, b);
+  const pa = a.pattern!;
+  const pb = b.pattern!;
+  return pb.literalSegments - pa.literalSegments || pb.staticChars - pa.staticChars || pa.keys.length - pb.keys.length || compareConditions(a, b);
 }
 
 function conditionsHold(m: CompiledMatch, req: RequestFacts): boolean {
@@ -128,11 +131,15 @@ class HostTable<R> {
 
     const byPattern = this.#firstPattern(this.patternsBySegment.get(firstSegmentOf(path)), req);
     const other = this.#firstPattern(this.patternsOther, req);
-    const best = byPattern && other ? (comparePatterns(byPattern.match, other.match) <= 0 ? byPattern : other) : byPattern ?? other;
-    if (best) return best;
+    const pattern = byPattern && other ? (comparePatterns(byPattern.match, other.match) <= 0 ? byPattern : other) : byPattern ?? other;
+    const prefix = this.#longestPrefix(req);
+    if (pattern && prefix) return pattern.match.pattern!.literalSegments >= segmentCount(prefix.match.path) ? pattern : prefix;
+    return pattern ?? prefix;
+  }
 
+  #longestPrefix(req: RequestFacts): Candidate<R> | undefined {
     if (this.prefix.size === 0) return undefined;
-    let p = normalizePrefix(path);
+    let p = normalizePrefix(req.path);
     for (;;) {
       const list = this.prefix.get(p);
       if (list) for (const c of list) if (conditionsHold(c.match, req)) return c;
@@ -181,7 +188,8 @@ export class Router<R> {
   }
 
   find(req: RequestFacts): RouteMatch<R> | undefined {
-    const host = req.host;
+    // "api.example.com." (fully qualified) is the same host as "api.example.com".
+    const host = req.host.endsWith('.') ? req.host.slice(0, -1) : req.host;
     const exact = this.#exactHosts.get(host);
     if (exact) {
       const hit = exact.find(req);

@@ -4,7 +4,7 @@
  */
 import { pickBackend, type CompiledMesh } from '../mesh/compile.ts';
 import { errorResponse } from '../mesh/errors.ts';
-import { CALLER_HEADER, MESH_HEADER_PREFIX, REQUEST_ID_HEADER } from '../mesh/headers.ts';
+import { CALLER_HEADER, REQUEST_ID_HEADER, stripHopByHop } from '../mesh/headers.ts';
 import { setTraceHeaders, type TraceContext } from '../mesh/trace.ts';
 import { logEvent, upstreamFor, upstreamUrl, type MeshEnv } from '../mesh/upstream.ts';
 import type { MeshFetchInit } from './context.ts';
@@ -36,16 +36,17 @@ export async function meshFetch(scope: ClientScope, service: string, path: strin
     return errorResponse(503, 'no_backend', `backend ${backend.label} is not bound in ${scope.self}`, requestId);
   }
 
-  const headers = new Headers(requestInit.headers);
+  // Built outside the try: a malformed call (e.g. a GET with a body) is the caller's bug and
+  // throws to it, rather than being reported as a backend failure.
+  const request = new Request(upstreamUrl(backend, `http://${service}`, path), requestInit);
+  const headers = request.headers;
   // Mesh headers are the mesh's to set: a handler cannot claim to be another caller.
-  for (const name of [...headers.keys()]) if (name.startsWith(MESH_HEADER_PREFIX)) headers.delete(name);
+  stripHopByHop(headers, true);
   headers.set(CALLER_HEADER, scope.self);
   headers.set(REQUEST_ID_HEADER, requestId);
   setTraceHeaders(headers, scope.trace);
-
-  const url = upstreamUrl(backend, `http://${service}`, path);
   try {
-    return await upstream.fetch(new Request(url, { ...requestInit, headers }));
+    return await upstream.fetch(request);
   } catch (e) {
     logEvent('error', 'backend failed', { requestId, caller: scope.self, backend: backend.label, error: String((e as Error)?.message ?? e) });
     return errorResponse(502, 'bad_gateway', `backend ${backend.label} failed to answer`, requestId);

@@ -26,7 +26,7 @@ export interface MeshOptions {
   service: string;
   /** The mesh config; defaults to the routes/ bundled at build time. */
   config?: MeshBundle;
-  /** Extra inbound policies, run in order after the mesh's own. */
+  /** Inbound policies, run in order before the handler. */
   policies?: readonly InboundPolicy[];
 }
 
@@ -37,6 +37,7 @@ interface HonoLike {
   fetch(request: Request, env?: unknown, ctx?: ExecutionContext): Response | Promise<Response>;
   routes: unknown[];
   route: unknown;
+  getPath?: unknown;
 }
 
 const compiled = new WeakMap<MeshBundle, CompiledMesh>();
@@ -52,23 +53,34 @@ function isHono(h: unknown): h is HonoLike {
   return typeof h === 'object' && h !== null && Array.isArray((h as HonoLike).routes) && typeof (h as HonoLike).route === 'function';
 }
 
-/** Runs a Hono app with `c.var.mesh` set before any of its own middleware. */
+/**
+ * Runs a Hono app with `c.var.mesh` set before any of its own middleware: a parent app whose
+ * first middleware sets it, with the app's routes mounted under it. The parent is built on the
+ * first request, so routes the app adds after withMesh() are included; it keeps the app's path
+ * handling (strict or not, custom getPath) and its onError. Unmatched paths get the mesh's JSON
+ * 404 (Hono does not expose an app's own notFound handler to reuse).
+ */
 function honoHandler(app: HonoLike): MeshHandler {
   const contexts = new WeakMap<Request, MeshContext>();
-  const root = new Hono<{ Variables: { mesh: MeshContext } }>();
-  root.use('*', async (c, next) => {
-    c.set('mesh', contexts.get(c.req.raw)!);
-    await next();
-  });
-  root.route('/', app as unknown as Hono);
-  root.notFound((c) => errorResponse(404, 'not_found', `no handler for ${c.req.method} ${c.req.path}`, contexts.get(c.req.raw)!.requestId));
-  root.onError((err, c) => {
-    const mesh = contexts.get(c.req.raw)!;
-    logEvent('error', 'handler error', { service: mesh.service, requestId: mesh.requestId, error: String(err?.message ?? err) });
-    return errorResponse(500, 'internal', `${mesh.service} failed to handle the request`, mesh.requestId);
-  });
+  let root: Hono<{ Variables: { mesh: MeshContext } }> | undefined;
+  const build = () => {
+    const r = new Hono<{ Variables: { mesh: MeshContext } }>(typeof app.getPath === 'function' ? { getPath: app.getPath as never } : {});
+    r.use('*', async (c, next) => {
+      c.set('mesh', contexts.get(c.req.raw)!);
+      await next();
+    });
+    r.route('/', app as unknown as Hono);
+    r.notFound((c) => errorResponse(404, 'not_found', `no handler for ${c.req.method} ${c.req.path}`, contexts.get(c.req.raw)!.requestId));
+    r.onError((err, c) => {
+      const mesh = contexts.get(c.req.raw)!;
+      logEvent('error', 'handler error', { service: mesh.service, requestId: mesh.requestId, error: String(err?.message ?? err) });
+      return errorResponse(500, 'internal', `${mesh.service} failed to handle the request`, mesh.requestId);
+    });
+    return r;
+  };
   return (request, env, ctx, mesh) => {
     contexts.set(request, mesh);
+    root ??= build();
     return root.fetch(request, env, ctx);
   };
 }

@@ -25,6 +25,17 @@ describe('meshwork validate', () => {
     expect(r.stderr).toContain(`mesh.yaml:7:5: routes[0].servce: unknown field "servce" (did you mean "service"?)`);
   });
 
+  it('checks the gateway declares every binding its routes use', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'meshwork-bindings-'));
+    writeFileSync(join(dir, 'wrangler.toml'), 'name = "gw"\nmain = "x.ts"\n[[services]]\nbinding = "SERVICE_A"\nservice = "service-a"\n');
+    const r = meshwork('validate', '--check-bindings', join(dir, 'wrangler.toml'));
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('service "service-b" backend binding SERVICE_B_V1 is not declared');
+    expect(r.stderr).toContain('SERVICE_B_V2');
+    expect(r.stderr).not.toContain('SERVICE_A ');
+    expect(meshwork('validate', '--check-bindings', 'wrangler.toml').code).toBe(0);
+  });
+
   it('exits 2 on usage errors', () => {
     expect(meshwork('validate', 'a', 'b').code).toBe(2);
     expect(meshwork('no-such-command').code).toBe(2);

@@ -74,4 +74,13 @@ describe('end-to-end headers', () => {
     expect(h.get('x-forwarded-proto')).toBe('https');
     expect(h.get('x-forwarded-host')).toBe('api.example.com:8443');
   });
+
+  it('drops forwarding headers the client could use to mislead a service', () => {
+    const h = new Headers({ forwarded: 'for=1.2.3.4', 'x-real-ip': '1.2.3.4', 'x-forwarded-port': '1', 'x-forwarded-prefix': '/admin', 'x-forwarded-proto': 'http', 'x-forwarded-host': 'evil' });
+    setForwarded(h, new URL('https://api.example.com/x'), null);
+    expect([...h].sort()).toEqual([
+      ['x-forwarded-host', 'api.example.com'],
+      ['x-forwarded-proto', 'https'],
+    ]);
+  });
 });

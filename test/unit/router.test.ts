@@ -55,6 +55,13 @@ describe('path matching', () => {
     expect(find(r, '/files')).toBeUndefined();
   });
 
+  it('matches non-ASCII config paths against percent-encoded request paths', () => {
+    const r = router({ name: 'cafe', matches: [{ path: { exact: '/café' } }] }, { name: 'menu', matches: [{ path: { pattern: '/menü/:item' } }] });
+    expect(find(r, '/café')).toBe('cafe');
+    expect(find(r, '/caf%C3%A9')).toBe('cafe');
+    expect(find(r, '/menü/tea')).toBe('menu');
+  });
+
   it('returns pattern parameters', () => {
     const r = router({ name: 'user', matches: [{ path: { pattern: '/users/:id/posts/:post' } }] });
     const url = new URL('https://example.com/users/7/posts/9');
@@ -80,7 +87,7 @@ describe('precedence (Gateway API order)', () => {
     expect(find(r, '/z')).toBe('root');
   });
 
-  it('a pattern ranks between exact and prefix; more literal characters first', () => {
+  it('a pattern beats a prefix with as many literal segments; more literal characters first', () => {
     const r = router(
       { name: 'prefix', matches: [{ path: { prefix: '/users' } }] },
       { name: 'any-id', matches: [{ path: { pattern: '/users/:id' } }] },
@@ -91,6 +98,17 @@ describe('precedence (Gateway API order)', () => {
     expect(find(r, '/users/me')).toBe('me');
     expect(find(r, '/users/7')).toBe('any-id');
     expect(find(r, '/users/7/x')).toBe('prefix');
+  });
+
+  it('a catch-all pattern does not shadow a longer literal prefix', () => {
+    const r = router(
+      { name: 'tenant-catch-all', matches: [{ path: { pattern: '/:tenant/*rest' } }] },
+      { name: 'orders', matches: [{ path: { prefix: '/api/v1/orders' } }] },
+      { name: 'versioned', matches: [{ path: { pattern: '/api/:version/orders/:id' } }] },
+    );
+    expect(find(r, '/api/v1/orders/42')).toBe('orders');
+    expect(find(r, '/api/v2/orders/42')).toBe('versioned');
+    expect(find(r, '/acme/anything')).toBe('tenant-catch-all');
   });
 
   it('on the same path, a method condition beats none', () => {
@@ -188,8 +206,9 @@ describe('hostnames', () => {
     expect(find(r, 'https://api.example.com/other')).toBe('wild');
   });
 
-  it('ignores the port', () => {
+  it('ignores the port and a trailing dot', () => {
     expect(find(r, 'https://api.example.com:8443/v1')).toBe('exact');
+    expect(find(r, 'https://api.example.com./v1')).toBe('exact');
   });
 });
 

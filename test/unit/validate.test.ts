@@ -58,7 +58,7 @@ routes:
 `);
     expect(e).toHaveLength(1);
     expect(e[0]).toMatchObject({ line: 16, column: 17, field: 'routes[0].matches[0].method' });
-    expect(e[0]!.message).toMatch(/HTTP method/);
+    expect(e[0]!.message).toMatch(/^must be one of GET, HEAD, POST/);
   });
 
   it('reports a missing required field at its parent', () => {
@@ -132,6 +132,27 @@ ${matchLine}
 `);
     expect(e.map((i) => i.message).join('\n')).toContain(message);
     expect(e[0]!.line).toBe(16);
+  });
+
+  it('points at the misspelt key inside a { regex } value, without follow-on noise', () => {
+    const e = errorsOf(`${SERVICES}
+routes:
+  - name: r1
+    service: svc
+    matches:
+      - headers: { x-a: { regx: "^a" } }
+`);
+    expect(e.map((i) => [i.line, i.column, i.field, i.message])).toEqual([[16, 27, 'routes[0].matches[0].headers.x-a.regx', 'unknown field "regx" (did you mean "regex"?)']]);
+  });
+
+  it('reports a misspelt backend key once, not also as a missing binding', () => {
+    const e = errorsOf('services:\n  s:\n    backends:\n      - bindng: S\n');
+    expect(e.map((i) => i.message)).toEqual(['unknown field "bindng" (did you mean "binding"?)']);
+  });
+
+  it('rejects credentials in a URL backend', () => {
+    const e = errorsOf('services:\n  s:\n    backends:\n      - url: "https://user:secret@billing.internal"\n');
+    expect(e[0]!.message).toContain('must not contain credentials');
   });
 
   it('rejects a route with neither or both of service and backendRefs', () => {

@@ -43,6 +43,15 @@ routes:
   - name: external
     matches: [{ path: { prefix: /ext } }]
     service: external
+  - name: by-host
+    hostnames: ["*.tenant.example.com"]
+    matches: [{ path: { prefix: /echo } }]
+    service: echo
+    version: v2
+  - name: by-header-and-query
+    matches: [{ path: { prefix: /echo }, headers: { x-canary: "yes" }, query: { beta: "1" } }]
+    service: echo
+    version: v2
 `;
 
 const gateway = createGateway({ mesh: meshFrom(YAML) });
@@ -99,8 +108,28 @@ describe('gateway forwarding', () => {
     expect(seen.headers.traceparent).toMatch(new RegExp(`^00-${traceId}-(?!00f067aa0ba902b7)[0-9a-f]{16}-01$`));
     expect(seen.headers.tracestate).toBe('congo=t61rcWkgMzE');
 
-    const started = await echo('/echo');
+    const started = await echo('/echo', { headers: { traceparent: 'not-a-traceparent', tracestate: 'congo=t61rcWkgMzE' } });
     expect(started.seen.headers.traceparent).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/);
+    // Without a valid traceparent the client's tracestate means nothing (W3C 3.3.1.1): dropped.
+    expect(started.seen.headers).not.toHaveProperty('tracestate');
+  });
+
+  it('routes by hostname, headers and query through the gateway', async () => {
+    expect((await echo('/echo')).seen.name).toBe('echo');
+    expect((await call(gateway, 'https://a.tenant.example.com/echo')).headers.get('x-echo-name')).toBe('echo-v2');
+    expect((await call(gateway, `${BASE}/echo?beta=1`, { headers: { 'x-canary': 'yes' } })).headers.get('x-echo-name')).toBe('echo-v2');
+    expect((await call(gateway, `${BASE}/echo?beta=1`)).headers.get('x-echo-name')).toBe('echo');
+  });
+
+  it('proxies a WebSocket both ways', async () => {
+    const res = await call(gateway, `${BASE}/echo/socket`, { headers: { upgrade: 'websocket', connection: 'Upgrade' } });
+    expect(res.status).toBe(101);
+    const ws = res.webSocket!;
+    ws.accept();
+    const reply = new Promise<string>((resolve) => ws.addEventListener('message', (e) => resolve(String(e.data))));
+    ws.send('ping');
+    expect(await reply).toBe('echo:ping');
+    ws.close();
   });
 
   it('adds x-forwarded-for/proto/host', async () => {
@@ -183,7 +212,7 @@ describe('gateway errors', () => {
   it('answers /_mesh/health with 200 and the config version', async () => {
     const res = await call(gateway, `${BASE}/_mesh/health`);
     expect(res.status).toBe(200);
-    expect(await res.json()).toEqual({ status: 'ok', config: { version: 'test-version', routes: 7, services: 4 } });
+    expect(await res.json()).toEqual({ status: 'ok', config: { version: 'test-version', routes: 9, services: 4 } });
     expect((await call(gateway, `${BASE}/_mesh/nope`)).status).toBe(404);
   });
 });

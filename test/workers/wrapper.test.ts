@@ -33,7 +33,7 @@ function app() {
     return c.var.mesh.fetch(c.req.param('svc'), '/echo/path?x=1', {
       method: 'POST',
       body: 'from caller-svc',
-      headers: { 'x-mesh-caller': 'forged', 'x-app': 'kept' },
+      headers: { 'x-mesh-caller': 'forged', 'x-mesh-sub': 'forged-user', 'x-app': 'kept', 'keep-alive': 'timeout=1' },
       ...(version ? { version } : {}),
     });
   });
@@ -69,6 +69,8 @@ describe('withMesh around a Hono app', () => {
     expect(new URL(seen.url).pathname + new URL(seen.url).search).toBe('/echo/path?x=1');
     expect(seen.body).toBe('from caller-svc');
     expect(seen.headers['x-mesh-caller']).toBe('caller-svc');
+    expect(seen.headers).not.toHaveProperty('x-mesh-sub');
+    expect(seen.headers).not.toHaveProperty('keep-alive');
     expect(seen.headers['x-app']).toBe('kept');
     expect(seen.headers['x-request-id']).toBe('rid-2');
     expect(seen.headers.traceparent).toMatch(new RegExp(`^00-${traceId}-[0-9a-f]{16}-01$`));
@@ -104,6 +106,13 @@ describe('withMesh around a Hono app', () => {
     expect(await res.json()).toEqual({ error: { code: 'not_found', message: expect.any(String), requestId: 'rid-404' } });
   });
 
+  it('serves routes the app adds after withMesh, and keeps a non-strict app non-strict', async () => {
+    const a = new Hono({ strict: false });
+    const svc = withMesh(a, { service: 'caller-svc', config });
+    a.get('/late', (c) => c.text('late route'));
+    expect(await (await call(svc, `${URL_}/late/`)).text()).toBe('late route');
+  });
+
   it('keeps the app\'s own error handler', async () => {
     const a = new Hono();
     a.get('/boom', () => {
@@ -130,10 +139,23 @@ describe('withMesh around a plain fetch handler', () => {
     expect(seen?.caller).toBe('service-a');
   });
 
-  it('rejects a relative path in mesh.fetch with a clear error', async () => {
-    const svc = withMesh((_r, _e, _c, mesh) => mesh.fetch('echo', 'no-slash'), { service: 'caller-svc', config });
+  it('throws a clear error to the handler for a relative path in mesh.fetch', async () => {
+    let thrown: unknown;
+    const svc = withMesh(
+      async (_r, _e, _c, mesh) => {
+        try {
+          return await mesh.fetch('echo', 'no-slash');
+        } catch (e) {
+          thrown = e;
+          throw e;
+        }
+      },
+      { service: 'caller-svc', config },
+    );
     const res = await call(svc, `${URL_}/x`);
     expect(res.status).toBe(500);
+    expect(thrown).toBeInstanceOf(TypeError);
+    expect((thrown as Error).message).toBe('mesh.fetch("echo", path): path must start with "/", got "no-slash"');
   });
 });
 
@@ -171,8 +193,12 @@ describe('withMesh configuration errors', () => {
     expect(() => withMesh(() => new Response(), { service: 'ghost', config })).toThrow(/service "ghost" is not defined/);
   });
 
-  it('uses the bundled routes/ config by default', () => {
-    expect(() => withMesh(() => new Response(), { service: 'service-b' })).not.toThrow();
+  it('uses the bundled routes/ config by default', async () => {
+    // routes/mesh.yaml sends service-b traffic to SERVICE_B_V1/V2, which this test env lacks.
+    const svc = withMesh((_r, _e, _c, mesh) => mesh.fetch('service-b', '/service-b', { version: 'v2' }), { service: 'service-a' });
+    const res = await call(svc, `${URL_}/`);
+    expect(res.status).toBe(503);
+    expect(((await res.json()) as { error: { message: string } }).error.message).toBe('backend service-b@v2 is not bound in service-a');
   });
 });
 
