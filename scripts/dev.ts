@@ -9,7 +9,8 @@ import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { MESH_WORKER_CONFIGS, QUIET_WRANGLER_ENV } from './workers.ts';
+import { ensureDevKeys } from '../src/cli/keys.ts';
+import { MESH_WORKER_CONFIGS, MESH_WORKERS, QUIET_WRANGLER_ENV } from './workers.ts';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const { values } = parseArgs({
@@ -23,6 +24,10 @@ if (!Number.isInteger(port) || port <= 0 || port > 65535) {
   console.error(`meshwork dev: --port must be a TCP port, got "${values.port}"`);
   process.exit(2);
 }
+
+// Local keys (dev token issuer, one signing key per mesh member) on first run, in .meshwork/
+// and each worker's .dev.vars; all git-ignored.
+await ensureDevKeys(root, MESH_WORKERS);
 
 const wranglerBin = join(dirname(createRequire(import.meta.url).resolve('wrangler/package.json')), 'bin/wrangler.js');
 const args = [wranglerBin, 'dev', ...MESH_WORKER_CONFIGS.flatMap((c) => ['-c', c])];
@@ -41,10 +46,11 @@ while (Date.now() < deadline && child.exitCode === null) {
       console.log(`
 meshwork is running: gateway ${base} -> service-a -> service-b (v1 90% / v2 10%)
 
-  curl -s ${base}/service-a          # gateway -> service-a -> service-b
-  curl -si ${base}/service-b         # see x-service-version: v1 or v2
+  curl -si ${base}/service-a                      # 401: /service-a needs a token
+  TOKEN=$(npx meshwork token --sub alice --scope read:a --ttl 1h | tail -1)
+  curl -s -H "authorization: Bearer $TOKEN" ${base}/service-a   # gateway -> service-a -> service-b
+  curl -si ${base}/service-b                      # public; see x-service-version: v1 or v2
   curl -s ${base}/_mesh/health
-  curl -s ${base}/nowhere            # 404 with the mesh's JSON error
 
 Edit routes/*.yaml and the mesh reloads with the new routes. Ctrl-C stops it.
 `);

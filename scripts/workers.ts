@@ -1,10 +1,12 @@
-/** The workers that make up the local example mesh; the gateway first (it gets the port). */
-export const MESH_WORKER_CONFIGS = [
-  'wrangler.toml',
-  'examples/service-a/wrangler.toml',
-  'examples/service-b/wrangler.toml',
-  'examples/service-b/wrangler.v2.toml',
+/** The workers of the local example mesh, and the mesh member each one is; the gateway first (it gets the port). */
+export const MESH_WORKERS = [
+  { config: 'wrangler.toml', member: 'gateway' },
+  { config: 'examples/service-a/wrangler.toml', member: 'service-a' },
+  { config: 'examples/service-b/wrangler.toml', member: 'service-b' },
+  { config: 'examples/service-b/wrangler.v2.toml', member: 'service-b' },
 ] as const;
+
+export const MESH_WORKER_CONFIGS = MESH_WORKERS.map((w) => w.config);
 
 /** Environment that keeps wrangler quiet and offline-friendly. */
 export const QUIET_WRANGLER_ENV = {

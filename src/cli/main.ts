@@ -2,10 +2,20 @@
  * `meshwork <command>`. Exit codes: 0 success, 1 the command ran and failed (e.g. an invalid
  * config), 2 usage error.
  */
+import { existsSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { SignJWT, importJWK } from 'jose';
 import { missingGatewayBindings } from '../config/bindings.ts';
 import { bundleRoutesDir } from '../config/load-dir.ts';
+import { Duration } from '../config/schema.ts';
 import { formatIssue } from '../config/validate.ts';
+import { MESH_WORKERS } from '../../scripts/workers.ts';
+import { devKeysPath, ensureDevKeys, memberPair } from './keys.ts';
+
+/** The repository root (where routes/ and .meshwork/ live). */
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 
 const USAGE = `usage: meshwork <command> [options]
 
@@ -14,6 +24,13 @@ commands:
                     check a routes directory (default: routes) and report errors as
                     file:line:column; with --check-bindings, also that the gateway's wrangler
                     config declares every binding the routes send traffic to
+  token --sub <user> [--scope <s>]... [--ttl 1h] [--claim k=v]... [--aud <aud>]
+                    mint a token the local dev gateway accepts (dev issuer keys are created on
+                    first use); the token is alone on the last line of output
+  keys generate --member <name>
+                    a new mesh signing key for a member ("gateway" or a service): the private
+                    JWK for \`wrangler secret put MESH_SIGNING_KEY\` and the public JWK to add to
+                    every worker's MESH_PUBLIC_KEYS
   help              show this help
 `;
 
@@ -49,8 +66,64 @@ async function validate(args: string[]): Promise<number> {
   return 0;
 }
 
+async function token(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      sub: { type: 'string' },
+      scope: { type: 'string', multiple: true },
+      ttl: { type: 'string', default: '1h' },
+      claim: { type: 'string', multiple: true },
+      aud: { type: 'string' },
+    },
+  });
+  if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
+  if (!values.sub) throw new UsageError('token needs --sub <user>');
+  const ttl = Duration.safeParse(/^\d+$/.test(values.ttl!) ? Number(values.ttl) : values.ttl);
+  if (!ttl.success || ttl.data <= 0) throw new UsageError(`--ttl must be a duration like 30m, 1h or 3600, got "${values.ttl}"`);
+  const claims: Record<string, string> = {};
+  for (const c of values.claim ?? []) {
+    const eq = c.indexOf('=');
+    if (eq <= 0) throw new UsageError(`--claim must be name=value, got "${c}"`);
+    claims[c.slice(0, eq)] = c.slice(eq + 1);
+  }
+  const created = !existsSync(devKeysPath(ROOT));
+  const keys = await ensureDevKeys(ROOT, MESH_WORKERS);
+  const { issuer } = keys;
+  const scopes = (values.scope ?? []).flatMap((s) => s.split(/[\s,]+/)).filter(Boolean);
+  const jwt = await new SignJWT({ ...claims, ...(scopes.length ? { scope: scopes.join(' ') } : {}) })
+    .setProtectedHeader({ alg: 'ES256', kid: issuer.privateJwk.kid!, typ: 'JWT' })
+    .setIssuer(issuer.issuer)
+    .setAudience(values.aud ?? issuer.audience)
+    .setSubject(values.sub)
+    .setIssuedAt()
+    .setExpirationTime(Math.floor(Date.now() / 1000) + Math.round(ttl.data))
+    .sign(await importJWK(issuer.privateJwk, 'ES256'));
+  if (created) console.error('meshwork: created local dev keys in .meshwork/ (restart npm run dev if it is running)');
+  console.error(`meshwork: dev token for ${values.sub}${scopes.length ? ` with scope ${scopes.join(' ')}` : ''}, valid ${values.ttl}`);
+  console.log(jwt);
+  return 0;
+}
+
+async function keys(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { member: { type: 'string' } } });
+  if (positionals[0] !== 'generate' || positionals.length !== 1) throw new UsageError('usage: meshwork keys generate --member <name>');
+  const member = values.member;
+  if (!member || !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(member)) throw new UsageError('--member must be "gateway" or a service name');
+  const pair = await memberPair(member);
+  console.log(`# Private key of ${member}: store it as that worker's secret, never in git:`);
+  console.log(`#   echo '<the line below>' | npx wrangler secret put MESH_SIGNING_KEY -c <${member}'s wrangler config>`);
+  console.log(JSON.stringify(pair.privateJwk));
+  console.log(`# Public key: add it to the "keys" of MESH_PUBLIC_KEYS (or identity.publicKeys) on every worker:`);
+  console.log(JSON.stringify(pair.publicJwk));
+  return 0;
+}
+
 const COMMANDS: Record<string, Command> = {
   validate,
+  token,
+  keys,
   help: async () => {
     console.log(USAGE);
     return 0;

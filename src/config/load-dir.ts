@@ -4,7 +4,7 @@
  */
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import type { MeshBundle } from '../mesh/compile.ts';
+import type { MeshBundle } from './schema.ts';
 import { validateSources, type ConfigIssue, type ConfigSource } from './validate.ts';
 import { configVersion } from './version.ts';
 

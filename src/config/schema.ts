@@ -9,6 +9,26 @@ import { z } from 'zod';
 
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 
+const DURATION_UNITS: Record<string, number> = { ms: 0.001, s: 1, m: 60, h: 3600, d: 86400 };
+
+/** Seconds as a number, or a string with a unit: "500ms", "30s", "5m", "1h", "7d". */
+export const Duration = z
+  .union([z.number().min(0), z.string().regex(/^\d+(\.\d+)?(ms|s|m|h|d)$/)], {
+    error: 'must be a duration: seconds as a number, or a string like "30s", "5m", "1h", "1d"',
+  })
+  .transform((v) => (typeof v === 'number' ? v : Number.parseFloat(v) * DURATION_UNITS[v.replace(/^[\d.]+/, '')]!));
+
+const EnvName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable / secret name');
+
+/** A JSON Web Key Set: inline, or read from an env var / wrangler secret holding its JSON. */
+const JwksSource = z.union(
+  [
+    z.strictObject({ keys: z.array(z.record(z.string(), z.unknown())).min(1) }),
+    z.strictObject({ env: EnvName.describe('Env var or wrangler secret holding the JWKS JSON.') }),
+  ],
+  { error: 'must be an inline JWKS { keys: [...] } or { env: NAME }' },
+);
+
 export const ServiceName = z
   .string()
   .max(63)
@@ -69,9 +89,25 @@ export const Backend = z
   })
   .describe('One way to reach the service: a worker over a service binding, or a URL.');
 
+const CallerName = z
+  .string()
+  .max(63)
+  .regex(DNS_LABEL, 'must be "gateway" or a service name');
+
+export const ServicePolicy = z
+  .strictObject({
+    allowCallers: z
+      .array(CallerName)
+      .optional()
+      .describe('Mesh members ("gateway" or service names) allowed to call; absent = any authenticated member.'),
+    allowAnonymous: z.boolean().optional().describe('Accept calls without a mesh identity (default false).'),
+  })
+  .describe('Who may call this service, enforced by its withMesh wrapper.');
+
 export const Service = z
   .strictObject({
     backends: z.array(Backend).min(1, 'a service needs at least one backend'),
+    policy: ServicePolicy.optional(),
   })
   .describe('A service and the backends (versions) that serve it.');
 
@@ -138,6 +174,72 @@ const Rewrite = z
     }
   });
 
+const JWS_ALGS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519', 'HS256', 'HS384', 'HS512'] as const;
+const Algorithm = z.enum(JWS_ALGS, { error: `must be one of ${JWS_ALGS.join(', ')} ("none" is never accepted)` });
+
+export const TokenSource = z
+  .strictObject({
+    header: HeaderName.optional().describe('Header holding the token; for Authorization the Bearer scheme is required.'),
+    cookie: z.string().min(1).optional().describe('Cookie holding the token.'),
+  })
+  .superRefine((t, ctx) => {
+    if ((t.header === undefined) === (t.cookie === undefined)) ctx.addIssue({ code: 'custom', message: 'a token source needs exactly one of "header" or "cookie"' });
+  })
+  .describe('Where the token is read from; default: Authorization: Bearer.');
+
+export const Issuer = z
+  .strictObject({
+    issuer: z.string().min(1).describe('Expected "iss" claim.'),
+    audiences: z.array(z.string().min(1)).min(1).describe('Accepted "aud" values (one must match).'),
+    algorithms: z.array(Algorithm).min(1).describe('Explicit allowlist; the token\'s own "alg" is never trusted.'),
+    jwksUri: z.url({ protocol: /^https?$/ }).optional().describe('JWKS endpoint; the only URL ever fetched for this issuer.'),
+    jwks: JwksSource.optional(),
+    secret: z.strictObject({ env: EnvName }).optional().describe('HMAC shared secret from an env var / wrangler secret (HS* only).'),
+    clockSkew: Duration.optional().describe('Tolerance for exp/nbf/iat; default 30s.'),
+    typ: z.string().min(1).optional().describe('Required "typ" header, e.g. at+jwt.'),
+    cache: z
+      .strictObject({
+        minTtl: Duration.optional().describe('Shortest JWKS cache time, whatever Cache-Control says (default 1m).'),
+        maxTtl: Duration.optional().describe('Longest JWKS cache time (default 24h).'),
+        defaultTtl: Duration.optional().describe('Cache time when the JWKS response has no max-age (default 10m).'),
+        staleFor: Duration.optional().describe('Keep verifying with the last good keys this long after they expire while the endpoint fails (default 1h).'),
+        refetchCooldown: Duration.optional().describe('At most one refetch per this interval for unknown kids (default 30s).'),
+      })
+      .optional(),
+  })
+  .superRefine((i, ctx) => {
+    const sources = Number(i.jwksUri !== undefined) + Number(i.jwks !== undefined) + Number(i.secret !== undefined);
+    if (sources !== 1) ctx.addIssue({ code: 'custom', message: 'an issuer needs exactly one of "jwksUri", "jwks" or "secret"' });
+    const hmac = i.algorithms.filter((a) => a.startsWith('HS'));
+    if (i.secret !== undefined && hmac.length !== i.algorithms.length) {
+      ctx.addIssue({ code: 'custom', path: ['algorithms'], message: 'an issuer with a shared "secret" accepts HS256/HS384/HS512 only' });
+    }
+    if (i.secret === undefined && hmac.length > 0) {
+      ctx.addIssue({ code: 'custom', path: ['algorithms'], message: 'HS* algorithms need a shared "secret"; with public keys they would allow algorithm confusion' });
+    }
+  })
+  .describe('A token issuer (identity provider) the gateway trusts.');
+
+const ClaimValue = z.union([z.string(), z.number(), z.boolean()]);
+
+export const RouteAuth = z
+  .strictObject({
+    mode: z.enum(['required', 'optional', 'off']).optional().describe('Default required.'),
+    issuers: z.array(z.string().min(1)).min(1).optional().describe('Issuer names accepted here; default all.'),
+    scopes: z.array(z.string().min(1)).min(1).optional().describe('All must be granted (scope / scp claims).'),
+    claims: z
+      .record(z.string().min(1), z.union([ClaimValue, z.array(ClaimValue).min(1)]))
+      .optional()
+      .describe('Required claim values; a list means any one of them.'),
+    token: TokenSource.optional(),
+    forwardToken: z.boolean().optional().describe('Pass the token on to the backend (default true).'),
+  })
+  .superRefine((a, ctx) => {
+    if (a.mode !== undefined && a.mode !== 'required' && (a.scopes || a.claims)) {
+      ctx.addIssue({ code: 'custom', path: ['mode'], message: '"scopes" and "claims" need mode: required' });
+    }
+  });
+
 export const Route = z
   .strictObject({
     name: RouteName,
@@ -147,6 +249,7 @@ export const Route = z
     version: Version.optional().describe('Only this version of the service (with "service").'),
     backendRefs: z.array(BackendRef).min(1).optional().describe('Weighted split across services/versions.'),
     rewrite: Rewrite.optional(),
+    auth: RouteAuth.optional().describe('End-user authentication for this route; absent = off.'),
   })
   .superRefine((r, ctx) => {
     if ((r.service === undefined) === (r.backendRefs === undefined)) {
@@ -157,11 +260,38 @@ export const Route = z
     }
   });
 
+export const Auth = z
+  .strictObject({
+    issuers: z.record(z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'must be letters, digits, ".", "_" or "-"'), Issuer).optional(),
+    token: TokenSource.optional(),
+    claimHeaders: z
+      .record(z.string().min(1), HeaderName)
+      .optional()
+      .describe('Verified claims sent to backends as headers; "scopes" is the granted scopes. Default sub, scopes, iss to x-mesh-*.'),
+    verifiedCache: z
+      .strictObject({
+        maxEntries: z.number().int().min(0).max(1_000_000).optional().describe('0 turns the cache off. Default 10000.'),
+        maxTtl: Duration.optional().describe('Longest a verified token is trusted without re-verifying (default 5m).'),
+      })
+      .optional(),
+  })
+  .describe('End-user JWT authentication at the gateway.');
+
+export const Identity = z
+  .strictObject({
+    publicKeys: JwksSource.optional().describe('Public keys of every mesh member; default { env: MESH_PUBLIC_KEYS }.'),
+    signingKey: z.strictObject({ env: EnvName }).optional().describe('This worker\'s private key; default { env: MESH_SIGNING_KEY }.'),
+    tokenTtl: Duration.optional().describe('Lifetime of identity tokens (default 60s).'),
+  })
+  .describe('Service identity between mesh members.');
+
 /** One file under routes/. Every section is optional so a config can be split across files. */
 export const MeshFile = z
   .strictObject({
     services: z.record(ServiceName, Service).optional(),
     routes: z.array(Route).optional(),
+    auth: Auth.optional(),
+    identity: Identity.optional(),
   })
   .describe('meshwork routes file (routes/*.yaml)');
 
@@ -172,8 +302,24 @@ export type RouteSpec = z.output<typeof Route>;
 export type MeshFileSpec = z.output<typeof MeshFile>;
 export type ValueMatchSpec = z.output<typeof ValueMatch>;
 
+export type IssuerSpec = z.output<typeof Issuer>;
+export type AuthSpec = z.output<typeof Auth>;
+export type IdentitySpec = z.output<typeof Identity>;
+export type RouteAuthSpec = z.output<typeof RouteAuth>;
+export type TokenSourceSpec = z.output<typeof TokenSource>;
+export type JwksSourceSpec = z.output<typeof JwksSource>;
+export type ServicePolicySpec = z.output<typeof ServicePolicy>;
+
 /** The whole mesh after all files are merged and cross-checked. */
 export interface MeshConfig {
   services: Record<string, ServiceSpec>;
   routes: RouteSpec[];
+  auth?: AuthSpec;
+  identity?: IdentitySpec;
+}
+
+/** What the build ships and the control plane applies: a validated config and its version. */
+export interface MeshBundle {
+  version: string;
+  config: MeshConfig;
 }

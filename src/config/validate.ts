@@ -172,21 +172,33 @@ function locate(doc: Document, path: readonly PathSeg[], wantKey: boolean): numb
   return offset;
 }
 
-const KNOWN_KEYS: Array<[RegExp, string[]]> = [
-  [/^$/, ['services', 'routes']],
-  [/^services\.[^.]+$/, ['backends']],
-  [/^services\.[^.]+\.backends\.\d+$/, ['binding', 'url', 'version', 'weight']],
-  [/^routes\.\d+$/, ['name', 'hostnames', 'matches', 'service', 'version', 'backendRefs', 'rewrite']],
-  [/^routes\.\d+\.matches\.\d+$/, ['path', 'method', 'headers', 'query']],
-  [/^routes\.\d+\.matches\.\d+\.path$/, ['exact', 'prefix', 'pattern']],
-  [/^routes\.\d+\.backendRefs\.\d+$/, ['service', 'version', 'weight']],
-  [/^routes\.\d+\.rewrite$/, ['pathPrefix', 'path']],
-  [/^routes\.\d+\.matches\.\d+\.(headers|query)\..+$/, ['regex']],
-];
-
+/** The fields the schema allows at `path`, found by walking the zod schema itself. */
 function knownKeysAt(path: readonly PathSeg[]): string[] {
-  const key = path.join('.');
-  return KNOWN_KEYS.find(([re]) => re.test(key))?.[1] ?? [];
+  const objectAt = (schema: z.ZodType | undefined): z.ZodType | undefined => {
+    let node = schema;
+    for (;;) {
+      const def = (node as { _zod?: { def: Record<string, unknown> & { type: string } } } | undefined)?._zod?.def;
+      if (!def) return undefined;
+      if (def.type === 'optional' || def.type === 'nullable' || def.type === 'default') node = def.innerType as z.ZodType;
+      else if (def.type === 'pipe') node = def.in as z.ZodType;
+      else if (def.type === 'union') {
+        // The object branch, if there is one (e.g. { regex } beside a plain string).
+        node = (def.options as z.ZodType[]).find((o) => o._zod.def.type === 'object');
+      } else return node;
+    }
+  };
+  let node: z.ZodType | undefined = objectAt(MeshFile);
+  for (const seg of path) {
+    const def = node?._zod.def as (Record<string, unknown> & { type: string }) | undefined;
+    if (!def) return [];
+    if (def.type === 'object') node = (def.shape as Record<string, z.ZodType>)[String(seg)];
+    else if (def.type === 'array') node = def.element as z.ZodType;
+    else if (def.type === 'record') node = def.valueType as z.ZodType;
+    else return [];
+    node = objectAt(node);
+  }
+  const def = node?._zod.def as (Record<string, unknown> & { type: string }) | undefined;
+  return def?.type === 'object' ? Object.keys(def.shape as object) : [];
 }
 
 /** The known key closest to a typo, if it is close enough to be what was meant. */
@@ -235,6 +247,54 @@ function mergeAndCheck(files: readonly ParsedFile[], errors: ConfigIssue[]): Mes
         if (b.version === undefined) return;
         if (versions.has(b.version)) err(f, ['services', name, 'backends', i, 'version'], `version "${b.version}" appears twice in service "${name}"`);
         versions.add(b.version);
+      });
+    }
+  }
+
+  // auth and identity: issuers merge by name; every other setting may be given in one file only.
+  const auth: NonNullable<MeshConfig['auth']> = {};
+  const issuerOrigin = new Map<string, string>();
+  const settingOrigin = new Map<string, string>();
+  let identity: MeshConfig['identity'];
+  for (const f of files) {
+    const a = f.spec.auth;
+    for (const [name, issuer] of Object.entries(a?.issuers ?? {})) {
+      const sameIss = issuerOrigin.get(`iss:${issuer.issuer}`);
+      if (sameIss) err(f, ['auth', 'issuers', name, 'issuer'], `issuer URL "${issuer.issuer}" is already used by ${sameIss}; tokens are matched to issuers by "iss"`);
+      else issuerOrigin.set(`iss:${issuer.issuer}`, posString(f, ['auth', 'issuers', name], true));
+      const seen = issuerOrigin.get(name);
+      if (seen) err(f, ['auth', 'issuers', name], `issuer "${name}" is already defined in ${seen}`, true);
+      else {
+        issuerOrigin.set(name, posString(f, ['auth', 'issuers', name], true));
+        (auth.issuers ??= {})[name] = issuer;
+      }
+    }
+    for (const key of ['token', 'claimHeaders', 'verifiedCache'] as const) {
+      if (a?.[key] === undefined) continue;
+      const seen = settingOrigin.get(`auth.${key}`);
+      if (seen) err(f, ['auth', key], `auth.${key} is already set in ${seen}`, true);
+      else {
+        settingOrigin.set(`auth.${key}`, posString(f, ['auth', key], true));
+        (auth as Record<string, unknown>)[key] = a[key];
+      }
+    }
+    if (f.spec.identity !== undefined) {
+      const seen = settingOrigin.get('identity');
+      if (seen) err(f, ['identity'], `identity is already set in ${seen}`, true);
+      else {
+        settingOrigin.set('identity', posString(f, ['identity'], true));
+        identity = f.spec.identity;
+      }
+    }
+  }
+
+  for (const f of files) {
+    for (const [name, svc] of Object.entries(f.spec.services ?? {})) {
+      (svc.policy?.allowCallers ?? []).forEach((caller, i) => {
+        if (caller !== 'gateway' && !services[caller]) {
+          const hint = suggest(caller, ['gateway', ...Object.keys(services)]);
+          err(f, ['services', name, 'policy', 'allowCallers', i], `unknown caller "${caller}": not "gateway" nor a service${hint ? ` (did you mean "${hint}"?)` : ''}`);
+        }
       });
     }
   }
@@ -289,6 +349,17 @@ function mergeAndCheck(files: readonly ParsedFile[], errors: ConfigIssue[]): Mes
         }
       });
 
+      if (route.auth && (route.auth.mode ?? 'required') !== 'off') {
+        const known = Object.keys(auth.issuers ?? {});
+        if (known.length === 0) err(f, [...here, 'auth'], 'route requires authentication but no auth.issuers are configured');
+        (route.auth.issuers ?? []).forEach((name, j) => {
+          if (!known.includes(name)) {
+            const hint = suggest(name, known);
+            err(f, [...here, 'auth', 'issuers', j], `unknown issuer "${name}"${hint ? ` (did you mean "${hint}"?)` : known.length ? ` (known: ${known.join(', ')})` : ''}`);
+          }
+        });
+      }
+
       if (route.rewrite?.pathPrefix !== undefined) {
         const matches = route.matches ?? [{}];
         const bad = matches.findIndex((m) => m.path !== undefined && m.path.prefix === undefined);
@@ -297,7 +368,7 @@ function mergeAndCheck(files: readonly ParsedFile[], errors: ConfigIssue[]): Mes
       routes.push(route);
     });
   }
-  return { services, routes };
+  return { services, routes, ...(Object.keys(auth).length ? { auth } : {}), ...(identity ? { identity } : {}) };
 }
 
 function posString(f: ParsedFile, path: PathSeg[], wantKey: boolean): string {

@@ -32,14 +32,17 @@ export function createGateway(options: GatewayOptions): GatewayHono {
 
   app.all('*', (c) => {
     const request = c.req.raw;
+    const env = c.env ?? {};
+    const exec = c.executionCtx;
     const ctx: GatewayContext = {
       request,
       url: new URL(request.url),
-      env: c.env ?? {},
+      env,
       mesh,
       requestId: requestIdFrom(request.headers),
       trace: traceFrom(request.headers),
       clientIp: request.headers.get('cf-connecting-ip'),
+      io: { env, kv: env.MESH_KV as KVNamespace | undefined, waitUntil: (p) => exec.waitUntil(p) },
     };
     // Kept on the Hono context so an error answer carries the id the pipeline already used.
     c.set('requestId', ctx.requestId);

@@ -2,6 +2,8 @@
  * What flows through the gateway pipeline. Each stage reads what earlier stages decided and
  * either adds to it (returns undefined) or answers the request (returns a Response).
  */
+import type { KeyIo } from '../auth/keys.ts';
+import type { VerifiedUser } from '../auth/verify.ts';
 import type { CompiledBackend, CompiledMesh, CompiledRoute } from '../mesh/compile.ts';
 import type { TraceContext } from '../mesh/trace.ts';
 import type { MeshEnv } from '../mesh/upstream.ts';
@@ -16,8 +18,12 @@ export interface GatewayContext {
   readonly trace: TraceContext;
   /** CF-Connecting-IP: set by Cloudflare's edge, not forgeable by the client there. */
   readonly clientIp: string | null;
+  /** env, the shared KV cache and waitUntil, for key lookups. */
+  readonly io: KeyIo;
   /** Set by the match stage. */
   hit?: RouteMatch<CompiledRoute>;
+  /** The verified end user, set by the authenticate stage when the route has auth. */
+  user?: VerifiedUser;
   /** Set by the backend stage. */
   backend?: CompiledBackend;
   /** Path to send upstream (after rewrite), set by the backend stage. */

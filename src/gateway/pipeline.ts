@@ -1,11 +1,12 @@
 /**
  * The gateway's request path, in order. Each stage is one module under stages/, readable and
- * testable alone: match -> choose backend -> forward. (Authentication, authorization and rate
- * limiting slot in between match and backend choice.)
+ * testable alone: match -> authenticate -> authorize -> choose backend -> forward.
  */
 import type { Stage } from './context.ts';
+import { authenticate } from './stages/authenticate.ts';
+import { authorize } from './stages/authorize.ts';
 import { chooseBackend } from './stages/backend.ts';
 import { forward } from './stages/forward.ts';
 import { matchRoute } from './stages/match.ts';
 
-export const gatewayStages: readonly Stage[] = [matchRoute, chooseBackend, forward];
+export const gatewayStages: readonly Stage[] = [matchRoute, authenticate, authorize, chooseBackend, forward];

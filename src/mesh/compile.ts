@@ -2,16 +2,29 @@
  * Compiles a validated MeshConfig into the structures the request path uses: the router and,
  * per service, precomputed weighted pickers. Runs once per config per isolate.
  */
-import type { MeshConfig, RouteSpec } from '../config/schema.ts';
+import type { ClaimRequirement } from '../auth/claims.ts';
+import { DEFAULT_TOKEN_SOURCE } from '../auth/token.ts';
+import { TokenVerifier } from '../auth/verify.ts';
+import type { AuthSpec, MeshBundle, MeshConfig, RouteSpec, TokenSourceSpec } from '../config/schema.ts';
+import { MeshKeys } from '../identity/keys.ts';
+import { IdentityMinter, IdentityVerifier } from '../identity/tokens.ts';
 import { Router, type RouteMatch } from '../router/router.ts';
 import { WeightedPicker } from '../router/weighted.ts';
+import { MESH_HEADER_PREFIX } from './headers.ts';
 
 export type CompiledBackend =
   | { kind: 'binding'; service: string; version: string | undefined; label: string; binding: string }
   | { kind: 'url'; service: string; version: string | undefined; label: string; url: URL };
 
+export interface CompiledPolicy {
+  /** undefined: any authenticated mesh member may call. */
+  allowCallers: ReadonlySet<string> | undefined;
+  allowAnonymous: boolean;
+}
+
 export interface CompiledService {
   name: string;
+  policy: CompiledPolicy;
   backends: readonly CompiledBackend[];
   /** Split across all backends by their weights. */
   picker: WeightedPicker<CompiledBackend>;
@@ -24,11 +37,28 @@ export interface BackendChoice {
   version?: string;
 }
 
+export interface CompiledRouteAuth {
+  mode: 'required' | 'optional';
+  /** Issuer names accepted; undefined = every configured issuer. */
+  issuers: ReadonlySet<string> | undefined;
+  scopes: readonly string[];
+  claims: readonly ClaimRequirement[];
+  token: TokenSourceSpec;
+  forwardToken: boolean;
+}
+
 export interface CompiledRoute {
   name: string;
   /** Where matching traffic goes; a single entry unless the route splits. */
   targets: WeightedPicker<BackendChoice>;
   rewrite?: { pathPrefix: string } | { path: string };
+  auth?: CompiledRouteAuth;
+}
+
+export interface CompiledIdentity {
+  keys: MeshKeys;
+  minter: IdentityMinter;
+  verifier: IdentityVerifier;
 }
 
 export interface CompiledMesh {
@@ -36,13 +66,16 @@ export interface CompiledMesh {
   version: string;
   services: ReadonlyMap<string, CompiledService>;
   router: Router<CompiledRoute>;
+  /** End-user token verification, with its caches (one per isolate and config). */
+  auth: TokenVerifier;
+  /** Verified claims sent to backends: [claim, header]; "scopes" is the granted scopes. */
+  claimHeaders: ReadonlyArray<readonly [string, string]>;
+  /** Claim header names outside x-mesh-*: stripped from client requests like x-mesh-* are. */
+  extraStrippedHeaders: readonly string[];
+  identity: CompiledIdentity;
 }
 
-/** The bundle the build writes from routes/: validated config plus its version. */
-export interface MeshBundle {
-  version: string;
-  config: MeshConfig;
-}
+export type { MeshBundle } from '../config/schema.ts';
 
 function compileService(name: string, spec: MeshConfig['services'][string]): CompiledService {
   const weighted = spec.backends.map((b) => {
@@ -63,32 +96,63 @@ function compileService(name: string, spec: MeshConfig['services'][string]): Com
     list.every((w) => w.weight === 0) ? list.map((w) => ({ item: w.item, weight: 1 })) : list;
   return {
     name,
+    policy: {
+      allowCallers: spec.policy?.allowCallers ? new Set(spec.policy.allowCallers) : undefined,
+      allowAnonymous: spec.policy?.allowAnonymous ?? false,
+    },
     backends: weighted.map((w) => w.item),
     picker: new WeightedPicker(weighted),
     byVersion: new Map([...versions].map(([v, list]) => [v, new WeightedPicker(pinned(list))])),
   };
 }
 
-function compileRoute(spec: RouteSpec): CompiledRoute {
+function compileRouteAuth(spec: RouteSpec, auth: AuthSpec | undefined): CompiledRouteAuth | undefined {
+  const a = spec.auth;
+  if (!a || a.mode === 'off') return undefined;
+  return {
+    mode: a.mode ?? 'required',
+    issuers: a.issuers ? new Set(a.issuers) : undefined,
+    scopes: a.scopes ?? [],
+    claims: Object.entries(a.claims ?? {}).map(([name, v]) => ({ name, anyOf: new Set((Array.isArray(v) ? v : [v]).map(String)) })),
+    token: a.token ?? auth?.token ?? DEFAULT_TOKEN_SOURCE,
+    forwardToken: a.forwardToken ?? true,
+  };
+}
+
+function compileRoute(spec: RouteSpec, auth: AuthSpec | undefined): CompiledRoute {
   const refs = spec.backendRefs
     ? spec.backendRefs.map((r) => ({ item: { service: r.service, ...(r.version ? { version: r.version } : {}) }, weight: r.weight ?? 1 }))
     : [{ item: { service: spec.service!, ...(spec.version ? { version: spec.version } : {}) }, weight: 1 }];
   const route: CompiledRoute = { name: spec.name, targets: new WeightedPicker(refs) };
   if (spec.rewrite?.pathPrefix !== undefined) route.rewrite = { pathPrefix: spec.rewrite.pathPrefix };
   else if (spec.rewrite?.path !== undefined) route.rewrite = { path: spec.rewrite.path };
+  const routeAuth = compileRouteAuth(spec, auth);
+  if (routeAuth) route.auth = routeAuth;
   return route;
 }
+
+export const DEFAULT_CLAIM_HEADERS: Record<string, string> = { sub: 'x-mesh-sub', scopes: 'x-mesh-scopes', iss: 'x-mesh-issuer' };
 
 export function compileMesh(bundle: MeshBundle): CompiledMesh {
   const services = new Map(Object.entries(bundle.config.services).map(([n, s]) => [n, compileService(n, s)]));
   const router = new Router(
     bundle.config.routes.map((r) => ({
-      route: compileRoute(r),
+      route: compileRoute(r, bundle.config.auth),
       ...(r.hostnames ? { hostnames: r.hostnames } : {}),
       ...(r.matches ? { matches: r.matches } : {}),
     })),
   );
-  return { version: bundle.version, services, router };
+  const claimHeaders = Object.entries(bundle.config.auth?.claimHeaders ?? DEFAULT_CLAIM_HEADERS).map(([claim, header]) => [claim, header.toLowerCase()] as const);
+  const keys = new MeshKeys(bundle.config.identity);
+  return {
+    version: bundle.version,
+    services,
+    router,
+    auth: new TokenVerifier(bundle.config.auth),
+    claimHeaders,
+    extraStrippedHeaders: claimHeaders.map(([, h]) => h).filter((h) => !h.startsWith(MESH_HEADER_PREFIX)),
+    identity: { keys, minter: new IdentityMinter(keys, bundle.config.identity?.tokenTtl ?? 60), verifier: new IdentityVerifier(keys) },
+  };
 }
 
 /** Picks a concrete backend for a service (optionally one version); undefined = none available. */

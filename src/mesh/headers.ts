@@ -4,8 +4,6 @@
 
 /** Reserved for meshwork: stripped from every client request at the gateway, set only by the mesh. */
 export const MESH_HEADER_PREFIX = 'x-mesh-';
-/** Who made this call: "gateway" or the calling service's name. */
-export const CALLER_HEADER = 'x-mesh-caller';
 /** Name of the route that matched at the gateway. */
 export const ROUTE_HEADER = 'x-mesh-route';
 export const REQUEST_ID_HEADER = 'x-request-id';

@@ -2,7 +2,10 @@
  * What a wrapped service sees of the mesh: who called, the request's ids, and a client for
  * calling other services.
  */
+import type { MeshUser } from '../identity/tokens.ts';
 import type { TraceContext } from '../mesh/trace.ts';
+
+export type { MeshUser } from '../identity/tokens.ts';
 
 export interface MeshFetchInit extends RequestInit {
   /** Call only this version of the target service (otherwise the service's weights decide). */
@@ -12,8 +15,13 @@ export interface MeshFetchInit extends RequestInit {
 export interface MeshContext {
   /** This service's name in the mesh config. */
   readonly service: string;
-  /** "gateway", the calling service's name, or undefined when the caller is not a mesh member. */
+  /**
+   * Who called, from a verified mesh identity token: "gateway" or the calling service's name;
+   * undefined only for anonymous calls to a service that allows them.
+   */
   readonly caller: string | undefined;
+  /** The end user the gateway authenticated (from its signed assertion), if any. */
+  readonly user: MeshUser | undefined;
   /** The gateway route that admitted the request, when it came through the gateway. */
   readonly route: string | undefined;
   readonly requestId: string;

@@ -13,13 +13,14 @@ import { Hono } from 'hono';
 import { bundledConfig } from '../generated/bundle.ts';
 import { compileMesh, type CompiledMesh, type MeshBundle } from '../mesh/compile.ts';
 import { errorResponse } from '../mesh/errors.ts';
-import { CALLER_HEADER, ROUTE_HEADER } from '../mesh/headers.ts';
+import { ROUTE_HEADER } from '../mesh/headers.ts';
 import { requestIdFrom, traceFrom } from '../mesh/trace.ts';
 import { logEvent, type MeshEnv } from '../mesh/upstream.ts';
 import { meshFetch } from './client.ts';
 import type { InboundPolicy, MeshContext } from './context.ts';
+import { authorizeCaller, identify } from './policies.ts';
 
-export type { InboundPolicy, MeshContext, MeshFetchInit, MeshVariables } from './context.ts';
+export type { InboundPolicy, MeshContext, MeshFetchInit, MeshUser, MeshVariables } from './context.ts';
 
 export interface MeshOptions {
   /** This service's name in routes/ (services.<name>). */
@@ -46,8 +47,6 @@ function compiledFor(bundle: MeshBundle): CompiledMesh {
   if (!mesh) compiled.set(bundle, (mesh = compileMesh(bundle)));
   return mesh;
 }
-
-const CALLER = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 
 function isHono(h: unknown): h is HonoLike {
   return typeof h === 'object' && h !== null && Array.isArray((h as HonoLike).routes) && typeof (h as HonoLike).route === 'function';
@@ -92,7 +91,8 @@ export interface MeshWorker<E> {
 
 export function withMesh<E extends object = MeshEnv>(app: HonoLike | MeshHandler<E>, options: MeshOptions): MeshWorker<E> {
   const mesh = compiledFor(options.config ?? bundledConfig);
-  if (!mesh.services.has(options.service)) {
+  const service = mesh.services.get(options.service);
+  if (!service) {
     throw new Error(`withMesh: service "${options.service}" is not defined in the mesh config (services.${options.service} in routes/)`);
   }
   const policies = options.policies ?? [];
@@ -101,21 +101,27 @@ export function withMesh<E extends object = MeshEnv>(app: HonoLike | MeshHandler
 
   return {
     async fetch(request: Request, env: E, ctx: ExecutionContext) {
-      const caller = request.headers.get(CALLER_HEADER);
       const requestId = requestIdFrom(request.headers);
       const trace = traceFrom(request.headers);
-      const scope = { mesh, env: env as MeshEnv, self, requestId, trace };
-      const meshCtx: MeshContext = {
-        service: self,
-        caller: caller !== null && CALLER.test(caller) ? caller : undefined,
-        route: request.headers.get(ROUTE_HEADER) ?? undefined,
-        requestId,
-        trace,
-        fetch: (service, path, init) => meshFetch(scope, service, path, init),
-      };
+      const meshEnv = env as MeshEnv;
       try {
+        const facts = await identify(request, mesh, service, { env: meshEnv, waitUntil: (p) => ctx.waitUntil(p) }, requestId);
+        if (facts instanceof Response) return facts;
+        const denied = authorizeCaller(service, facts.caller, requestId);
+        if (denied) return denied;
+        const scope = { mesh, env: meshEnv, self, requestId, trace, user: facts.user, userAssertion: facts.userAssertion };
+        const meshCtx: MeshContext = {
+          service: self,
+          caller: facts.caller,
+          user: facts.user,
+          // The route name is informational: set by the gateway, meaningful only when it called.
+          route: facts.caller === 'gateway' ? (request.headers.get(ROUTE_HEADER) ?? undefined) : undefined,
+          requestId,
+          trace,
+          fetch: (target, path, init) => meshFetch(scope, target, path, init),
+        };
         for (const policy of policies) {
-          const answer = await policy(request, meshCtx, env as MeshEnv);
+          const answer = await policy(request, meshCtx, meshEnv);
           if (answer) return answer;
         }
         return await handler(request, env, ctx, meshCtx);

@@ -16,6 +16,7 @@ app.get('/service-a', async (c) => {
     service_b: b.service_b,
     service_b_version: res.headers.get('x-service-version'),
     called_by: mesh.caller ?? null,
+    user: mesh.user?.sub ?? null,
     request_id: mesh.requestId,
   });
 });

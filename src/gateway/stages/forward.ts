@@ -1,6 +1,14 @@
-/** Last stage: send the request to the chosen backend and stream its response back. */
+/**
+ * Last stage: send the request to the chosen backend and stream its response back. The
+ * request carries the gateway's identity token for that service and, when a user was
+ * authenticated, the gateway-signed user assertion and the configured claim headers.
+ */
+import { claimHeaders } from '../../auth/claims.ts';
+import { KeysUnavailable } from '../../auth/keys.ts';
+import { removeToken } from '../../auth/token.ts';
+import { IDENTITY_HEADER, USER_HEADER } from '../../identity/tokens.ts';
 import { errorResponse } from '../../mesh/errors.ts';
-import { CALLER_HEADER, REQUEST_ID_HEADER, ROUTE_HEADER, setForwarded } from '../../mesh/headers.ts';
+import { REQUEST_ID_HEADER, ROUTE_HEADER, setForwarded } from '../../mesh/headers.ts';
 import { setTraceHeaders } from '../../mesh/trace.ts';
 import { logEvent, relayResponse, upstreamFor, upstreamRequest, upstreamUrl } from '../../mesh/upstream.ts';
 import type { Stage } from '../context.ts';
@@ -15,11 +23,24 @@ export const forward: Stage = async (ctx) => {
   }
   const outbound = upstreamRequest(upstreamUrl(backend!, url.origin, ctx.upstreamPath! + url.search), request);
   const headers = outbound.headers;
+  for (const name of ctx.mesh.extraStrippedHeaders) headers.delete(name);
   setForwarded(headers, url, ctx.clientIp);
   headers.set(REQUEST_ID_HEADER, requestId);
   setTraceHeaders(headers, ctx.trace);
-  headers.set(CALLER_HEADER, 'gateway');
   headers.set(ROUTE_HEADER, route.name);
+  if (route.auth && !route.auth.forwardToken) removeToken(headers, route.auth.token);
+  const { minter } = ctx.mesh.identity;
+  try {
+    headers.set(IDENTITY_HEADER, await minter.identityFor(backend!.service, ctx.env));
+    if (ctx.user) {
+      headers.set(USER_HEADER, await minter.userAssertion(ctx.user, ctx.env));
+      for (const [name, value] of claimHeaders(ctx.user, ctx.mesh.claimHeaders)) headers.set(name, value);
+    }
+  } catch (e) {
+    if (!(e instanceof KeysUnavailable)) throw e;
+    logEvent('error', 'mesh signing key unavailable', { requestId, error: e.message });
+    return errorResponse(500, 'internal', 'the gateway cannot sign its mesh identity (signing key missing or invalid)', requestId);
+  }
   let response: Response;
   try {
     response = await upstream.fetch(outbound);

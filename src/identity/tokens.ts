@@ -1,0 +1,150 @@
+/**
+ * The mesh's answer to mTLS: short-lived signed tokens.
+ *
+ *  x-mesh-identity  who is calling: typ mesh-id+jwt, iss "meshwork", sub = calling member,
+ *                   aud = called service, ~60 s. Minted by the caller, cached and reused until
+ *                   near expiry, so a call costs no signature.
+ *  x-mesh-user      the end user the gateway verified: typ mesh-user+jwt, signed by the gateway,
+ *                   sub = user, expiring with the user's token (at most 5 min). Passed along
+ *                   unchanged on east-west calls, so every service knows both the user and its
+ *                   immediate caller, and no service can invent a user.
+ */
+import { decodeProtectedHeader, jwtVerify, SignJWT, type JWTPayload } from 'jose';
+import type { VerifiedUser } from '../auth/verify.ts';
+import { LruCache } from '../auth/lru.ts';
+import { KeysUnavailable, type KeyIo } from '../auth/keys.ts';
+import { IDENTITY_ALGORITHMS, memberOfKid, type MeshKeys } from './keys.ts';
+
+export const IDENTITY_HEADER = 'x-mesh-identity';
+export const USER_HEADER = 'x-mesh-user';
+const ISSUER = 'meshwork';
+const IDENTITY_TYP = 'mesh-id+jwt';
+const USER_TYP = 'mesh-user+jwt';
+const USER_AUDIENCE = 'meshwork-user';
+const USER_MAX_TTL = 300;
+/** Re-mint when less than this is left, so a token never expires in flight. */
+const REFRESH_MARGIN = 15;
+const CLOCK_SKEW = 5;
+
+/** The end user as a wrapped service sees it. */
+export interface MeshUser {
+  sub: string | undefined;
+  /** Name of the configured issuer that authenticated the user at the gateway. */
+  issuer: string;
+  scopes: readonly string[];
+  /** The claims of the user's original token. */
+  claims: JWTPayload;
+}
+
+export type IdentityCheck = { ok: true; caller: string } | { ok: false; description: string };
+export type UserCheck = { ok: true; user: MeshUser } | { ok: false; description: string };
+
+const now = () => Math.floor(Date.now() / 1000);
+
+/** Caller side: mints and caches identity tokens and (at the gateway) user assertions. */
+export class IdentityMinter {
+  readonly #tokens = new Map<string, { token: string; exp: number }>();
+  readonly #users = new WeakMap<VerifiedUser, { token: string; exp: number }>();
+
+  constructor(
+    readonly keys: MeshKeys,
+    readonly ttl: number,
+  ) {}
+
+  async identityFor(target: string, env: Record<string, unknown>): Promise<string> {
+    const cached = this.#tokens.get(target);
+    if (cached && cached.exp - now() > REFRESH_MARGIN) return cached.token;
+    const signer = await this.keys.signer(env);
+    const iat = now();
+    const exp = iat + this.ttl;
+    const token = await new SignJWT({})
+      .setProtectedHeader({ alg: signer.alg, kid: signer.kid, typ: IDENTITY_TYP })
+      .setIssuer(ISSUER)
+      .setSubject(signer.member)
+      .setAudience(target)
+      .setIssuedAt(iat)
+      .setExpirationTime(exp)
+      .sign(signer.key);
+    this.#tokens.set(target, { token, exp });
+    return token;
+  }
+
+  /** Cached per verified user object, which the gateway's token cache reuses per token. */
+  async userAssertion(user: VerifiedUser, env: Record<string, unknown>): Promise<string> {
+    const cached = this.#users.get(user);
+    if (cached && cached.exp - now() > REFRESH_MARGIN) return cached.token;
+    const signer = await this.keys.signer(env);
+    const iat = now();
+    const exp = Math.min(user.exp, iat + USER_MAX_TTL);
+    const jwt = new SignJWT({ usr: { issuer: user.issuer, scopes: user.scopes, claims: user.claims } })
+      .setProtectedHeader({ alg: signer.alg, kid: signer.kid, typ: USER_TYP })
+      .setIssuer(ISSUER)
+      .setAudience(USER_AUDIENCE)
+      .setIssuedAt(iat)
+      .setExpirationTime(exp);
+    if (user.sub !== undefined) jwt.setSubject(user.sub);
+    const token = await jwt.sign(signer.key);
+    this.#users.set(user, { token, exp });
+    return token;
+  }
+}
+
+/** Callee side: verifies identity tokens and user assertions, with a cache per token. */
+export class IdentityVerifier {
+  readonly #identities = new LruCache<string>(10_000);
+  readonly #users = new LruCache<MeshUser>(10_000);
+
+  constructor(readonly keys: MeshKeys) {}
+
+  async verifyIdentity(token: string, self: string, io: KeyIo): Promise<IdentityCheck> {
+    const key = `${self} ${token}`;
+    const hit = this.#identities.get(key);
+    if (hit) return { ok: true, caller: hit };
+    try {
+      const kid = decodeProtectedHeader(token).kid;
+      const { payload } = await jwtVerify(token, (h) => this.keys.publicKeys(h, io), {
+        issuer: ISSUER,
+        audience: self,
+        algorithms: [...IDENTITY_ALGORITHMS],
+        typ: IDENTITY_TYP,
+        requiredClaims: ['exp', 'sub'],
+        clockTolerance: CLOCK_SKEW,
+        crit: {},
+      });
+      if (memberOfKid(kid) !== payload.sub) return { ok: false, description: 'identity token not signed by its subject' };
+      this.#identities.set(key, payload.sub!, payload.exp! * 1000);
+      return { ok: true, caller: payload.sub! };
+    } catch (e) {
+      if (e instanceof KeysUnavailable) throw e;
+      return { ok: false, description: 'invalid identity token' };
+    }
+  }
+
+  async verifyUser(token: string, io: KeyIo): Promise<UserCheck> {
+    const hit = this.#users.get(token);
+    if (hit) return { ok: true, user: hit };
+    try {
+      const kid = decodeProtectedHeader(token).kid;
+      if (memberOfKid(kid) !== 'gateway') return { ok: false, description: 'user assertion not signed by the gateway' };
+      const { payload } = await jwtVerify(token, (h) => this.keys.publicKeys(h, io), {
+        issuer: ISSUER,
+        audience: USER_AUDIENCE,
+        algorithms: [...IDENTITY_ALGORITHMS],
+        typ: USER_TYP,
+        requiredClaims: ['exp'],
+        clockTolerance: CLOCK_SKEW,
+        crit: {},
+      });
+      const usr = payload.usr as { issuer?: unknown; scopes?: unknown; claims?: unknown } | undefined;
+      if (!usr || typeof usr.issuer !== 'string' || !Array.isArray(usr.scopes) || typeof usr.claims !== 'object' || usr.claims === null) {
+        return { ok: false, description: 'malformed user assertion' };
+      }
+      const user: MeshUser = { sub: payload.sub, issuer: usr.issuer, scopes: usr.scopes.filter((s): s is string => typeof s === 'string'), claims: usr.claims as JWTPayload };
+      this.#users.set(token, user, payload.exp! * 1000);
+      return { ok: true, user };
+    } catch (e) {
+      if (e instanceof KeysUnavailable) throw e;
+      return { ok: false, description: 'invalid user assertion' };
+    }
+  }
+}

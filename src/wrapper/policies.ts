@@ -1,0 +1,59 @@
+/**
+ * The wrapper's built-in inbound policies, run before any of the service's own:
+ *  1. identify:  the caller must present a valid mesh identity token addressed to this service
+ *                (401 otherwise, unless the service allows anonymous callers); a user
+ *                assertion, if present, must be the gateway's (401 otherwise);
+ *  2. authorize: the caller must be on the service's allowCallers list (403 otherwise).
+ */
+import { authUnavailable } from '../auth/errors.ts';
+import { KeysUnavailable, type KeyIo } from '../auth/keys.ts';
+import { IDENTITY_HEADER, USER_HEADER, type MeshUser } from '../identity/tokens.ts';
+import type { CompiledMesh, CompiledService } from '../mesh/compile.ts';
+import { errorResponse } from '../mesh/errors.ts';
+
+/** What the identify step found, written into the request's MeshContext. */
+export interface CallerFacts {
+  caller: string | undefined;
+  user: MeshUser | undefined;
+  /** The verified user assertion, passed on unchanged on east-west calls. */
+  userAssertion: string | undefined;
+}
+
+export async function identify(
+  request: Request,
+  mesh: CompiledMesh,
+  service: CompiledService,
+  io: KeyIo,
+  requestId: string,
+): Promise<CallerFacts | Response> {
+  const { verifier } = mesh.identity;
+  try {
+    const facts: CallerFacts = { caller: undefined, user: undefined, userAssertion: undefined };
+    const identity = request.headers.get(IDENTITY_HEADER);
+    if (identity) {
+      const r = await verifier.verifyIdentity(identity, service.name, io);
+      if (!r.ok) return errorResponse(401, 'invalid_identity', `${r.description} for ${service.name}`, requestId);
+      facts.caller = r.caller;
+    } else if (!service.policy.allowAnonymous) {
+      return errorResponse(401, 'unauthenticated_caller', `${service.name} accepts calls through the mesh only (no mesh identity presented)`, requestId);
+    }
+    const assertion = request.headers.get(USER_HEADER);
+    if (assertion) {
+      const u = await verifier.verifyUser(assertion, io);
+      if (!u.ok) return errorResponse(401, 'invalid_identity', u.description, requestId);
+      facts.user = u.user;
+      facts.userAssertion = assertion;
+    }
+    return facts;
+  } catch (e) {
+    if (e instanceof KeysUnavailable) return authUnavailable(requestId, `${service.name} cannot verify mesh identities: ${e.message}`);
+    throw e;
+  }
+}
+
+export function authorizeCaller(service: CompiledService, caller: string | undefined, requestId: string): Response | undefined {
+  const allowed = service.policy.allowCallers;
+  if (!allowed || caller === undefined) return undefined;
+  if (allowed.has(caller)) return undefined;
+  return errorResponse(403, 'forbidden', `caller "${caller}" may not call ${service.name}`, requestId);
+}
