@@ -1,6 +1,8 @@
 import { cloudflareTest } from '@cloudflare/vitest-pool-workers';
 import { defineConfig } from 'vitest/config';
 
+const COMPAT_DATE = '2026-04-01';
+
 /**
  * Three projects:
  *  - unit:    Node; config schema, matcher, compiler, CLI.
@@ -15,20 +17,59 @@ export default defineConfig({
       },
       {
         plugins: [
-          cloudflareTest(({ inject }) => ({
-            miniflare: {
-              compatibilityDate: '2026-04-01',
-              bindings: { UPSTREAM_URL: inject('upstreamUrl') },
-              serviceBindings: { ECHO: 'echo', ECHO_V2: 'echo-v2', BROKEN: 'broken' },
-              workers: [
-                { name: 'echo', modules: true, scriptPath: './test/fixtures/echo-worker.js', compatibilityDate: '2026-04-01', bindings: { NAME: 'echo' } },
-                { name: 'echo-v2', modules: true, scriptPath: './test/fixtures/echo-worker.js', compatibilityDate: '2026-04-01', bindings: { NAME: 'echo-v2' } },
-                { name: 'broken', modules: true, scriptPath: './test/fixtures/broken-worker.js', compatibilityDate: '2026-04-01' },
-              ],
-            },
-          })),
+          cloudflareTest(({ inject }) => {
+            const keys = inject('memberKeys');
+            const meshKeys = (member: string) => ({
+              MESH_SIGNING_KEY: JSON.stringify(keys[member]!.privateJwk),
+              MESH_PUBLIC_KEYS: inject('meshPublicKeys'),
+            });
+            const bundles = inject('bundles');
+            const js = (name: string, scriptPath: string, extra: Record<string, unknown> = {}) => ({
+              name,
+              modules: true,
+              scriptPath,
+              compatibilityDate: COMPAT_DATE,
+              ...extra,
+            });
+            const serviceB = (name: string, version: string) =>
+              js(name, bundles.serviceB, { modulesRoot: bundles.dir, bindings: { ...meshKeys('service-b'), VERSION: version } });
+            return {
+              miniflare: {
+                compatibilityDate: COMPAT_DATE,
+                kvNamespaces: ['MESH_KV'],
+                bindings: {
+                  UPSTREAM_URL: inject('upstreamUrl'),
+                  ...meshKeys('gateway'),
+                  // The example routes' dev issuer, played here by the ES256 test issuer.
+                  MESH_DEV_JWKS: JSON.stringify({ keys: [inject('issuerKeys').ES256.publicJwk] }),
+                },
+                serviceBindings: {
+                  ECHO: 'echo',
+                  ECHO_V2: 'echo-v2',
+                  BROKEN: 'broken',
+                  SERVICE_A: 'service-a',
+                  SERVICE_B_V1: 'service-b',
+                  SERVICE_B_V2: 'service-b-v2',
+                  INTRUDER: 'service-c',
+                },
+                workers: [
+                  js('echo', './test/fixtures/echo-worker.js', { bindings: { NAME: 'echo' } }),
+                  js('echo-v2', './test/fixtures/echo-worker.js', { bindings: { NAME: 'echo-v2' } }),
+                  js('broken', './test/fixtures/broken-worker.js'),
+                  js('service-a', bundles.serviceA, {
+                    modulesRoot: bundles.dir,
+                    bindings: meshKeys('service-a'),
+                    serviceBindings: { SERVICE_B_V1: 'service-b', SERVICE_B_V2: 'service-b-v2' },
+                  }),
+                  serviceB('service-b', 'v1'),
+                  serviceB('service-b-v2', 'v2'),
+                  js('service-c', bundles.intruder, { modulesRoot: bundles.dir, bindings: meshKeys('service-c'), serviceBindings: { SERVICE_B_V1: 'service-b' } }),
+                ],
+              },
+            };
+          }),
         ],
-        test: { name: 'workers', include: ['test/workers/**/*.test.ts'], globalSetup: ['test/support/upstream-server.ts'] },
+        test: { name: 'workers', include: ['test/workers/**/*.test.ts'], globalSetup: ['test/support/global-setup.ts'] },
       },
       {
         test: { name: 'e2e', include: ['test/e2e/**/*.test.ts'], environment: 'node', testTimeout: 120_000, hookTimeout: 180_000 },

@@ -1,8 +1,16 @@
 declare namespace Cloudflare {
   interface Env {
     UPSTREAM_URL: string;
+    MESH_SIGNING_KEY: string;
+    MESH_PUBLIC_KEYS: string;
+    MESH_DEV_JWKS: string;
+    MESH_KV: KVNamespace;
     ECHO: Fetcher;
     ECHO_V2: Fetcher;
     BROKEN: Fetcher;
+    SERVICE_A: Fetcher;
+    SERVICE_B_V1: Fetcher;
+    SERVICE_B_V2: Fetcher;
+    INTRUDER: Fetcher;
   }
 }

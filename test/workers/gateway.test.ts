@@ -1,4 +1,5 @@
 import { env } from 'cloudflare:test';
+import { decodeJwt, decodeProtectedHeader } from 'jose';
 import { describe, expect, it } from 'vitest';
 import { createGateway } from '../../src/gateway/app.ts';
 import { call, meshFrom, type Echo } from './helpers.ts';
@@ -83,13 +84,18 @@ describe('gateway forwarding', () => {
     expect(res.headers.get('x-echo-name')).toBe('echo');
   });
 
-  it('strips hop-by-hop headers and client-sent x-mesh-* headers, and says who is calling', async () => {
+  it('strips hop-by-hop headers and client-sent x-mesh-* headers, and proves who is calling', async () => {
     const { seen } = await echo('/echo', {
-      headers: { connection: 'x-secret-hop', 'x-secret-hop': '1', 'keep-alive': 'timeout=5', 'proxy-authorization': 'Basic eA==', 'x-mesh-caller': 'service-admin', 'x-mesh-sub': 'root' },
+      headers: { connection: 'x-secret-hop', 'x-secret-hop': '1', 'keep-alive': 'timeout=5', 'proxy-authorization': 'Basic eA==', 'x-mesh-identity': 'forged', 'x-mesh-sub': 'root', 'x-mesh-user': 'forged' },
     });
-    for (const h of ['x-secret-hop', 'keep-alive', 'proxy-authorization', 'x-mesh-sub']) expect(seen.headers).not.toHaveProperty(h);
-    expect(seen.headers['x-mesh-caller']).toBe('gateway');
+    for (const h of ['x-secret-hop', 'keep-alive', 'proxy-authorization', 'x-mesh-sub', 'x-mesh-user']) expect(seen.headers).not.toHaveProperty(h);
     expect(seen.headers['x-mesh-route']).toBe('echo');
+    // The gateway's own identity token, addressed to the service it calls.
+    const identity = seen.headers['x-mesh-identity']!;
+    expect(decodeProtectedHeader(identity)).toMatchObject({ alg: 'EdDSA', typ: 'mesh-id+jwt', kid: expect.stringMatching(/^gateway\./) });
+    const claims = decodeJwt(identity);
+    expect(claims).toMatchObject({ iss: 'meshwork', sub: 'gateway', aud: 'echo' });
+    expect(claims.exp! - claims.iat!).toBe(60);
   });
 
   it('sets x-request-id, keeping a valid incoming one, and returns it to the client', async () => {
@@ -168,7 +174,7 @@ describe('gateway forwarding', () => {
     expect(seen.url).toBe('/base/ext/a/b?q=1');
     expect(seen.body).toBe('payload');
     expect(seen.headers['x-trace-me']).toBe('yes');
-    expect(seen.headers['x-mesh-caller']).toBe('gateway');
+    expect(decodeJwt(seen.headers['x-mesh-identity']!)).toMatchObject({ sub: 'gateway', aud: 'external' });
   });
 });
 

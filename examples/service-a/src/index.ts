@@ -21,4 +21,7 @@ app.get('/service-a', async (c) => {
   });
 });
 
+// Shows what service-b learns when service-a calls it: caller service-a, and the same user.
+app.get('/service-a/whoami-b', (c) => c.var.mesh.fetch('service-b', '/service-b/whoami'));
+
 export default withMesh(app, { service: 'service-a' });

@@ -14,4 +14,10 @@ app.get('/service-b', (c) => {
   return c.json({ service_b: 'Hello from service-b' });
 });
 
+// What the mesh told service-b about this call: the calling service and the end user.
+app.get('/service-b/whoami', (c) => {
+  const { caller, user } = c.var.mesh;
+  return c.json({ service: 'service-b', version: c.env.VERSION, caller: caller ?? null, user: user ? { sub: user.sub ?? null, scopes: user.scopes } : null });
+});
+
 export default withMesh(app, { service: 'service-b' });
