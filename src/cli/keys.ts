@@ -47,11 +47,27 @@ export function devKeysPath(root: string): string {
  */
 export async function ensureDevKeys(root: string, workers: ReadonlyArray<{ config: string; member: string }>): Promise<DevKeys> {
   const path = devKeysPath(root);
-  const keys: DevKeys = existsSync(path)
-    ? (JSON.parse(readFileSync(path, 'utf8')) as DevKeys)
-    : { issuer: { ...(await generatePair('ES256', 'dev-1')), issuer: DEV_ISSUER, audience: DEV_AUDIENCE }, members: {} };
-  for (const { member } of workers) keys.members[member] ??= await memberPair(member);
-  writeIfChanged(path, `${JSON.stringify(keys, null, 2)}\n`);
+  if (!existsSync(path)) {
+    const fresh: DevKeys = { issuer: { ...(await generatePair('ES256', 'dev-1')), issuer: DEV_ISSUER, audience: DEV_AUDIENCE }, members: {} };
+    for (const { member } of workers) fresh.members[member] ??= await memberPair(member);
+    mkdirSync(dirname(path), { recursive: true });
+    // Exclusive create: if another process (dev, a test, `meshwork token`) made the keys first,
+    // theirs win and everyone uses the same ones.
+    try {
+      writeFileSync(path, `${JSON.stringify(fresh, null, 2)}\n`, { mode: 0o600, flag: 'wx' });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    }
+  }
+  const keys = JSON.parse(readFileSync(path, 'utf8')) as DevKeys;
+  let added = false;
+  for (const { member } of workers) {
+    if (!keys.members[member]) {
+      keys.members[member] = await memberPair(member);
+      added = true;
+    }
+  }
+  if (added) writeIfChanged(path, `${JSON.stringify(keys, null, 2)}\n`);
 
   const publicKeys = JSON.stringify({ keys: Object.values(keys.members).map((m) => m.publicJwk) });
   const devJwks = JSON.stringify({ keys: [keys.issuer.publicJwk] });

@@ -61,7 +61,7 @@ export async function startMesh(options: { timeoutMs?: number; persistTo?: strin
     try {
       const res = await fetch(`${url}/_mesh/health`);
       // The gateway answers before the services finish loading; wait for the whole mesh.
-      if (res.ok && (await fetch(`${url}/service-a`)).ok) return { url, output: () => log, stop };
+      if (res.ok && (await fetch(`${url}/service-b`)).ok) return { url, output: () => log, stop };
     } catch {
       // not listening yet
     }
