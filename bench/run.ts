@@ -15,7 +15,8 @@ import { createRequire } from 'node:module';
 import { writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { ROOT, startLocalMesh } from '../scripts/local-mesh.ts';
+import { ROOT } from '../scripts/local-mesh.ts';
+import { BENCH_ISSUER, startBenchMesh, type BenchMesh } from './mesh.ts';
 
 interface Scenario {
   name: string;
@@ -23,12 +24,55 @@ interface Scenario {
   /** Worker whose direct socket receives the load. */
   worker: string;
   path: string;
-  headers?: Record<string, string>;
+  headers?: (mesh: BenchMesh) => Promise<Record<string, string>>;
 }
 
+const SERVICES = `
+services:
+  service-b:
+    backends:
+      - binding: SERVICE_B
+`;
+
+const route = (auth: string) => `
+routes:
+  - name: service-b
+    matches: [{ path: { prefix: /service-b } }]
+    service: service-b
+${auth}`;
+
+const issuer = (jwks: string, cache = '') => `
+auth:
+  issuers:
+    bench:
+      issuer: ${BENCH_ISSUER}
+      audiences: [meshwork]
+      algorithms: [ES256]
+      jwks: ${jwks}
+${cache}`;
+
+const AUTH_ROUTE = '    auth: { scopes: [read:b] }';
+
+/** Gateway variants, each its own worker compiled from its own config. */
+const GATEWAYS = {
+  'gw-forward': () => SERVICES + route(''),
+  'gw-auth': (jwks: string) => issuer(jwks) + SERVICES + route(AUTH_ROUTE),
+  'gw-auth-nocache': (jwks: string) => issuer(jwks, '  verifiedCache: { maxEntries: 0 }') + SERVICES + route(AUTH_ROUTE),
+};
+
+const bearer = async (m: BenchMesh) => ({ authorization: `Bearer ${await m.userToken('bench-user', ['read:b'])}` });
+
 const SCENARIOS: Scenario[] = [
-  { name: 'direct', description: 'service-b hit directly (baseline)', worker: 'service-b', path: '/service-b' },
-  { name: 'forward', description: 'gateway -> service binding -> service-b, no policies', worker: 'meshwork-gateway', path: '/service-b' },
+  {
+    name: 'direct',
+    description: 'service-b hit directly (baseline; carries a gateway identity token)',
+    worker: 'service-b',
+    path: '/service-b',
+    headers: async (m) => ({ 'x-mesh-identity': await m.gatewayIdentity('service-b') }),
+  },
+  { name: 'forward', description: 'gateway -> service binding -> service-b, no policies', worker: 'gw-forward', path: '/service-b' },
+  { name: 'auth', description: '+ JWT verification (ES256), verified-token cache on', worker: 'gw-auth', path: '/service-b', headers: bearer },
+  { name: 'auth-nocache', description: '+ JWT verification (ES256), cache off: every request verifies', worker: 'gw-auth-nocache', path: '/service-b', headers: bearer },
 ];
 
 interface Round {
@@ -74,18 +118,27 @@ function median(xs: number[]): number {
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
-const mf = await startLocalMesh({ directSockets: [...new Set(scenarios.map((s) => s.worker))] });
+const mesh = await startBenchMesh(GATEWAYS);
 try {
   const urls = new Map<string, string>();
-  for (const s of scenarios) urls.set(s.name, new URL(s.path, await mf.unsafeGetDirectURL(s.worker)).href);
+  const headers = new Map<string, Record<string, string> | undefined>();
+  for (const s of scenarios) {
+    urls.set(s.name, new URL(s.path, await mesh.url(s.worker)).href);
+    headers.set(s.name, s.headers ? await s.headers(mesh) : undefined);
+  }
 
+  // Every scenario must work before it is measured: a failing one would measure error paths.
+  for (const s of scenarios) {
+    const res = await fetch(urls.get(s.name)!, { headers: headers.get(s.name) ?? {} });
+    if (res.status !== 200) throw new Error(`scenario ${s.name}: ${res.status} ${await res.text()}`);
+  }
   // Warm every isolate (compile, JIT) before anything is measured.
-  for (const s of scenarios) await load(urls.get(s.name)!, s.headers, 1);
+  for (const s of scenarios) await load(urls.get(s.name)!, headers.get(s.name), 1);
 
   const results = new Map<string, Round[]>(scenarios.map((s) => [s.name, []]));
   for (let r = 0; r < rounds; r++) {
     for (const s of r % 2 ? [...scenarios].reverse() : scenarios) {
-      const res = await load(urls.get(s.name)!, s.headers, duration);
+      const res = await load(urls.get(s.name)!, headers.get(s.name), duration);
       results.get(s.name)!.push({
         rps: res.requests.average,
         p50: res.latency.p50,
@@ -131,5 +184,5 @@ try {
     process.exitCode = 1;
   }
 } finally {
-  await mf.dispose();
+  await mesh.mf.dispose();
 }

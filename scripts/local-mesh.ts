@@ -29,8 +29,8 @@ export interface LocalMeshOptions {
   logLevel?: LogLevel;
 }
 
-export async function bundleWorker(entry: string, outdir: string): Promise<string> {
-  const outfile = join(outdir, `${entry.replace(/[^A-Za-z0-9]+/g, '_')}.mjs`);
+export async function bundleWorker(entry: string, outdir: string, define?: Record<string, string>, name?: string): Promise<string> {
+  const outfile = join(outdir, `${name ?? entry.replace(/[^A-Za-z0-9]+/g, '_')}.mjs`);
   await build({
     entryPoints: [resolve(ROOT, entry)],
     outfile,
@@ -43,6 +43,7 @@ export async function bundleWorker(entry: string, outdir: string): Promise<strin
     external: ['cloudflare:*', 'node:*'],
     minify: false,
     logLevel: 'warning',
+    ...(define ? { define } : {}),
   });
   return outfile;
 }

@@ -2,6 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { decodeProtectedHeader, importJWK, jwtVerify } from 'jose';
 import { describe, expect, it } from 'vitest';
 import { routesJsonSchema } from '../../src/config/json-schema.ts';
 
@@ -56,5 +57,52 @@ describe('JSON Schema for editors', () => {
 
   it('the routes files point yaml-language-server at it', () => {
     expect(readFileSync('routes/mesh.yaml', 'utf8')).toMatch(/^# yaml-language-server: \$schema=\.\.\/schema\/routes\.schema\.json/);
+  });
+});
+
+describe('meshwork token', () => {
+  it('prints, alone on its last line, a token signed by the dev issuer the example routes trust', async () => {
+    const r = meshwork('token', '--sub', 'alice', '--scope', 'read:a', '--scope', 'write:a', '--ttl', '1h', '--claim', 'tenant=acme');
+    expect(r.code).toBe(0);
+    const token = r.stdout.trim().split('\n').at(-1)!;
+    expect(token).toMatch(/^[\w-]+\.[\w-]+\.[\w-]+$/);
+    const keys = JSON.parse(readFileSync('.meshwork/dev-keys.json', 'utf8'));
+    const { payload } = await jwtVerify(token, await importJWK(keys.issuer.publicJwk, 'ES256'), {
+      issuer: 'https://dev.meshwork.local',
+      audience: 'meshwork',
+      algorithms: ['ES256'],
+    });
+    expect(payload).toMatchObject({ sub: 'alice', scope: 'read:a write:a', tenant: 'acme' });
+    expect(payload.exp! - payload.iat!).toBe(3600);
+    expect(decodeProtectedHeader(token).kid).toBe(keys.issuer.publicJwk.kid);
+    // The routes file reads the same issuer's public keys from MESH_DEV_JWKS in .dev.vars.
+    expect(readFileSync('.dev.vars', 'utf8')).toContain(JSON.stringify(keys.issuer.publicJwk));
+  });
+
+  it('refuses to run without --sub or with a bad --ttl (exit 2)', () => {
+    expect(meshwork('token').code).toBe(2);
+    const bad = meshwork('token', '--sub', 'a', '--ttl', 'soon');
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('--ttl must be a duration');
+  });
+});
+
+describe('meshwork keys generate', () => {
+  it('prints a private JWK for the secret and a public JWK bound to the member by its kid', () => {
+    const r = meshwork('keys', 'generate', '--member', 'billing');
+    expect(r.code).toBe(0);
+    const [priv, pub] = r.stdout
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l));
+    expect(priv).toMatchObject({ kty: 'OKP', crv: 'Ed25519', alg: 'EdDSA', kid: expect.stringMatching(/^billing\./) });
+    expect(priv.d).toEqual(expect.any(String));
+    expect(pub.kid).toBe(priv.kid);
+    expect(pub).not.toHaveProperty('d');
+  });
+
+  it('needs a valid member name', () => {
+    expect(meshwork('keys', 'generate').code).toBe(2);
+    expect(meshwork('keys', 'generate', '--member', 'Not Valid').code).toBe(2);
   });
 });

@@ -1,4 +1,5 @@
 import { createExecutionContext, env, waitOnExecutionContext } from 'cloudflare:test';
+import { importJWK, SignJWT, type JWTHeaderParameters, type JWTPayload } from 'jose';
 import { inject } from 'vitest';
 import { MeshKeys } from '../../src/identity/keys.ts';
 import { IdentityMinter } from '../../src/identity/tokens.ts';
@@ -44,4 +45,27 @@ export async function identityHeaders(member: string, target: string): Promise<R
   let minter = minters.get(member);
   if (!minter) minters.set(member, (minter = new IdentityMinter(new MeshKeys(undefined), 60)));
   return { 'x-mesh-identity': await minter.identityFor(target, memberEnv(member)) };
+}
+
+export type TestAlg = 'RS256' | 'PS256' | 'ES256' | 'EdDSA';
+
+const issuerSigningKeys = new Map<TestAlg, Promise<CryptoKey | Uint8Array>>();
+
+/**
+ * A user token as an identity provider issues it: signed with the test issuer key for `alg`
+ * (kid "<alg>-1"), aud meshwork, sub alice, valid for 10 minutes. `claims` and `header` override
+ * (a claim set to undefined is left out).
+ */
+export async function issuerToken(alg: TestAlg, claims: JWTPayload = {}, header: Partial<JWTHeaderParameters> = {}): Promise<string> {
+  let key = issuerSigningKeys.get(alg);
+  if (!key) issuerSigningKeys.set(alg, (key = importJWK(inject('issuerKeys')[alg].privateJwk, alg)));
+  const now = Math.floor(Date.now() / 1000);
+  return new SignJWT({ aud: 'meshwork', sub: 'alice', iat: now, exp: now + 600, ...claims })
+    .setProtectedHeader({ alg, kid: `${alg}-1`, typ: 'JWT', ...header })
+    .sign(await key);
+}
+
+/** A token the example routes' dev issuer accepts (the test env's MESH_DEV_JWKS holds its key). */
+export function devToken(claims: JWTPayload = {}): Promise<string> {
+  return issuerToken('ES256', { iss: 'https://dev.meshwork.local', ...claims });
 }
