@@ -12,8 +12,9 @@ export function missingToken(requestId: string): Response {
 }
 
 export function invalidToken(requestId: string, description: string): Response {
+  // RFC 6750 section 3: error_description may not contain " or \ (the header quotes it).
   return errorResponse(401, 'invalid_token', description, requestId, {
-    'www-authenticate': `Bearer ${REALM}, error="invalid_token", error_description="${description}"`,
+    'www-authenticate': `Bearer ${REALM}, error="invalid_token", error_description="${description.replace(/["\\]/g, "'")}"`,
   });
 }
 

@@ -57,6 +57,8 @@ export class RemoteJwks {
   #state: KeyState | undefined;
   #inflight: Promise<void> | undefined;
   #lastAttempt = Number.NEGATIVE_INFINITY;
+  /** Whether the last attempt got no keys (the IdP is failing). */
+  #lastFailed = false;
   /** IdP requests made by this isolate (exposed for tests and health). */
   fetches = 0;
 
@@ -93,7 +95,8 @@ export class RemoteJwks {
     if (this.#inflight) return this.#inflight;
     const cooldownMs = this.options.refetchCooldown * 1000;
     // Within the cooldown nothing is fetched: not for unknown kids, not while the IdP is down.
-    if (Date.now() - this.#lastAttempt < cooldownMs) return Promise.resolve();
+    // Keys that expired after a good fetch are refreshed at once: their TTL is the IdP's to set.
+    if ((unknownKid || this.#lastFailed) && Date.now() - this.#lastAttempt < cooldownMs) return Promise.resolve();
     this.#lastAttempt = Date.now();
     this.#inflight = this.#doRefresh(io, unknownKid, cooldownMs).finally(() => {
       this.#inflight = undefined;
@@ -117,8 +120,9 @@ export class RemoteJwks {
     }
     try {
       this.fetches++;
+      // workerd rejects redirect: 'error'; with 'manual' a 3xx is not ok, so it fails below.
       const res = await fetch(this.uri, {
-        redirect: 'error',
+        redirect: 'manual',
         signal: AbortSignal.timeout(this.options.timeoutMs),
         headers: { accept: 'application/jwk-set+json, application/json' },
       });
@@ -136,11 +140,13 @@ export class RemoteJwks {
         io.waitUntil(put.catch((e: unknown) => logEvent('warn', 'jwks kv write failed', { issuer: this.issuerName, error: String(e) })));
       }
     } catch (e) {
+      this.#lastFailed = true;
       logEvent('warn', 'jwks fetch failed', { issuer: this.issuerName, uri: this.uri, error: String((e as Error)?.message ?? e) });
     }
   }
 
   #install(entry: SharedEntry): void {
+    this.#lastFailed = false;
     this.#state = { set: createLocalJWKSet(entry.jwks), fetchedAt: entry.fetchedAt, expiresAt: entry.expiresAt };
   }
 }

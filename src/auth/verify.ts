@@ -76,7 +76,7 @@ function describe(e: unknown): string {
   if (e instanceof errors.JWSSignatureVerificationFailed) return 'signature invalid';
   if (e instanceof errors.JWKSNoMatchingKey) return 'no key matches the token (kid)';
   if (e instanceof errors.JWKSMultipleMatchingKeys) return 'signature invalid';
-  if (e instanceof errors.JOSENotSupported) return 'algorithm or key not supported';
+  if (e instanceof errors.JOSENotSupported) return /Extension Header Parameter/.test(e.message) ? 'unsupported critical header parameter' : 'algorithm or key not supported';
   return 'malformed token';
 }
 

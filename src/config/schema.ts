@@ -260,12 +260,25 @@ export const Route = z
     }
   });
 
+/**
+ * Header names a claim may not be written to: the mesh's own, credentials, hop-by-hop and
+ * framing fields, and what the gateway sets for tracing and forwarding.
+ */
+const RESERVED_CLAIM_HEADERS = new Set([
+  'x-mesh-identity', 'x-mesh-user', 'x-mesh-route', 'authorization', 'cookie', 'set-cookie', 'host', 'connection',
+  'keep-alive', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-authorization', 'content-length',
+  'content-type', 'content-encoding', 'x-request-id', 'traceparent', 'tracestate', 'x-forwarded-for',
+  'x-forwarded-proto', 'x-forwarded-host', 'forwarded', 'cf-connecting-ip',
+]);
+
+const ClaimHeaderName = HeaderName.refine((h) => !RESERVED_CLAIM_HEADERS.has(h.toLowerCase()), 'is reserved (credentials, mesh identity, tracing or forwarding): pick another header name');
+
 export const Auth = z
   .strictObject({
     issuers: z.record(z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'must be letters, digits, ".", "_" or "-"'), Issuer).optional(),
     token: TokenSource.optional(),
     claimHeaders: z
-      .record(z.string().min(1), HeaderName)
+      .record(z.string().min(1), ClaimHeaderName)
       .optional()
       .describe('Verified claims sent to backends as headers; "scopes" is the granted scopes. Default sub, scopes, iss to x-mesh-*.'),
     verifiedCache: z
@@ -281,7 +294,9 @@ export const Identity = z
   .strictObject({
     publicKeys: JwksSource.optional().describe('Public keys of every mesh member; default { env: MESH_PUBLIC_KEYS }.'),
     signingKey: z.strictObject({ env: EnvName }).optional().describe('This worker\'s private key; default { env: MESH_SIGNING_KEY }.'),
-    tokenTtl: Duration.optional().describe('Lifetime of identity tokens (default 60s).'),
+    tokenTtl: Duration.pipe(z.number().min(30, 'must be at least 30s (tokens are reused until 15s before expiry)').max(3600, 'must be at most 1h'))
+      .optional()
+      .describe('Lifetime of identity tokens (default 60s, 30s to 1h).'),
   })
   .describe('Service identity between mesh members.');
 

@@ -5,9 +5,9 @@
  *                   aud = called service, ~60 s. Minted by the caller, cached and reused until
  *                   near expiry, so a call costs no signature.
  *  x-mesh-user      the end user the gateway verified: typ mesh-user+jwt, signed by the gateway,
- *                   sub = user, expiring with the user's token (at most 5 min). Passed along
- *                   unchanged on east-west calls, so every service knows both the user and its
- *                   immediate caller, and no service can invent a user.
+ *                   sub = user, expiring with the user's token (at least 30 s, at most
+ *                   5 min). Passed along unchanged on east-west calls, so every service knows
+ *                   both the user and its immediate caller, and no service can invent a user.
  */
 import { decodeProtectedHeader, jwtVerify, SignJWT, type JWTPayload } from 'jose';
 import type { VerifiedUser } from '../auth/verify.ts';
@@ -22,6 +22,11 @@ const IDENTITY_TYP = 'mesh-id+jwt';
 const USER_TYP = 'mesh-user+jwt';
 const USER_AUDIENCE = 'meshwork-user';
 const USER_MAX_TTL = 300;
+/**
+ * The gateway accepts a token up to its clock skew past exp; an assertion that expired with it
+ * would then be refused by the very service the gateway admitted the request to.
+ */
+const USER_MIN_TTL = 30;
 /** Re-mint when less than this is left, so a token never expires in flight. */
 const REFRESH_MARGIN = 15;
 const CLOCK_SKEW = 5;
@@ -75,7 +80,7 @@ export class IdentityMinter {
     if (cached && cached.exp - now() > REFRESH_MARGIN) return cached.token;
     const signer = await this.keys.signer(env);
     const iat = now();
-    const exp = Math.min(user.exp, iat + USER_MAX_TTL);
+    const exp = Math.min(Math.max(user.exp, iat + USER_MIN_TTL), iat + USER_MAX_TTL);
     const jwt = new SignJWT({ usr: { issuer: user.issuer, scopes: user.scopes, claims: user.claims } })
       .setProtectedHeader({ alg: signer.alg, kid: signer.kid, typ: USER_TYP })
       .setIssuer(ISSUER)

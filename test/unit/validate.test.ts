@@ -155,6 +155,59 @@ routes:
     expect(e[0]!.message).toContain('must not contain credentials');
   });
 
+  it('refuses to write claims onto credential or mesh identity headers', () => {
+    const e = errorsOf(`${SERVICES}\nauth:\n  claimHeaders: { sub: x-mesh-identity, email: Authorization, tenant: x-tenant }\n`);
+    expect(e.map((i) => i.field)).toEqual(['auth.claimHeaders.sub', 'auth.claimHeaders.email']);
+    expect(e[0]!.message).toContain('is reserved');
+  });
+
+  it('refuses HS algorithms next to public keys, and non-HS ones with a shared secret', () => {
+    const base = `${SERVICES}\nauth:\n  issuers:\n    idp:\n      issuer: https://idp\n      audiences: [api]\n`;
+    const mixed = errorsOf(`${base}      algorithms: [RS256, HS256]\n      jwksUri: https://idp/jwks\n`);
+    expect(mixed[0]).toMatchObject({ field: 'auth.issuers.idp.algorithms', message: expect.stringContaining('algorithm confusion') });
+    const secret = errorsOf(`${base}      algorithms: [HS256, RS256]\n      secret: { env: S }\n`);
+    expect(secret[0]!.message).toContain('HS256/HS384/HS512 only');
+    const none = errorsOf(`${base}      algorithms: [none]\n      jwksUri: https://idp/jwks\n`);
+    expect(none[0]!.message).toContain('"none" is never accepted');
+  });
+
+  it('checks route auth against the configured issuers', () => {
+    const e = errorsOf(`${SERVICES}
+auth:
+  issuers:
+    corp: { issuer: https://corp, audiences: [api], algorithms: [ES256], jwksUri: "https://corp/jwks" }
+routes:
+  - name: r1
+    service: svc
+    auth: { issuers: [crop] }
+  - name: r2
+    service: svc
+    auth: { mode: optional, scopes: [a] }
+`);
+    expect(e.map((i) => [i.field, i.message])).toEqual([
+      ['routes[1].auth.mode', '"scopes" and "claims" need mode: required'],
+    ]);
+    const e2 = errorsOf(`${SERVICES}
+auth:
+  issuers:
+    corp: { issuer: https://corp, audiences: [api], algorithms: [ES256], jwksUri: "https://corp/jwks" }
+routes:
+  - name: r1
+    service: svc
+    auth: { issuers: [crop] }
+`);
+    expect(e2.map((i) => [i.field, i.message])).toEqual([['routes[0].auth.issuers[0]', 'unknown issuer "crop" (did you mean "corp"?)']]);
+  });
+
+  it('checks allowCallers names', () => {
+    const e = errorsOf(`services:\n  svc:\n    backends: [{ binding: S }]\n    policy: { allowCallers: [gateway, svx] }\n`);
+    expect(e[0]).toMatchObject({ field: 'services.svc.policy.allowCallers[1]', message: 'unknown caller "svx": not "gateway" nor a service (did you mean "svc"?)' });
+  });
+
+  it('bounds the identity token lifetime', () => {
+    expect(errorsOf(`${SERVICES}\nidentity: { tokenTtl: 5s }\n`)[0]!.message).toContain('at least 30s');
+  });
+
   it('rejects a route with neither or both of service and backendRefs', () => {
     expect(errorsOf(`${SERVICES}\nroutes:\n  - name: r1\n`)[0]!.message).toContain('exactly one of "service" or "backendRefs"');
     expect(errorsOf(`${SERVICES}\nroutes:\n  - name: r1\n    service: svc\n    backendRefs: [{ service: svc }]\n`)[0]!.message).toContain(
