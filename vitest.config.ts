@@ -32,12 +32,15 @@ export default defineConfig({
               compatibilityDate: COMPAT_DATE,
               ...extra,
             });
+            // The real gateway bundle hosts the RateLimiter Durable Object class, as in production.
+            const limiter = { MESH_RATE_LIMITER: { className: 'RateLimiter', scriptName: 'meshwork-gateway' } };
             const serviceB = (name: string, version: string) =>
-              js(name, bundles.serviceB, { modulesRoot: bundles.dir, bindings: { ...meshKeys('service-b'), VERSION: version } });
+              js(name, bundles.serviceB, { modulesRoot: bundles.dir, bindings: { ...meshKeys('service-b'), VERSION: version }, durableObjects: limiter });
             return {
               miniflare: {
                 compatibilityDate: COMPAT_DATE,
                 kvNamespaces: ['MESH_KV'],
+                durableObjects: { ...limiter, FAULTY_LIMITER: { className: 'RateLimiter', scriptName: 'faulty-store' } },
                 bindings: {
                   UPSTREAM_URL: inject('upstreamUrl'),
                   ...meshKeys('gateway'),
@@ -57,8 +60,18 @@ export default defineConfig({
                   js('echo', './test/fixtures/echo-worker.js', { bindings: { NAME: 'echo' } }),
                   js('echo-v2', './test/fixtures/echo-worker.js', { bindings: { NAME: 'echo-v2' } }),
                   js('broken', './test/fixtures/broken-worker.js'),
+                  js('meshwork-gateway', bundles.gateway, {
+                    modulesRoot: bundles.dir,
+                    bindings: meshKeys('gateway'),
+                    durableObjects: { MESH_RATE_LIMITER: { className: 'RateLimiter', useSQLite: true } },
+                  }),
+                  js('faulty-store', bundles.faultyStore, {
+                    modulesRoot: bundles.dir,
+                    durableObjects: { FAULTY_LIMITER: { className: 'RateLimiter', useSQLite: true } },
+                  }),
                   js('service-a', bundles.serviceA, {
                     modulesRoot: bundles.dir,
+                    durableObjects: limiter,
                     bindings: meshKeys('service-a'),
                     serviceBindings: { SERVICE_B_V1: 'service-b', SERVICE_B_V2: 'service-b-v2' },
                   }),

@@ -89,6 +89,52 @@ export const Backend = z
   })
   .describe('One way to reach the service: a worker over a service binding, or a URL.');
 
+const KEY_PART = /^(ip|route|caller|claim:[^\s]+|header:[!#$%&'*+.^_`|~0-9A-Za-z-]+)$/;
+
+export const RateLimitPolicy = z
+  .strictObject({
+    algorithm: z.enum(['token-bucket', 'gcra'], { error: 'must be token-bucket or gcra' }).optional().describe('Default token-bucket.'),
+    limit: z.number().int().min(1).describe('Tokens (requests of cost 1) per period.'),
+    period: Duration.pipe(z.number().positive('must be longer than 0')).describe('e.g. 1s, 1m, 1d.'),
+    burst: z.number().int().min(1).optional().describe('Bucket capacity (token-bucket, default = limit) or requests allowed back to back (gcra, default 1).'),
+    key: z
+      .array(z.string().regex(KEY_PART, 'must be ip, route, caller, claim:<name> or header:<name>'))
+      .min(1)
+      .optional()
+      .describe('What identifies a bucket; several parts combine. Default [ip].'),
+    cost: z.number().int().min(1).optional().describe('Tokens each request takes (default 1).'),
+    overrides: z
+      .record(
+        z.string().min(1),
+        z.strictObject({
+          limit: z.number().int().min(1).optional(),
+          burst: z.number().int().min(1).optional(),
+          multiplier: z.number().positive().optional().describe('Scales limit and burst.'),
+        }),
+      )
+      .optional()
+      .describe('Per key value (parts joined with "|"), e.g. acme: { multiplier: 10 }.'),
+    callers: z
+      .array(z.string().max(63).regex(DNS_LABEL, 'must be "gateway" or a service name'))
+      .min(1)
+      .optional()
+      .describe('Service policies only: count only calls from these mesh members; others pass this policy.'),
+    onStoreFailure: z.enum(['open', 'closed'], { error: 'must be open or closed' }).optional().describe('When the store cannot be reached: admit (open, default) or refuse with 503 (closed).'),
+    mode: z.enum(['exact', 'lease'], { error: 'must be exact or lease' }).optional().describe('exact (default): one store call per request; lease: isolates spend small leases locally.'),
+    lease: z
+      .strictObject({
+        size: z.number().int().min(1).optional().describe('Units per lease (default 10% of burst, at least 1).'),
+        ttl: Duration.optional().describe('How long an isolate may spend a lease (default 1s).'),
+      })
+      .optional(),
+  })
+  .superRefine((p, ctx) => {
+    const burst = p.burst ?? (p.algorithm === 'gcra' ? 1 : p.limit);
+    if ((p.cost ?? 1) > burst) ctx.addIssue({ code: 'custom', path: ['cost'], message: `cost ${p.cost} exceeds the burst (${burst}): no request could ever pass` });
+    if (p.lease && p.mode !== 'lease') ctx.addIssue({ code: 'custom', path: ['lease'], message: '"lease" settings need mode: lease' });
+  })
+  .describe('A rate-limit policy; attach it to routes (rateLimits) or services (policy.rateLimits).');
+
 const CallerName = z
   .string()
   .max(63)
@@ -101,6 +147,7 @@ export const ServicePolicy = z
       .optional()
       .describe('Mesh members ("gateway" or service names) allowed to call; absent = any authenticated member.'),
     allowAnonymous: z.boolean().optional().describe('Accept calls without a mesh identity (default false).'),
+    rateLimits: z.array(z.string().min(1)).min(1).optional().describe('Rate-limit policies applied to calls into this service.'),
   })
   .describe('Who may call this service, enforced by its withMesh wrapper.');
 
@@ -250,6 +297,7 @@ export const Route = z
     backendRefs: z.array(BackendRef).min(1).optional().describe('Weighted split across services/versions.'),
     rewrite: Rewrite.optional(),
     auth: RouteAuth.optional().describe('End-user authentication for this route; absent = off.'),
+    rateLimits: z.array(z.string().min(1)).min(1).optional().describe('Rate-limit policies applied here, all of which must admit a request.'),
   })
   .superRefine((r, ctx) => {
     if ((r.service === undefined) === (r.backendRefs === undefined)) {
@@ -307,6 +355,10 @@ export const MeshFile = z
     routes: z.array(Route).optional(),
     auth: Auth.optional(),
     identity: Identity.optional(),
+    rateLimits: z.record(z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'must be letters, digits, ".", "_" or "-"'), RateLimitPolicy).optional(),
+    rateLimitStore: z
+      .strictObject({ binding: BindingName.describe('Durable Object namespace binding of the RateLimiter class (default MESH_RATE_LIMITER).') })
+      .optional(),
   })
   .describe('meshwork routes file (routes/*.yaml)');
 
@@ -324,6 +376,7 @@ export type RouteAuthSpec = z.output<typeof RouteAuth>;
 export type TokenSourceSpec = z.output<typeof TokenSource>;
 export type JwksSourceSpec = z.output<typeof JwksSource>;
 export type ServicePolicySpec = z.output<typeof ServicePolicy>;
+export type RateLimitPolicySpec = z.output<typeof RateLimitPolicy>;
 
 /** The whole mesh after all files are merged and cross-checked. */
 export interface MeshConfig {
@@ -331,6 +384,8 @@ export interface MeshConfig {
   routes: RouteSpec[];
   auth?: AuthSpec;
   identity?: IdentitySpec;
+  rateLimits?: Record<string, RateLimitPolicySpec>;
+  rateLimitStore?: { binding: string };
 }
 
 /** What the build ships and the control plane applies: a validated config and its version. */

@@ -256,6 +256,19 @@ function mergeAndCheck(files: readonly ParsedFile[], errors: ConfigIssue[]): Mes
   const issuerOrigin = new Map<string, string>();
   const settingOrigin = new Map<string, string>();
   let identity: MeshConfig['identity'];
+  let rateLimits: MeshConfig['rateLimits'];
+  let rateLimitStore: MeshConfig['rateLimitStore'];
+  const checkLimits = (f: ParsedFile, path: PathSeg[], names: readonly string[] | undefined, atGateway: boolean) => {
+    (names ?? []).forEach((name, i) => {
+      const policy = rateLimits?.[name];
+      if (!policy) {
+        const hint = suggest(name, Object.keys(rateLimits ?? {}));
+        err(f, [...path, i], `unknown rate limit "${name}"${hint ? ` (did you mean "${hint}"?)` : ''}`);
+      } else if (atGateway && (policy.key?.includes('caller') || policy.callers)) {
+        err(f, [...path, i], `rate limit "${name}" uses the caller ("caller" key or "callers"), which only exists for calls between services (policy.rateLimits)`);
+      }
+    });
+  };
   for (const f of files) {
     const a = f.spec.auth;
     for (const [name, issuer] of Object.entries(a?.issuers ?? {})) {
@@ -278,6 +291,22 @@ function mergeAndCheck(files: readonly ParsedFile[], errors: ConfigIssue[]): Mes
         (auth as Record<string, unknown>)[key] = a[key];
       }
     }
+    for (const [name, policy] of Object.entries(f.spec.rateLimits ?? {})) {
+      const seen = settingOrigin.get(`rateLimits.${name}`);
+      if (seen) err(f, ['rateLimits', name], `rate limit "${name}" is already defined in ${seen}`, true);
+      else {
+        settingOrigin.set(`rateLimits.${name}`, posString(f, ['rateLimits', name], true));
+        (rateLimits ??= {})[name] = policy;
+      }
+    }
+    if (f.spec.rateLimitStore !== undefined) {
+      const seen = settingOrigin.get('rateLimitStore');
+      if (seen) err(f, ['rateLimitStore'], `rateLimitStore is already set in ${seen}`, true);
+      else {
+        settingOrigin.set('rateLimitStore', posString(f, ['rateLimitStore'], true));
+        rateLimitStore = f.spec.rateLimitStore;
+      }
+    }
     if (f.spec.identity !== undefined) {
       const seen = settingOrigin.get('identity');
       if (seen) err(f, ['identity'], `identity is already set in ${seen}`, true);
@@ -289,7 +318,13 @@ function mergeAndCheck(files: readonly ParsedFile[], errors: ConfigIssue[]): Mes
   }
 
   for (const f of files) {
+    for (const [name, policy] of Object.entries(f.spec.rateLimits ?? {})) {
+      (policy.callers ?? []).forEach((caller, i) => {
+        if (caller !== 'gateway' && !services[caller]) err(f, ['rateLimits', name, 'callers', i], `unknown caller "${caller}": not "gateway" nor a service`);
+      });
+    }
     for (const [name, svc] of Object.entries(f.spec.services ?? {})) {
+      checkLimits(f, ['services', name, 'policy', 'rateLimits'], svc.policy?.rateLimits, false);
       (svc.policy?.allowCallers ?? []).forEach((caller, i) => {
         if (caller !== 'gateway' && !services[caller]) {
           const hint = suggest(caller, ['gateway', ...Object.keys(services)]);
@@ -360,6 +395,8 @@ function mergeAndCheck(files: readonly ParsedFile[], errors: ConfigIssue[]): Mes
         });
       }
 
+      checkLimits(f, [...here, 'rateLimits'], route.rateLimits, true);
+
       if (route.rewrite?.pathPrefix !== undefined) {
         const matches = route.matches ?? [{}];
         const bad = matches.findIndex((m) => m.path !== undefined && m.path.prefix === undefined);
@@ -368,7 +405,14 @@ function mergeAndCheck(files: readonly ParsedFile[], errors: ConfigIssue[]): Mes
       routes.push(route);
     });
   }
-  return { services, routes, ...(Object.keys(auth).length ? { auth } : {}), ...(identity ? { identity } : {}) };
+  return {
+    services,
+    routes,
+    ...(Object.keys(auth).length ? { auth } : {}),
+    ...(identity ? { identity } : {}),
+    ...(rateLimits ? { rateLimits } : {}),
+    ...(rateLimitStore ? { rateLimitStore } : {}),
+  };
 }
 
 function posString(f: ParsedFile, path: PathSeg[], wantKey: boolean): string {

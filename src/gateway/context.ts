@@ -28,6 +28,8 @@ export interface GatewayContext {
   backend?: CompiledBackend;
   /** Path to send upstream (after rewrite), set by the backend stage. */
   upstreamPath?: string;
+  /** Headers for the client's response from earlier stages (e.g. RateLimit). */
+  responseHeaders?: Array<[string, string]>;
 }
 
 export type Stage = (ctx: GatewayContext) => Response | undefined | Promise<Response | undefined>;

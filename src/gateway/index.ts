@@ -7,3 +7,6 @@ import { compileMesh } from '../mesh/compile.ts';
 import { createGateway } from './app.ts';
 
 export default createGateway({ mesh: compileMesh(bundledConfig) });
+
+/** The rate-limit bucket store (Durable Object class; services bind to it by script name). */
+export { RateLimiter } from '../ratelimit/store.ts';

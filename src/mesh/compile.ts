@@ -8,6 +8,8 @@ import { TokenVerifier } from '../auth/verify.ts';
 import type { AuthSpec, MeshBundle, MeshConfig, RouteSpec, TokenSourceSpec } from '../config/schema.ts';
 import { MeshKeys } from '../identity/keys.ts';
 import { IdentityMinter, IdentityVerifier } from '../identity/tokens.ts';
+import { DEFAULT_STORE_BINDING, Limiter } from '../ratelimit/limiter.ts';
+import { compileLimit, type CompiledLimit } from '../ratelimit/policy.ts';
 import { Router, type RouteMatch } from '../router/router.ts';
 import { WeightedPicker } from '../router/weighted.ts';
 import { MESH_HEADER_PREFIX } from './headers.ts';
@@ -20,6 +22,7 @@ export interface CompiledPolicy {
   /** undefined: any authenticated mesh member may call. */
   allowCallers: ReadonlySet<string> | undefined;
   allowAnonymous: boolean;
+  rateLimits: readonly CompiledLimit[];
 }
 
 export interface CompiledService {
@@ -53,6 +56,7 @@ export interface CompiledRoute {
   targets: WeightedPicker<BackendChoice>;
   rewrite?: { pathPrefix: string } | { path: string };
   auth?: CompiledRouteAuth;
+  rateLimits: readonly CompiledLimit[];
 }
 
 export interface CompiledIdentity {
@@ -73,11 +77,19 @@ export interface CompiledMesh {
   /** Claim header names outside x-mesh-*: stripped from client requests like x-mesh-* are. */
   extraStrippedHeaders: readonly string[];
   identity: CompiledIdentity;
+  /** Rate-limit client with this isolate's leases. */
+  limiter: Limiter;
 }
 
 export type { MeshBundle } from '../config/schema.ts';
 
-function compileService(name: string, spec: MeshConfig['services'][string]): CompiledService {
+type Limits = ReadonlyMap<string, CompiledLimit>;
+
+function limitsFor(names: readonly string[] | undefined, limits: Limits): CompiledLimit[] {
+  return (names ?? []).map((n) => limits.get(n)!);
+}
+
+function compileService(name: string, spec: MeshConfig['services'][string], limits: Limits): CompiledService {
   const weighted = spec.backends.map((b) => {
     const label = b.version ? `${name}@${b.version}` : name;
     const backend: CompiledBackend = b.binding
@@ -99,6 +111,7 @@ function compileService(name: string, spec: MeshConfig['services'][string]): Com
     policy: {
       allowCallers: spec.policy?.allowCallers ? new Set(spec.policy.allowCallers) : undefined,
       allowAnonymous: spec.policy?.allowAnonymous ?? false,
+      rateLimits: limitsFor(spec.policy?.rateLimits, limits),
     },
     backends: weighted.map((w) => w.item),
     picker: new WeightedPicker(weighted),
@@ -119,11 +132,11 @@ function compileRouteAuth(spec: RouteSpec, auth: AuthSpec | undefined): Compiled
   };
 }
 
-function compileRoute(spec: RouteSpec, auth: AuthSpec | undefined): CompiledRoute {
+function compileRoute(spec: RouteSpec, auth: AuthSpec | undefined, limits: Limits): CompiledRoute {
   const refs = spec.backendRefs
     ? spec.backendRefs.map((r) => ({ item: { service: r.service, ...(r.version ? { version: r.version } : {}) }, weight: r.weight ?? 1 }))
     : [{ item: { service: spec.service!, ...(spec.version ? { version: spec.version } : {}) }, weight: 1 }];
-  const route: CompiledRoute = { name: spec.name, targets: new WeightedPicker(refs) };
+  const route: CompiledRoute = { name: spec.name, targets: new WeightedPicker(refs), rateLimits: limitsFor(spec.rateLimits, limits) };
   if (spec.rewrite?.pathPrefix !== undefined) route.rewrite = { pathPrefix: spec.rewrite.pathPrefix };
   else if (spec.rewrite?.path !== undefined) route.rewrite = { path: spec.rewrite.path };
   const routeAuth = compileRouteAuth(spec, auth);
@@ -134,10 +147,11 @@ function compileRoute(spec: RouteSpec, auth: AuthSpec | undefined): CompiledRout
 export const DEFAULT_CLAIM_HEADERS: Record<string, string> = { sub: 'x-mesh-sub', scopes: 'x-mesh-scopes', iss: 'x-mesh-issuer' };
 
 export function compileMesh(bundle: MeshBundle): CompiledMesh {
-  const services = new Map(Object.entries(bundle.config.services).map(([n, s]) => [n, compileService(n, s)]));
+  const limits = new Map(Object.entries(bundle.config.rateLimits ?? {}).map(([n, s]) => [n, compileLimit(n, s)]));
+  const services = new Map(Object.entries(bundle.config.services).map(([n, s]) => [n, compileService(n, s, limits)]));
   const router = new Router(
     bundle.config.routes.map((r) => ({
-      route: compileRoute(r, bundle.config.auth),
+      route: compileRoute(r, bundle.config.auth, limits),
       ...(r.hostnames ? { hostnames: r.hostnames } : {}),
       ...(r.matches ? { matches: r.matches } : {}),
     })),
@@ -152,6 +166,7 @@ export function compileMesh(bundle: MeshBundle): CompiledMesh {
     claimHeaders,
     extraStrippedHeaders: claimHeaders.map(([, h]) => h).filter((h) => !h.startsWith(MESH_HEADER_PREFIX)),
     identity: { keys, minter: new IdentityMinter(keys, bundle.config.identity?.tokenTtl ?? 60), verifier: new IdentityVerifier(keys) },
+    limiter: new Limiter(bundle.config.rateLimitStore?.binding ?? DEFAULT_STORE_BINDING),
   };
 }
 

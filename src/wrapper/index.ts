@@ -5,9 +5,9 @@
  *   app.get('/hello', async (c) => c.json(await (await c.var.mesh.fetch('service-b', '/hi')).json()));
  *   export default withMesh(app, { service: 'service-a' });
  *
- * Per request it works out who called, runs the service's inbound policies (the place where
- * identity, authorization and rate limits are enforced), then hands the request to the app
- * with a mesh client scoped to it.
+ * Per request it verifies who called (mesh identity), checks the caller against the service's
+ * allowCallers, applies the service's rate limits, runs the service's own inbound policies,
+ * then hands the request to the app with a mesh client scoped to it.
  */
 import { Hono } from 'hono';
 import { bundledConfig } from '../generated/bundle.ts';
@@ -109,13 +109,21 @@ export function withMesh<E extends object = MeshEnv>(app: HonoLike | MeshHandler
         if (facts instanceof Response) return facts;
         const denied = authorizeCaller(service, facts.caller, requestId);
         if (denied) return denied;
+        const route = facts.caller === 'gateway' ? (request.headers.get(ROUTE_HEADER) ?? undefined) : undefined;
+        let limitHeaders: Array<[string, string]> | undefined;
+        if (service.policy.rateLimits.length > 0) {
+          const limitFacts = { clientIp: request.headers.get('cf-connecting-ip'), route, caller: facts.caller, claims: facts.user?.claims, headers: request.headers };
+          const outcome = await mesh.limiter.check(service.policy.rateLimits, limitFacts, meshEnv, requestId);
+          if (outcome.reject) return outcome.reject;
+          limitHeaders = outcome.headers;
+        }
         const scope = { mesh, env: meshEnv, self, requestId, trace, user: facts.user, userAssertion: facts.userAssertion };
         const meshCtx: MeshContext = {
           service: self,
           caller: facts.caller,
           user: facts.user,
           // The route name is informational: set by the gateway, meaningful only when it called.
-          route: facts.caller === 'gateway' ? (request.headers.get(ROUTE_HEADER) ?? undefined) : undefined,
+          route,
           requestId,
           trace,
           fetch: (target, path, init) => meshFetch(scope, target, path, init),
@@ -124,7 +132,11 @@ export function withMesh<E extends object = MeshEnv>(app: HonoLike | MeshHandler
           const answer = await policy(request, meshCtx, meshEnv);
           if (answer) return answer;
         }
-        return await handler(request, env, ctx, meshCtx);
+        const response = await handler(request, env, ctx, meshCtx);
+        if (!limitHeaders || response.status === 101) return response;
+        const withHeaders = new Response(response.body, response);
+        for (const [name, value] of limitHeaders) withHeaders.headers.set(name, value);
+        return withHeaders;
       } catch (e) {
         logEvent('error', 'handler error', { service: self, requestId, error: String((e as Error)?.message ?? e) });
         return errorResponse(500, 'internal', `${self} failed to handle the request`, requestId);

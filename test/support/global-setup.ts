@@ -131,6 +131,8 @@ export async function setup(project: TestProject): Promise<void> {
     serviceA: await bundleWorker('examples/service-a/src/index.ts', out),
     serviceB: await bundleWorker('examples/service-b/src/index.ts', out),
     intruder: await bundleWorker('test/fixtures/intruder-service.ts', out),
+    gateway: await bundleWorker('src/gateway/index.ts', out),
+    faultyStore: await bundleWorker('test/fixtures/faulty-store.ts', out),
     dir: out,
   });
 }

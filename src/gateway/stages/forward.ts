@@ -48,5 +48,7 @@ export const forward: Stage = async (ctx) => {
     logEvent('error', 'backend failed', { requestId, route: route.name, backend: backend!.label, error: String((e as Error)?.message ?? e) });
     return errorResponse(502, 'bad_gateway', `backend ${backend!.label} failed to answer`, requestId);
   }
-  return relayResponse(response, requestId);
+  const relayed = relayResponse(response, requestId);
+  for (const [name, value] of ctx.responseHeaders ?? []) relayed.headers.set(name, value);
+  return relayed;
 };

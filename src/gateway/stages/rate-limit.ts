@@ -1,0 +1,19 @@
+/**
+ * Stage: the route's rate limits, after authentication (so claim keys are verified values)
+ * and before anything reaches the backend. Routes without limits cost nothing here.
+ */
+import type { Stage } from '../context.ts';
+
+export const rateLimit: Stage = async (ctx) => {
+  const limits = ctx.hit!.route.rateLimits;
+  if (limits.length === 0) return undefined;
+  const outcome = await ctx.mesh.limiter.check(
+    limits,
+    { clientIp: ctx.clientIp, route: ctx.hit!.route.name, caller: undefined, claims: ctx.user?.claims, headers: ctx.request.headers },
+    ctx.env,
+    ctx.requestId,
+  );
+  if (outcome.reject) return outcome.reject;
+  (ctx.responseHeaders ??= []).push(...outcome.headers);
+  return undefined;
+};

@@ -1,0 +1,113 @@
+/**
+ * The client side of rate limiting, used by the gateway (route policies) and the wrapper
+ * (service policies): builds each policy's bucket key, asks the bucket's Durable Object, and
+ * turns the answers into a decision and IETF RateLimit headers.
+ *
+ * exact mode: one store call per policy per request, all policies in parallel (one round trip).
+ * lease mode: an isolate takes `lease.size` units at once and spends them locally for up to
+ *   `lease.ttl`; unused units go back with the next lease. Units are taken from the bucket
+ *   before they are spent, so lease mode never admits more than exact mode would (no
+ *   over-admission); it may refuse early while other isolates hold unspent units.
+ */
+import { logEvent } from '../mesh/upstream.ts';
+import { errorResponse } from '../mesh/errors.ts';
+import type { RateLimiter, TakeResult } from './store.ts';
+import { bucketKey, type CompiledLimit, type LimitFacts } from './policy.ts';
+
+export const DEFAULT_STORE_BINDING = 'MESH_RATE_LIMITER';
+
+export interface LimitOutcome {
+  /** A 429 (or 503 for a fail-closed store failure) to answer with, or undefined to go on. */
+  reject: Response | undefined;
+  /** RateLimit-Policy and RateLimit, for the response (also on the 429). */
+  headers: Array<[string, string]>;
+}
+
+interface Lease {
+  units: number;
+  expiresAt: number;
+  last: TakeResult;
+}
+
+type Verdict = { limit: CompiledLimit; result: TakeResult } | { limit: CompiledLimit; failed: true };
+
+/** Store failures seen by this isolate (fail-open and fail-closed), for /_mesh/health. */
+export const storeFailures = { open: 0, closed: 0 };
+
+export class Limiter {
+  readonly #leases = new Map<string, Lease>();
+  readonly #pending = new Map<string, Promise<void>>();
+
+  constructor(readonly binding: string = DEFAULT_STORE_BINDING) {}
+
+  async check(all: readonly CompiledLimit[], facts: LimitFacts, env: Record<string, unknown>, requestId: string): Promise<LimitOutcome> {
+    const limits = all.filter((l) => !l.callers || (facts.caller !== undefined && l.callers.has(facts.caller)));
+    if (limits.length === 0) return { headers: [], reject: undefined };
+    const verdicts = await Promise.all(limits.map((l) => this.#decide(l, facts, env, requestId)));
+    const headers: Array<[string, string]> = [['ratelimit-policy', limits.map((l) => l.policyHeader).join(', ')]];
+    const known = verdicts.filter((v): v is Extract<Verdict, { result: TakeResult }> => 'result' in v);
+    if (known.length > 0) headers.push(['ratelimit', known.map((v) => `"${v.limit.name}";r=${v.result.remaining};t=${Math.ceil(v.result.resetMs / 1000)}`).join(', ')]);
+
+    const closed = verdicts.find((v) => 'failed' in v && !v.limit.failOpen);
+    if (closed) {
+      return { headers, reject: errorResponse(503, 'rate_limit_unavailable', `rate limit "${closed.limit.name}" cannot be checked right now`, requestId, [...headers, ['retry-after', '1']]) };
+    }
+    const denied = known.filter((v) => !v.result.allowed);
+    if (denied.length === 0) return { headers, reject: undefined };
+    const waitMs = Math.max(...denied.map((v) => (Number.isFinite(v.result.retryAfterMs) ? v.result.retryAfterMs : v.limit.params.periodMs)));
+    const names = denied.map((v) => `"${v.limit.name}"`).join(', ');
+    return {
+      headers,
+      reject: errorResponse(429, 'rate_limited', `rate limit ${names} exceeded`, requestId, [...headers, ['retry-after', String(Math.max(1, Math.ceil(waitMs / 1000)))]]),
+    };
+  }
+
+  async #decide(limit: CompiledLimit, facts: LimitFacts, env: Record<string, unknown>, requestId: string): Promise<Verdict> {
+    try {
+      const key = await bucketKey(limit, facts);
+      const params = limit.overrides.get(key.raw) ?? limit.params;
+      const ns = env[this.binding] as DurableObjectNamespace<RateLimiter> | undefined;
+      if (!ns || typeof ns.idFromName !== 'function') throw new Error(`Durable Object binding ${this.binding} is not bound`);
+      const stub = () => ns.get(ns.idFromName(key.id));
+      if (!limit.lease) return { limit, result: await stub().take({ params, cost: limit.cost }) };
+      return { limit, result: await this.#fromLease(limit, key.id, params, stub) };
+    } catch (e) {
+      if (limit.failOpen) storeFailures.open++;
+      else storeFailures.closed++;
+      logEvent('error', 'rate limit store failed', { requestId, policy: limit.name, failOpen: limit.failOpen, error: String((e as Error)?.message ?? e) });
+      return { limit, failed: true };
+    }
+  }
+
+  async #fromLease(limit: CompiledLimit, id: string, params: CompiledLimit['params'], stub: () => DurableObjectStub<RateLimiter>): Promise<TakeResult> {
+    const { size, ttlMs } = limit.lease!;
+    for (;;) {
+      const lease = this.#leases.get(id);
+      if (lease && Date.now() < lease.expiresAt && lease.units >= limit.cost) {
+        lease.units -= limit.cost;
+        return { ...lease.last, allowed: true, remaining: lease.last.remaining + lease.units, retryAfterMs: 0 };
+      }
+      // One lease request per key at a time; the others wait for it, then spend from it.
+      const pending = this.#pending.get(id);
+      if (pending) {
+        await pending;
+        continue;
+      }
+      let denied: TakeResult | undefined;
+      const request = (async () => {
+        const returning = lease ? lease.units : 0;
+        this.#leases.delete(id);
+        const r = await stub().take({ params, cost: limit.cost, want: Math.max(size, limit.cost), returning });
+        if (r.allowed) this.#leases.set(id, { units: r.granted, expiresAt: Date.now() + ttlMs, last: r });
+        else denied = r;
+      })();
+      this.#pending.set(id, request);
+      try {
+        await request;
+      } finally {
+        this.#pending.delete(id);
+      }
+      if (denied) return denied;
+    }
+  }
+}

@@ -1,0 +1,108 @@
+/**
+ * Rate-limit policies compiled once per config: parameters, key recipe, per-key overrides and
+ * the RateLimit-Policy header text.
+ */
+import type { JWTPayload } from 'jose';
+import { tokenHash } from '../auth/lru.ts';
+import type { RateLimitPolicySpec } from '../config/schema.ts';
+import type { LimitParams } from './algorithms.ts';
+
+export type KeyPart = { kind: 'ip' } | { kind: 'route' } | { kind: 'caller' } | { kind: 'claim'; name: string } | { kind: 'header'; name: string };
+
+export interface CompiledLimit {
+  name: string;
+  params: LimitParams;
+  cost: number;
+  key: readonly KeyPart[];
+  /** By raw key value (parts joined with "|"). */
+  overrides: ReadonlyMap<string, LimitParams>;
+  failOpen: boolean;
+  lease: { size: number; ttlMs: number } | undefined;
+  /** Service policies: only calls from these members count; undefined = every call. */
+  callers: ReadonlySet<string> | undefined;
+  /** This policy's item in the RateLimit-Policy header. */
+  policyHeader: string;
+}
+
+/** What a key can be built from. Claims are only ever verified ones. */
+export interface LimitFacts {
+  clientIp: string | null;
+  route: string | undefined;
+  caller: string | undefined;
+  claims: JWTPayload | undefined;
+  headers: Headers;
+}
+
+/**
+ * The value used when a request has nothing for a key part (no token, no header): all such
+ * requests share that one bucket, so a missing value is limited, never unlimited.
+ */
+export const MISSING = '%none';
+
+function parseKeyPart(part: string): KeyPart {
+  if (part === 'ip' || part === 'route' || part === 'caller') return { kind: part };
+  if (part.startsWith('claim:')) return { kind: 'claim', name: part.slice(6) };
+  return { kind: 'header', name: part.slice(7).toLowerCase() };
+}
+
+export function compileLimit(name: string, spec: RateLimitPolicySpec): CompiledLimit {
+  const algorithm = spec.algorithm ?? 'token-bucket';
+  const params: LimitParams = {
+    algorithm,
+    limit: spec.limit,
+    periodMs: spec.period * 1000,
+    burst: spec.burst ?? (algorithm === 'gcra' ? 1 : spec.limit),
+  };
+  const overrides = new Map<string, LimitParams>();
+  for (const [value, o] of Object.entries(spec.overrides ?? {})) {
+    const m = o.multiplier ?? 1;
+    overrides.set(value, { ...params, limit: Math.max(1, (o.limit ?? params.limit) * m), burst: Math.max(1, Math.round((o.burst ?? params.burst) * m)) });
+  }
+  const mode = spec.mode ?? 'exact';
+  return {
+    name,
+    params,
+    cost: spec.cost ?? 1,
+    key: (spec.key ?? ['ip']).map(parseKeyPart),
+    overrides,
+    failOpen: (spec.onStoreFailure ?? 'open') === 'open',
+    lease:
+      mode === 'lease'
+        ? { size: spec.lease?.size ?? Math.max(1, Math.floor(params.burst / 10)), ttlMs: (spec.lease?.ttl ?? 1) * 1000 }
+        : undefined,
+    callers: spec.callers ? new Set(spec.callers) : undefined,
+    policyHeader: `"${name}";q=${params.limit};w=${Math.max(1, Math.round(spec.period))}`,
+  };
+}
+
+function claimValue(claims: JWTPayload | undefined, name: string): string | undefined {
+  const v = claims?.[name];
+  return typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean' ? String(v) : undefined;
+}
+
+export interface BucketKey {
+  /** Values joined with "|", for overrides. */
+  raw: string;
+  /** Durable Object name: policy plus encoded values; header values only as a hash. */
+  id: string;
+}
+
+export async function bucketKey(limit: CompiledLimit, facts: LimitFacts): Promise<BucketKey> {
+  const raw: string[] = [];
+  const encoded: string[] = [];
+  for (const part of limit.key) {
+    let value: string | undefined;
+    if (part.kind === 'ip') value = facts.clientIp ?? undefined;
+    else if (part.kind === 'route') value = facts.route;
+    else if (part.kind === 'caller') value = facts.caller;
+    else if (part.kind === 'claim') value = claimValue(facts.claims, part.name);
+    else value = facts.headers.get(part.name) ?? undefined;
+    raw.push(value ?? MISSING);
+    if (value === undefined) encoded.push(MISSING);
+    // Header values (API keys...) never become object names or log lines: only their hash.
+    else encoded.push(part.kind === 'header' ? (await tokenHash(value)).slice(0, 32) : encodeURIComponent(value));
+  }
+  let id = `${limit.name}|${encoded.join('|')}`;
+  if (id.length > 512) id = `${limit.name}|#${await tokenHash(id)}`;
+  return { raw: raw.join('|'), id };
+}
