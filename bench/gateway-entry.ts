@@ -6,3 +6,5 @@ import { compileMesh, type MeshBundle } from '../src/mesh/compile.ts';
 declare const __MESH_BUNDLE__: MeshBundle;
 
 export default createGateway({ mesh: compileMesh(__MESH_BUNDLE__) });
+
+export { RateLimiter } from '../src/ratelimit/store.ts';

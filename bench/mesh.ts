@@ -51,7 +51,13 @@ export async function startBenchMesh(variants: GatewayVariants, extraWorkers: (d
 
   const workers: WorkerOptions[] = [];
   const serviceB = await workerOptionsFrom('examples/service-b/wrangler.toml', dir);
-  workers.push({ ...serviceB, bindings: { ...(serviceB.bindings as object), ...meshBindings('service-b'), VERSION: 'v1' } } as WorkerOptions);
+  // service-b's own limits (calls from service-a) use the gateway's store, here the first variant's.
+  const store = Object.keys(variants)[0]!;
+  workers.push({
+    ...serviceB,
+    bindings: { ...(serviceB.bindings as object), ...meshBindings('service-b'), VERSION: 'v1' },
+    durableObjects: { MESH_RATE_LIMITER: { className: 'RateLimiter', scriptName: store } },
+  } as WorkerOptions);
   for (const [name, yaml] of Object.entries(variants)) {
     const bundle = bundleOf(name, yaml(issuerJwks));
     const scriptPath = await bundleWorker('bench/gateway-entry.ts', dir, { __MESH_BUNDLE__: JSON.stringify(bundle) }, name);
@@ -63,6 +69,7 @@ export async function startBenchMesh(variants: GatewayVariants, extraWorkers: (d
       compatibilityDate: '2026-04-01',
       bindings: meshBindings('gateway'),
       kvNamespaces: ['MESH_KV'],
+      durableObjects: { MESH_RATE_LIMITER: { className: 'RateLimiter', useSQLite: true } },
       serviceBindings: { SERVICE_B: 'service-b' },
     } as WorkerOptions);
   }

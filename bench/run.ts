@@ -52,14 +52,28 @@ auth:
 ${cache}`;
 
 const AUTH_ROUTE = '    auth: { scopes: [read:b] }';
+// One hot key (every bench request has the same client address) that never runs out: the
+// bench measures what checking a limit costs, not rejections.
+const limits = (mode: string) => `
+rateLimits:
+  bench:
+    limit: 1000000000
+    period: 1s
+    key: [ip]
+    mode: ${mode}
+`;
+const LIMITED_ROUTE = '    rateLimits: [bench]';
 
 /** Gateway variants, each its own worker compiled from its own config. */
 const GATEWAYS = {
   'gw-forward': () => SERVICES + route(''),
   'gw-auth': (jwks: string) => issuer(jwks) + SERVICES + route(AUTH_ROUTE),
   'gw-auth-nocache': (jwks: string) => issuer(jwks, '  verifiedCache: { maxEntries: 0 }') + SERVICES + route(AUTH_ROUTE),
+  'gw-limited': () => limits('exact') + SERVICES + route(LIMITED_ROUTE),
+  'gw-limited-lease': () => limits('lease') + SERVICES + route(LIMITED_ROUTE),
 };
 
+const clientIp = async () => ({ 'cf-connecting-ip': '203.0.113.10' });
 const bearer = async (m: BenchMesh) => ({ authorization: `Bearer ${await m.userToken('bench-user', ['read:b'])}` });
 
 const SCENARIOS: Scenario[] = [
@@ -73,6 +87,8 @@ const SCENARIOS: Scenario[] = [
   { name: 'forward', description: 'gateway -> service binding -> service-b, no policies', worker: 'gw-forward', path: '/service-b' },
   { name: 'auth', description: '+ JWT verification (ES256), verified-token cache on', worker: 'gw-auth', path: '/service-b', headers: bearer },
   { name: 'auth-nocache', description: '+ JWT verification (ES256), cache off: every request verifies', worker: 'gw-auth-nocache', path: '/service-b', headers: bearer },
+  { name: 'limited', description: '+ rate limit, exact mode (a Durable Object call per request)', worker: 'gw-limited', path: '/service-b', headers: clientIp },
+  { name: 'limited-lease', description: '+ rate limit, lease mode (isolate spends leases locally)', worker: 'gw-limited-lease', path: '/service-b', headers: clientIp },
 ];
 
 interface Round {

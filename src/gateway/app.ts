@@ -5,6 +5,7 @@
 import { Hono } from 'hono';
 import type { CompiledMesh } from '../mesh/compile.ts';
 import { errorResponse } from '../mesh/errors.ts';
+import { storeFailures } from '../ratelimit/limiter.ts';
 import { requestIdFrom, traceFrom } from '../mesh/trace.ts';
 import { logEvent, type MeshEnv } from '../mesh/upstream.ts';
 import { runPipeline, type GatewayContext, type Stage } from './context.ts';
@@ -24,9 +25,16 @@ export function createGateway(options: GatewayOptions): GatewayHono {
   const app: GatewayHono = new Hono();
 
   app.get('/_mesh/health', (c) =>
-    c.json({ status: 'ok', config: { version: mesh.version, routes: mesh.router.size, services: mesh.services.size } }, 200, {
-      'cache-control': 'no-store',
-    }),
+    c.json(
+      {
+        status: 'ok',
+        config: { version: mesh.version, routes: mesh.router.size, services: mesh.services.size },
+        // Counted per isolate since it started.
+        rateLimitStoreFailures: { ...storeFailures },
+      },
+      200,
+      { 'cache-control': 'no-store' },
+    ),
   );
   app.all('/_mesh/*', (c) => errorResponse(404, 'not_found', `no meshwork endpoint at ${c.req.path}`, requestIdFrom(c.req.raw.headers)));
 

@@ -3,9 +3,11 @@
  * decision about a key is made in one place, strongly consistent across the whole edge, while
  * unrelated keys live in unrelated objects (a hot key slows only itself).
  *
- * A Durable Object runs one event at a time and holds its output until storage writes are
- * durable, so take() is an atomic read-modify-write whose result survives a restart. An alarm
- * forgets a bucket once it would be full again: idle keys cost nothing.
+ * A Durable Object runs one event at a time, so take() is an atomic read-modify-write on the
+ * bucket held in memory: every decision about a key is exact. The bucket is written to storage
+ * at most every FLUSH_MS (a write per request would halve what one object can decide per
+ * second), so it survives restarts; only a crash of the object can lose the last FLUSH_MS of
+ * spending. An alarm forgets a bucket once it would be full again: idle keys cost nothing.
  */
 import { DurableObject } from 'cloudflare:workers';
 import { available, giveBack, idleAt, take, type BucketState, type Decision, type LimitParams } from './algorithms.ts';
@@ -27,6 +29,8 @@ export interface TakeResult extends Decision {
 
 /** Keep an idle bucket's state this long past the moment it would be full again. */
 const FORGET_AFTER_MS = 60_000;
+/** At most one storage write per this interval, whatever the request rate. */
+export const FLUSH_MS = 20;
 
 interface Stored {
   bucket: BucketState;
@@ -37,6 +41,7 @@ interface Stored {
 export class RateLimiter extends DurableObject {
   #stored: Stored | undefined;
   #alarmSet = false;
+  #flushScheduled = false;
 
   constructor(ctx: DurableObjectState, env: unknown) {
     super(ctx, env as never);
@@ -54,13 +59,21 @@ export class RateLimiter extends DurableObject {
     const units = req.want === undefined ? cost : Math.max(cost, Math.min(req.want, available(params, bucket, now)));
     const outcome = take(params, bucket, units, now);
     this.#stored = { bucket: outcome.state, forgetAt: idleAt(params, outcome.state) + FORGET_AFTER_MS };
-    // Not awaited: the output gate holds the answer until the write is durable.
-    void this.ctx.storage.put('bucket', this.#stored);
+    this.#scheduleFlush();
     if (!this.#alarmSet) {
       this.#alarmSet = true;
       void this.ctx.storage.setAlarm(this.#stored.forgetAt);
     }
     return { ...outcome.decision, granted: outcome.decision.allowed ? units : 0 };
+  }
+
+  #scheduleFlush(): void {
+    if (this.#flushScheduled) return;
+    this.#flushScheduled = true;
+    setTimeout(() => {
+      this.#flushScheduled = false;
+      if (this.#stored) void this.ctx.storage.put('bucket', this.#stored);
+    }, FLUSH_MS);
   }
 
   /** Current bucket state (status and tests). */

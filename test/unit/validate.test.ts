@@ -204,6 +204,39 @@ routes:
     expect(e[0]).toMatchObject({ field: 'services.svc.policy.allowCallers[1]', message: 'unknown caller "svx": not "gateway" nor a service (did you mean "svc"?)' });
   });
 
+  it('checks rate-limit policies and where they are used', () => {
+    const e = errorsOf(`${SERVICES}
+rateLimits:
+  per-user: { limit: 5, period: 10s, key: [claim:sub] }
+  per-caller: { limit: 5, period: 1s, key: [caller] }
+  too-costly: { limit: 5, period: 1s, cost: 6 }
+  leasy: { limit: 5, period: 1s, lease: { size: 2 } }
+  bad-key: { limit: 5, period: 1s, key: [cookie:x] }
+routes:
+  - name: r1
+    service: svc
+    rateLimits: [per-usr, per-caller]
+`);
+    expect(e.map((i) => [i.field, i.message])).toEqual([
+      ['rateLimits.too-costly.cost', 'cost 6 exceeds the burst (5): no request could ever pass'],
+      ['rateLimits.leasy.lease', '"lease" settings need mode: lease'],
+      ['rateLimits.bad-key.key[0]', 'must be ip, route, caller, claim:<name> or header:<name>'],
+    ]);
+    const e2 = errorsOf(`${SERVICES}
+rateLimits:
+  per-user: { limit: 5, period: 10s, key: [claim:sub] }
+  per-caller: { limit: 5, period: 1s, key: [caller] }
+routes:
+  - name: r1
+    service: svc
+    rateLimits: [per-usr, per-caller]
+`);
+    expect(e2.map((i) => [i.field, i.message])).toEqual([
+      ['routes[0].rateLimits[0]', 'unknown rate limit "per-usr" (did you mean "per-user"?)'],
+      ['routes[0].rateLimits[1]', 'rate limit "per-caller" uses the caller ("caller" key or "callers"), which only exists for calls between services (policy.rateLimits)'],
+    ]);
+  });
+
   it('bounds the identity token lifetime', () => {
     expect(errorsOf(`${SERVICES}\nidentity: { tokenTtl: 5s }\n`)[0]!.message).toContain('at least 30s');
   });

@@ -218,7 +218,7 @@ describe('gateway errors', () => {
   it('answers /_mesh/health with 200 and the config version', async () => {
     const res = await call(gateway, `${BASE}/_mesh/health`);
     expect(res.status).toBe(200);
-    expect(await res.json()).toEqual({ status: 'ok', config: { version: 'test-version', routes: 9, services: 4 } });
+    expect(await res.json()).toMatchObject({ status: 'ok', config: { version: 'test-version', routes: 9, services: 4 }, rateLimitStoreFailures: { open: expect.any(Number), closed: expect.any(Number) } });
     expect((await call(gateway, `${BASE}/_mesh/nope`)).status).toBe(404);
   });
 });
