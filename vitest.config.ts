@@ -83,7 +83,14 @@ export default defineConfig({
             };
           }),
         ],
-        test: { name: 'workers', include: ['test/workers/**/*.test.ts'], globalSetup: ['test/support/global-setup.ts'] },
+        test: {
+          name: 'workers',
+          include: ['test/workers/**/*.test.ts'],
+          globalSetup: ['test/support/global-setup.ts'],
+          // Files share the auxiliary workers' state (rate-limit buckets, KV): one file at a time,
+          // so one file draining a shared bucket cannot fail another.
+          fileParallelism: false,
+        },
       },
       {
         test: { name: 'e2e', include: ['test/e2e/**/*.test.ts'], environment: 'node', testTimeout: 120_000, hookTimeout: 180_000 },

@@ -132,6 +132,10 @@ export const RateLimitPolicy = z
     const burst = p.burst ?? (p.algorithm === 'gcra' ? 1 : p.limit);
     if ((p.cost ?? 1) > burst) ctx.addIssue({ code: 'custom', path: ['cost'], message: `cost ${p.cost} exceeds the burst (${burst}): no request could ever pass` });
     if (p.lease && p.mode !== 'lease') ctx.addIssue({ code: 'custom', path: ['lease'], message: '"lease" settings need mode: lease' });
+    for (const [value, o] of Object.entries(p.overrides ?? {})) {
+      const b = Math.round((o.burst ?? burst) * (o.multiplier ?? 1));
+      if ((p.cost ?? 1) > b) ctx.addIssue({ code: 'custom', path: ['overrides', value], message: `this override leaves a burst of ${b}, below the cost ${p.cost ?? 1}: "${value}" could never pass` });
+    }
   })
   .describe('A rate-limit policy; attach it to routes (rateLimits) or services (policy.rateLimits).');
 

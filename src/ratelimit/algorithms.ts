@@ -107,6 +107,18 @@ export function available(params: LimitParams, state: BucketState | undefined, n
   return Math.floor(Math.min(params.burst, prior.tokens + Math.max(0, now - prior.at) * perMs) + 1e-9);
 }
 
+/**
+ * The bucket at `now` with `held` units still out on leases (taken, maybe not yet spent): it
+ * refills only up to `burst - held`. Those units count as still in it, so an idle bucket cannot
+ * fill up behind a lease, and giving them back later never makes room that was never there.
+ */
+export function holdBack(params: LimitParams, state: BucketState | undefined, held: number, now: number): BucketState | undefined {
+  if (!state || held <= 0) return state;
+  if ('tat' in state) return { tat: Math.max(state.tat, now + (held * params.periodMs) / params.limit) };
+  const perMs = params.limit / params.periodMs;
+  return { tokens: Math.max(0, Math.min(params.burst - held, state.tokens + Math.max(0, now - state.at) * perMs)), at: now };
+}
+
 /** Puts back units taken but not used (an expiring lease); never above a full bucket. */
 export function giveBack(params: LimitParams, state: BucketState | undefined, units: number, now: number): BucketState | undefined {
   if (!state || units <= 0) return state;

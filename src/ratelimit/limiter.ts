@@ -5,9 +5,11 @@
  *
  * exact mode: one store call per policy per request, all policies in parallel (one round trip).
  * lease mode: an isolate takes `lease.size` units at once and spends them locally for up to
- *   `lease.ttl`; unused units go back with the next lease. Units are taken from the bucket
- *   before they are spent, so lease mode never admits more than exact mode would (no
- *   over-admission); it may refuse early while other isolates hold unspent units.
+ *   `lease.ttl`; unused units go back with the next lease (if it comes less than a second after
+ *   the lease ended; after that they count as spent). Units are taken from the bucket before
+ *   they are spent, and the bucket does not refill the room of units out on a lease, so lease
+ *   mode never admits more than exact mode would (no over-admission); it may refuse early while
+ *   other isolates hold unspent units.
  */
 import { logEvent } from '../mesh/upstream.ts';
 import { errorResponse } from '../mesh/errors.ts';
@@ -24,6 +26,8 @@ export interface LimitOutcome {
 }
 
 interface Lease {
+  /** The store's id for it, to return unused units with. */
+  id: string | undefined;
   units: number;
   expiresAt: number;
   last: TakeResult;
@@ -95,10 +99,10 @@ export class Limiter {
       }
       let denied: TakeResult | undefined;
       const request = (async () => {
-        const returning = lease ? lease.units : 0;
+        const returning = lease?.id ? { lease: lease.id, units: lease.units } : undefined;
         this.#leases.delete(id);
-        const r = await stub().take({ params, cost: limit.cost, want: Math.max(size, limit.cost), returning });
-        if (r.allowed) this.#leases.set(id, { units: r.granted, expiresAt: Date.now() + ttlMs, last: r });
+        const r = await stub().take({ params, cost: limit.cost, want: Math.max(size, limit.cost), leaseTtlMs: ttlMs, ...(returning ? { returning } : {}) });
+        if (r.allowed) this.#leases.set(id, { id: r.lease, units: r.granted, expiresAt: Date.now() + ttlMs, last: r });
         else denied = r;
       })();
       this.#pending.set(id, request);

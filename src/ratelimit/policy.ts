@@ -71,8 +71,14 @@ export function compileLimit(name: string, spec: RateLimitPolicySpec): CompiledL
         ? { size: spec.lease?.size ?? Math.max(1, Math.floor(params.burst / 10)), ttlMs: (spec.lease?.ttl ?? 1) * 1000 }
         : undefined,
     callers: spec.callers ? new Set(spec.callers) : undefined,
-    policyHeader: `"${name}";q=${params.limit};w=${Math.max(1, Math.round(spec.period))}`,
+    policyHeader: policyItem(name, params.limit, spec.period),
   };
+}
+
+/** A RateLimit-Policy item. Windows are whole seconds, so a sub-second period is scaled to 1 s. */
+export function policyItem(name: string, limit: number, periodSeconds: number): string {
+  if (periodSeconds < 1) return `"${name}";q=${Math.floor(limit / periodSeconds)};w=1`;
+  return `"${name}";q=${limit};w=${Math.round(periodSeconds)}`;
 }
 
 function claimValue(claims: JWTPayload | undefined, name: string): string | undefined {

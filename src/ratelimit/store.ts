@@ -10,7 +10,7 @@
  * spending. An alarm forgets a bucket once it would be full again: idle keys cost nothing.
  */
 import { DurableObject } from 'cloudflare:workers';
-import { available, giveBack, idleAt, take, type BucketState, type Decision, type LimitParams } from './algorithms.ts';
+import { available, giveBack, holdBack, idleAt, take, type BucketState, type Decision, type LimitParams } from './algorithms.ts';
 
 export interface TakeRequest {
   params: LimitParams;
@@ -18,24 +18,43 @@ export interface TakeRequest {
   cost: number;
   /** Lease mode: take up to `want` units (at least `cost`) for the caller to spend locally. */
   want?: number;
-  /** Lease mode: units of an earlier lease the caller did not use. */
-  returning?: number;
+  /** Lease mode: how long the caller may spend the lease, ms (default 1 s). */
+  leaseTtlMs?: number;
+  /** Lease mode: an earlier lease of the caller and how many of its units it did not use. */
+  returning?: { lease: string; units: number };
 }
 
 export interface TakeResult extends Decision {
   /** Units taken: `cost` in exact mode, the lease size in lease mode, 0 when denied. */
   granted: number;
+  /** Lease mode: the lease's id, to return its unused units with. */
+  lease?: string;
 }
 
 /** Keep an idle bucket's state this long past the moment it would be full again. */
 const FORGET_AFTER_MS = 60_000;
 /** At most one storage write per this interval, whatever the request rate. */
 export const FLUSH_MS = 20;
+/** A lease's units stay out of the bucket this long past the lease's end (clock skew, latency). */
+const LEASE_GRACE_MS = 1_000;
+const DEFAULT_LEASE_TTL_MS = 1_000;
+
+/**
+ * Units out on a lease. Until they come back or the lease ends, the bucket does not refill the
+ * room they left: had they never been taken, it would have been full that much sooner, and
+ * giving them back into room that filled up in the meantime would admit more than the bound.
+ */
+interface Lent {
+  id: string;
+  units: number;
+  until: number;
+}
 
 interface Stored {
   bucket: BucketState;
   /** When the bucket, left alone, is full again plus a grace period: then it can be forgotten. */
   forgetAt: number;
+  lent?: Lent[];
 }
 
 export class RateLimiter extends DurableObject {
@@ -54,17 +73,29 @@ export class RateLimiter extends DurableObject {
   take(req: TakeRequest): TakeResult {
     const now = Date.now();
     const { params, cost } = req;
-    let bucket = this.#stored?.bucket;
-    if (req.returning) bucket = giveBack(params, bucket, req.returning, now);
+    // Leases past their end (and grace) were spent or abandoned: their units stay taken.
+    const lent = (this.#stored?.lent ?? []).filter((l) => l.until > now);
+    let bucket = holdBack(params, this.#stored?.bucket, lent.reduce((n, l) => n + l.units, 0), now);
+    const back = req.returning && lent.find((l) => l.id === req.returning!.lease);
+    if (back) {
+      bucket = giveBack(params, bucket, Math.min(req.returning!.units, back.units), now);
+      lent.splice(lent.indexOf(back), 1);
+    }
     const units = req.want === undefined ? cost : Math.max(cost, Math.min(req.want, available(params, bucket, now)));
     const outcome = take(params, bucket, units, now);
-    this.#stored = { bucket: outcome.state, forgetAt: idleAt(params, outcome.state) + FORGET_AFTER_MS };
+    let lease: string | undefined;
+    if (req.want !== undefined && outcome.decision.allowed) {
+      lease = crypto.randomUUID();
+      lent.push({ id: lease, units, until: now + (req.leaseTtlMs ?? DEFAULT_LEASE_TTL_MS) + LEASE_GRACE_MS });
+    }
+    const forgetAt = Math.max(idleAt(params, outcome.state) + FORGET_AFTER_MS, ...lent.map((l) => l.until));
+    this.#stored = { bucket: outcome.state, forgetAt, ...(lent.length > 0 ? { lent } : {}) };
     this.#scheduleFlush();
     if (!this.#alarmSet) {
       this.#alarmSet = true;
       void this.ctx.storage.setAlarm(this.#stored.forgetAt);
     }
-    return { ...outcome.decision, granted: outcome.decision.allowed ? units : 0 };
+    return { ...outcome.decision, granted: outcome.decision.allowed ? units : 0, ...(lease ? { lease } : {}) };
   }
 
   #scheduleFlush(): void {

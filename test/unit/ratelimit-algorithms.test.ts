@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { available, giveBack, idleAt, take, type BucketState, type LimitParams } from '../../src/ratelimit/algorithms.ts';
+import { available, giveBack, holdBack, idleAt, take, type BucketState, type LimitParams } from '../../src/ratelimit/algorithms.ts';
 import { compileLimit } from '../../src/ratelimit/policy.ts';
 
 const SECOND = 1000;
@@ -90,6 +90,13 @@ describe('token bucket', () => {
     expect(idleAt(p, state)).toBe(3000);
   });
 
+  it('does not refill the room of units still out on leases', () => {
+    const { state } = take(p, undefined, 10, 0); // 10 leased out
+    // Two seconds later an untouched bucket would be full (20); with 10 still lent, 10.
+    expect(available(p, holdBack(p, state, 10, 2000), 2000)).toBe(10);
+    expect(available(p, holdBack(p, state, 0, 2000), 2000)).toBe(20);
+  });
+
   it('takes back unused units, never above the burst', () => {
     const { state } = take(p, undefined, 10, 0);
     expect(available(p, giveBack(p, state, 4, 0), 0)).toBe(14);
@@ -144,6 +151,10 @@ describe('compiled policies', () => {
     const c = compileLimit('p', { limit: 10, period: 1, burst: 20, overrides: { acme: { multiplier: 10 }, small: { limit: 1, burst: 2 } } });
     expect(c.overrides.get('acme')).toMatchObject({ limit: 100, burst: 200 });
     expect(c.overrides.get('small')).toMatchObject({ limit: 1, burst: 2 });
+  });
+
+  it('states sub-second periods per second in RateLimit-Policy', () => {
+    expect(compileLimit('p', { limit: 1, period: 0.1 }).policyHeader).toBe('"p";q=10;w=1');
   });
 
   it('lease defaults to 10% of the burst for 1 s', () => {
