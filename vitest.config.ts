@@ -33,13 +33,18 @@ export default defineConfig({
               ...extra,
             });
             // The real gateway bundle hosts the RateLimiter Durable Object class, as in production.
-            const limiter = { MESH_RATE_LIMITER: { className: 'RateLimiter', scriptName: 'meshwork-gateway' } };
+            const limiter = {
+              MESH_RATE_LIMITER: { className: 'RateLimiter', scriptName: 'meshwork-gateway' },
+              MESH_REGISTRY: { className: 'MeshRegistry', scriptName: 'meshwork-gateway' },
+            };
+            // One KV namespace for every worker, as in production: the registry's snapshots.
+            const kv = { MESH_KV: 'mesh-kv' };
             const serviceB = (name: string, version: string) =>
-              js(name, bundles.serviceB, { modulesRoot: bundles.dir, bindings: { ...meshKeys('service-b'), VERSION: version }, durableObjects: limiter });
+              js(name, bundles.serviceB, { modulesRoot: bundles.dir, bindings: { ...meshKeys('service-b'), VERSION: version }, durableObjects: limiter, kvNamespaces: kv });
             return {
               miniflare: {
                 compatibilityDate: COMPAT_DATE,
-                kvNamespaces: ['MESH_KV'],
+                kvNamespaces: kv,
                 durableObjects: { ...limiter, FAULTY_LIMITER: { className: 'RateLimiter', scriptName: 'faulty-store' } },
                 bindings: {
                   UPSTREAM_URL: inject('upstreamUrl'),
@@ -63,7 +68,13 @@ export default defineConfig({
                   js('meshwork-gateway', bundles.gateway, {
                     modulesRoot: bundles.dir,
                     bindings: meshKeys('gateway'),
-                    durableObjects: { MESH_RATE_LIMITER: { className: 'RateLimiter', useSQLite: true } },
+                    kvNamespaces: kv,
+                    durableObjects: {
+                      MESH_RATE_LIMITER: { className: 'RateLimiter', useSQLite: true },
+                      MESH_REGISTRY: { className: 'MeshRegistry', useSQLite: true },
+                    },
+                    // The registry probes services over the gateway's bindings.
+                    serviceBindings: { SERVICE_A: 'service-a', SERVICE_B_V1: 'service-b', SERVICE_B_V2: 'service-b-v2' },
                   }),
                   js('faulty-store', bundles.faultyStore, {
                     modulesRoot: bundles.dir,
@@ -72,6 +83,7 @@ export default defineConfig({
                   js('service-a', bundles.serviceA, {
                     modulesRoot: bundles.dir,
                     durableObjects: limiter,
+                    kvNamespaces: kv,
                     bindings: meshKeys('service-a'),
                     serviceBindings: { SERVICE_B_V1: 'service-b', SERVICE_B_V2: 'service-b-v2' },
                   }),

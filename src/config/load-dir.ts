@@ -3,7 +3,7 @@
  * in name order, which is also their declaration order for route precedence.
  */
 import { readdirSync, readFileSync, statSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { basename, join, relative } from 'node:path';
 import type { MeshBundle } from './schema.ts';
 import { validateSources, type ConfigIssue, type ConfigSource } from './validate.ts';
 import { configVersion } from './version.ts';
@@ -27,7 +27,10 @@ export function readRoutesDir(dir: string, cwd = process.cwd()): ConfigSource[] 
 export type BundleResult = { ok: true; bundle: MeshBundle } | { ok: false; errors: ConfigIssue[] };
 
 export async function bundleRoutesDir(dir: string): Promise<BundleResult> {
-  const result = validateSources(readRoutesDir(dir));
+  const sources = readRoutesDir(dir);
+  const result = validateSources(sources);
   if (!result.ok) return result;
-  return { ok: true, bundle: { version: await configVersion(result.config), config: result.config } };
+  // Sources are named relative to the routes directory: what `apply` sends and `diff` compares.
+  const named = sources.map((s) => ({ name: basename(s.name), text: s.text }));
+  return { ok: true, bundle: { version: await configVersion(result.config), config: result.config, sources: named } };
 }

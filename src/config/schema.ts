@@ -352,6 +352,21 @@ export const Identity = z
   })
   .describe('Service identity between mesh members.');
 
+export const Registry = z
+  .strictObject({
+    heartbeatTtl: Duration.pipe(z.number().min(1, 'must be at least 1s')).optional().describe('An instance without a heartbeat for this long expires and leaves rotation (default 90s).'),
+    probeInterval: Duration.pipe(z.number().min(1, 'must be at least 1s')).optional().describe('How often the registry probes instances\' health endpoints (default 15s).'),
+    refreshInterval: Duration.pipe(z.number().min(0.1, 'must be at least 100ms')).optional().describe('How often gateways and services look for a new snapshot in KV (default 5s).'),
+  })
+  .describe('Service registry and control plane settings.');
+
+export const Admin = z
+  .strictObject({
+    issuers: z.array(z.string().min(1)).min(1).optional().describe('Issuers (auth.issuers) whose tokens may use the admin API.'),
+    scope: z.string().min(1).optional().describe('Scope an admin token must hold (default mesh:admin).'),
+  })
+  .describe('Who may use the control-plane API besides holders of MESH_ADMIN_TOKEN.');
+
 /** One file under routes/. Every section is optional so a config can be split across files. */
 export const MeshFile = z
   .strictObject({
@@ -363,6 +378,8 @@ export const MeshFile = z
     rateLimitStore: z
       .strictObject({ binding: BindingName.describe('Durable Object namespace binding of the RateLimiter class (default MESH_RATE_LIMITER).') })
       .optional(),
+    registry: Registry.optional(),
+    admin: Admin.optional(),
   })
   .describe('meshwork routes file (routes/*.yaml)');
 
@@ -390,10 +407,14 @@ export interface MeshConfig {
   identity?: IdentitySpec;
   rateLimits?: Record<string, RateLimitPolicySpec>;
   rateLimitStore?: { binding: string };
+  registry?: z.output<typeof Registry>;
+  admin?: z.output<typeof Admin>;
 }
 
 /** What the build ships and the control plane applies: a validated config and its version. */
 export interface MeshBundle {
   version: string;
   config: MeshConfig;
+  /** The routes files it was built from, for diffs and for reading back what runs. */
+  sources?: Array<{ name: string; text: string }>;
 }

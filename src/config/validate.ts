@@ -258,6 +258,7 @@ function mergeAndCheck(files: readonly ParsedFile[], errors: ConfigIssue[]): Mes
   let identity: MeshConfig['identity'];
   let rateLimits: MeshConfig['rateLimits'];
   let rateLimitStore: MeshConfig['rateLimitStore'];
+  const singles: Pick<MeshConfig, 'registry' | 'admin'> = {};
   const checkLimits = (f: ParsedFile, path: PathSeg[], names: readonly string[] | undefined, atGateway: boolean) => {
     (names ?? []).forEach((name, i) => {
       const policy = rateLimits?.[name];
@@ -280,6 +281,15 @@ function mergeAndCheck(files: readonly ParsedFile[], errors: ConfigIssue[]): Mes
       else {
         issuerOrigin.set(name, posString(f, ['auth', 'issuers', name], true));
         (auth.issuers ??= {})[name] = issuer;
+      }
+    }
+    for (const key of ['registry', 'admin'] as const) {
+      if (f.spec[key] === undefined) continue;
+      const seen = settingOrigin.get(key);
+      if (seen) err(f, [key], `${key} is already set in ${seen}`, true);
+      else {
+        settingOrigin.set(key, posString(f, [key], true));
+        singles[key] = f.spec[key] as never;
       }
     }
     for (const key of ['token', 'claimHeaders', 'verifiedCache'] as const) {
@@ -318,6 +328,9 @@ function mergeAndCheck(files: readonly ParsedFile[], errors: ConfigIssue[]): Mes
   }
 
   for (const f of files) {
+    (f.spec.admin?.issuers ?? []).forEach((name, i) => {
+      if (!auth.issuers?.[name]) err(f, ['admin', 'issuers', i], `unknown issuer "${name}" (admin tokens are checked against auth.issuers)`);
+    });
     for (const [name, policy] of Object.entries(f.spec.rateLimits ?? {})) {
       (policy.callers ?? []).forEach((caller, i) => {
         if (caller !== 'gateway' && !services[caller]) err(f, ['rateLimits', name, 'callers', i], `unknown caller "${caller}": not "gateway" nor a service`);
@@ -412,6 +425,7 @@ function mergeAndCheck(files: readonly ParsedFile[], errors: ConfigIssue[]): Mes
     ...(identity ? { identity } : {}),
     ...(rateLimits ? { rateLimits } : {}),
     ...(rateLimitStore ? { rateLimitStore } : {}),
+    ...singles,
   };
 }
 

@@ -10,9 +10,14 @@ import { requestIdFrom, traceFrom } from '../mesh/trace.ts';
 import { logEvent, type MeshEnv } from '../mesh/upstream.ts';
 import { runPipeline, type GatewayContext, type Stage } from './context.ts';
 import { gatewayStages } from './pipeline.ts';
+import { adminApp } from './admin.ts';
+import type { MeshSource, ServedMesh } from '../registry/source.ts';
 
 export interface GatewayOptions {
-  mesh: CompiledMesh;
+  /** Live config: the bundled routes/ overlaid by the registry's snapshots from KV. */
+  source?: MeshSource;
+  /** A fixed compiled config instead (tests, benchmarks). */
+  mesh?: CompiledMesh;
   /** Replaces the standard pipeline (tests and benchmarks of single stages). */
   stages?: readonly Stage[];
 }
@@ -20,28 +25,35 @@ export interface GatewayOptions {
 type GatewayHono = Hono<{ Bindings: MeshEnv; Variables: { requestId: string } }>;
 
 export function createGateway(options: GatewayOptions): GatewayHono {
-  const { mesh } = options;
+  const { source } = options;
+  const fixed: ServedMesh | undefined = options.mesh ? { mesh: options.mesh, revision: -1, configRevision: 0 } : undefined;
+  if (!source && !fixed) throw new Error('createGateway needs a source or a mesh');
+  const serve = (env: MeshEnv, exec: ExecutionContext): Promise<ServedMesh> | ServedMesh =>
+    fixed ?? source!.get(env, (p) => exec.waitUntil(p));
   const stages = options.stages ?? gatewayStages;
   const app: GatewayHono = new Hono();
 
-  app.get('/_mesh/health', (c) =>
-    c.json(
+  app.get('/_mesh/health', async (c) => {
+    const { mesh, revision, configRevision } = await serve(c.env ?? {}, c.executionCtx);
+    return c.json(
       {
         status: 'ok',
-        config: { version: mesh.version, routes: mesh.router.size, services: mesh.services.size },
+        config: { version: mesh.version, routes: mesh.router.size, services: mesh.services.size, revision: configRevision, snapshot: revision },
         // Counted per isolate since it started.
         rateLimitStoreFailures: { ...storeFailures },
       },
       200,
       { 'cache-control': 'no-store' },
-    ),
-  );
+    );
+  });
+  app.route('/_mesh/admin', adminApp(source, () => (fixed ? { version: fixed.mesh.version, config: fixed.mesh.config } : source!.bundled)));
   app.all('/_mesh/*', (c) => errorResponse(404, 'not_found', `no meshwork endpoint at ${c.req.path}`, requestIdFrom(c.req.raw.headers)));
 
-  app.all('*', (c) => {
+  app.all('*', async (c) => {
     const request = c.req.raw;
     const env = c.env ?? {};
     const exec = c.executionCtx;
+    const { mesh } = await serve(env, exec);
     const ctx: GatewayContext = {
       request,
       url: new URL(request.url),

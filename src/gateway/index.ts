@@ -1,12 +1,15 @@
 /**
- * The edge gateway worker (wrangler.toml `main`). The routes compiled into the bundle are
- * turned into matchers once, when the isolate loads this module.
+ * The edge gateway worker (wrangler.toml `main`). It routes by the routes/ compiled into the
+ * bundle, overlaid by the registry's latest snapshot (applied configs, live instances) read
+ * from KV; matchers are compiled once per config version, not per request.
  */
 import { bundledConfig } from '../generated/bundle.ts';
-import { compileMesh } from '../mesh/compile.ts';
+import { MeshSource } from '../registry/source.ts';
 import { createGateway } from './app.ts';
 
-export default createGateway({ mesh: compileMesh(bundledConfig) });
+export default createGateway({ source: new MeshSource(bundledConfig) });
 
 /** The rate-limit bucket store (Durable Object class; services bind to it by script name). */
 export { RateLimiter } from '../ratelimit/store.ts';
+/** The service registry and control plane's source of truth (Durable Object class). */
+export { MeshRegistry } from '../registry/registry-object.ts';

@@ -29,6 +29,8 @@ export interface CompiledService {
   name: string;
   policy: CompiledPolicy;
   backends: readonly CompiledBackend[];
+  /** Backends with their weights, as configured (the registry overlay starts from these). */
+  weightedBackends: ReadonlyArray<{ item: CompiledBackend; weight: number }>;
   /** Split across all backends by their weights. */
   picker: WeightedPicker<CompiledBackend>;
   /** Split within one version (several backends may share a version). */
@@ -79,6 +81,10 @@ export interface CompiledMesh {
   identity: CompiledIdentity;
   /** Rate-limit client with this isolate's leases. */
   limiter: Limiter;
+  /** Registry and control-plane settings of this config. */
+  registry: NonNullable<MeshConfig['registry']>;
+  /** The config as applied (for the admin API's checks). */
+  config: MeshConfig;
 }
 
 export type { MeshBundle } from '../config/schema.ts';
@@ -97,6 +103,20 @@ function compileService(name: string, spec: MeshConfig['services'][string], limi
       : { kind: 'url', service: name, version: b.version, label, url: new URL(b.url!) };
     return { item: backend, weight: b.weight ?? 1 };
   });
+  return {
+    name,
+    policy: {
+      allowCallers: spec.policy?.allowCallers ? new Set(spec.policy.allowCallers) : undefined,
+      allowAnonymous: spec.policy?.allowAnonymous ?? false,
+      rateLimits: limitsFor(spec.policy?.rateLimits, limits),
+    },
+    weightedBackends: weighted,
+    ...buildPickers(weighted),
+  };
+}
+
+/** The weighted pickers of a service: over all its backends, and within each version. */
+export function buildPickers(weighted: ReadonlyArray<{ item: CompiledBackend; weight: number }>): Pick<CompiledService, 'backends' | 'picker' | 'byVersion'> {
   const versions = new Map<string, Array<{ item: CompiledBackend; weight: number }>>();
   for (const w of weighted) {
     if (w.item.version === undefined) continue;
@@ -107,12 +127,6 @@ function compileService(name: string, spec: MeshConfig['services'][string], limi
   const pinned = (list: Array<{ item: CompiledBackend; weight: number }>) =>
     list.every((w) => w.weight === 0) ? list.map((w) => ({ item: w.item, weight: 1 })) : list;
   return {
-    name,
-    policy: {
-      allowCallers: spec.policy?.allowCallers ? new Set(spec.policy.allowCallers) : undefined,
-      allowAnonymous: spec.policy?.allowAnonymous ?? false,
-      rateLimits: limitsFor(spec.policy?.rateLimits, limits),
-    },
     backends: weighted.map((w) => w.item),
     picker: new WeightedPicker(weighted),
     byVersion: new Map([...versions].map(([v, list]) => [v, new WeightedPicker(pinned(list))])),
@@ -167,6 +181,8 @@ export function compileMesh(bundle: MeshBundle): CompiledMesh {
     extraStrippedHeaders: claimHeaders.map(([, h]) => h).filter((h) => !h.startsWith(MESH_HEADER_PREFIX)),
     identity: { keys, minter: new IdentityMinter(keys, bundle.config.identity?.tokenTtl ?? 60), verifier: new IdentityVerifier(keys) },
     limiter: new Limiter(bundle.config.rateLimitStore?.binding ?? DEFAULT_STORE_BINDING),
+    registry: bundle.config.registry ?? {},
+    config: bundle.config,
   };
 }
 

@@ -11,7 +11,10 @@
  */
 import { Hono } from 'hono';
 import { bundledConfig } from '../generated/bundle.ts';
-import { compileMesh, type CompiledMesh, type MeshBundle } from '../mesh/compile.ts';
+import type { CompiledMesh, MeshBundle } from '../mesh/compile.ts';
+import type { MeshRegistry } from '../registry/registry-object.ts';
+import { REGISTRY_NAME } from '../registry/types.ts';
+import { MeshSource } from '../registry/source.ts';
 import { errorResponse } from '../mesh/errors.ts';
 import { ROUTE_HEADER } from '../mesh/headers.ts';
 import { requestIdFrom, traceFrom } from '../mesh/trace.ts';
@@ -22,10 +25,15 @@ import { authorizeCaller, identify } from './policies.ts';
 
 export type { InboundPolicy, MeshContext, MeshFetchInit, MeshUser, MeshVariables } from './context.ts';
 
-export interface MeshOptions {
+export interface MeshOptions<E = MeshEnv> {
   /** This service's name in routes/ (services.<name>). */
   service: string;
-  /** The mesh config; defaults to the routes/ bundled at build time. */
+  /** This deployment's version label, e.g. (env) => env.VERSION; reported to the registry. */
+  version?: string | ((env: E) => string | undefined);
+  /**
+   * A fixed mesh config. By default the service routes like the gateway: the routes/ bundled at
+   * build time, overlaid by the registry's snapshots from KV (when MESH_KV is bound).
+   */
   config?: MeshBundle;
   /** Inbound policies, run in order before the handler. */
   policies?: readonly InboundPolicy[];
@@ -41,12 +49,18 @@ interface HonoLike {
   getPath?: unknown;
 }
 
-const compiled = new WeakMap<MeshBundle, CompiledMesh>();
-function compiledFor(bundle: MeshBundle): CompiledMesh {
-  let mesh = compiled.get(bundle);
-  if (!mesh) compiled.set(bundle, (mesh = compileMesh(bundle)));
-  return mesh;
+const sources = new WeakMap<MeshBundle, MeshSource>();
+function sourceFor(bundle: MeshBundle): MeshSource {
+  let source = sources.get(bundle);
+  if (!source) sources.set(bundle, (source = new MeshSource(bundle)));
+  return source;
 }
+
+/** Answered by the wrapper itself, without identity: the registry probes it. */
+export const HEALTH_PATH = '/_mesh/health';
+
+/** At most one heartbeat per this interval per isolate (and a third of the registry's TTL). */
+const HEARTBEAT_EVERY_S = 30;
 
 function isHono(h: unknown): h is HonoLike {
   return typeof h === 'object' && h !== null && Array.isArray((h as HonoLike).routes) && typeof (h as HonoLike).route === 'function';
@@ -87,17 +101,38 @@ function honoHandler(app: HonoLike): MeshHandler {
 /** The worker withMesh returns: export it as the module's default. */
 export interface MeshWorker<E> {
   fetch(request: Request, env: E, ctx: ExecutionContext): Promise<Response>;
+  /** Cron trigger: heartbeats to the registry, so an idle service stays registered. */
+  scheduled(controller: ScheduledController, env: E, ctx: ExecutionContext): Promise<void>;
 }
 
-export function withMesh<E extends object = MeshEnv>(app: HonoLike | MeshHandler<E>, options: MeshOptions): MeshWorker<E> {
-  const mesh = compiledFor(options.config ?? bundledConfig);
-  const service = mesh.services.get(options.service);
-  if (!service) {
-    throw new Error(`withMesh: service "${options.service}" is not defined in the mesh config (services.${options.service} in routes/)`);
+export function withMesh<E extends object = MeshEnv>(app: HonoLike | MeshHandler<E>, options: MeshOptions<E>): MeshWorker<E> {
+  const self = options.service;
+  // A fixed config is compiled once; the default one follows the registry like the gateway.
+  const fixed = options.config ? new MeshSource(options.config) : undefined;
+  const source = fixed ?? sourceFor(bundledConfig);
+  const declared = source.served.mesh.services.get(self);
+  if (!declared) {
+    throw new Error(`withMesh: service "${self}" is not defined in the mesh config (services.${self} in routes/)`);
   }
   const policies = options.policies ?? [];
   const handler = (isHono(app) ? honoHandler(app) : app) as MeshHandler<E>;
-  const self = options.service;
+  const versionOf = (env: E) => (typeof options.version === 'function' ? options.version(env) : options.version);
+  let lastBeat = 0;
+
+  const heartbeat = (env: E, ctx: ExecutionContext, mesh: CompiledMesh, force: boolean) => {
+    const ns = (env as MeshEnv).MESH_REGISTRY as DurableObjectNamespace<MeshRegistry> | undefined;
+    if (!ns || typeof ns.idFromName !== 'function') return;
+    const every = Math.min(HEARTBEAT_EVERY_S, (mesh.registry.heartbeatTtl ?? 90) / 3) * 1000;
+    const now = Date.now();
+    if (!force && now - lastBeat < every) return;
+    lastBeat = now;
+    const version = versionOf(env);
+    const beat = ns
+      .get(ns.idFromName(REGISTRY_NAME))
+      .heartbeat({ service: self, ...(version ? { version } : {}), healthPath: HEALTH_PATH })
+      .catch((e: unknown) => logEvent('warn', 'registry heartbeat failed', { service: self, error: String((e as Error)?.message ?? e) }));
+    ctx.waitUntil(beat);
+  };
 
   return {
     async fetch(request: Request, env: E, ctx: ExecutionContext) {
@@ -105,6 +140,15 @@ export function withMesh<E extends object = MeshEnv>(app: HonoLike | MeshHandler
       const trace = traceFrom(request.headers);
       const meshEnv = env as MeshEnv;
       try {
+        const { mesh } = fixed ? fixed.served : await source.get(meshEnv, (p) => ctx.waitUntil(p));
+        if (!fixed) heartbeat(env, ctx, mesh, false);
+        // Liveness for the registry's probes: no identity needed, nothing about callers revealed.
+        if (request.method === 'GET' && new URL(request.url).pathname === HEALTH_PATH) {
+          const version = versionOf(env);
+          return Response.json({ status: 'ok', service: self, ...(version ? { version } : {}) }, { headers: { 'cache-control': 'no-store' } });
+        }
+        // The service as the config in force defines it (policies may change with an apply).
+        const service = mesh.services.get(self) ?? declared;
         const facts = await identify(request, mesh, service, { env: meshEnv, waitUntil: (p) => ctx.waitUntil(p) }, requestId);
         if (facts instanceof Response) return facts;
         const denied = authorizeCaller(service, facts.caller, requestId);
@@ -141,6 +185,11 @@ export function withMesh<E extends object = MeshEnv>(app: HonoLike | MeshHandler
         logEvent('error', 'handler error', { service: self, requestId, error: String((e as Error)?.message ?? e) });
         return errorResponse(500, 'internal', `${self} failed to handle the request`, requestId);
       }
+    },
+
+    async scheduled(_controller: ScheduledController, env: E, ctx: ExecutionContext) {
+      const { mesh } = await source.get(env as MeshEnv, (p) => ctx.waitUntil(p));
+      heartbeat(env, ctx, mesh, true);
     },
   };
 }

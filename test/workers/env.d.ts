@@ -14,5 +14,6 @@ declare namespace Cloudflare {
     INTRUDER: Fetcher;
     MESH_RATE_LIMITER: DurableObjectNamespace<import('../../src/ratelimit/store.ts').RateLimiter>;
     FAULTY_LIMITER: DurableObjectNamespace;
+    MESH_REGISTRY: DurableObjectNamespace<import('../../src/registry/registry-object.ts').MeshRegistry>;
   }
 }

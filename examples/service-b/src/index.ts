@@ -20,4 +20,4 @@ app.get('/service-b/whoami', (c) => {
   return c.json({ service: 'service-b', version: c.env.VERSION, caller: caller ?? null, user: user ? { sub: user.sub ?? null, scopes: user.scopes } : null });
 });
 
-export default withMesh(app, { service: 'service-b' });
+export default withMesh<Env>(app, { service: 'service-b', version: (env) => env.VERSION });

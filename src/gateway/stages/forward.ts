@@ -49,6 +49,7 @@ export const forward: Stage = async (ctx) => {
     return errorResponse(502, 'bad_gateway', `backend ${backend!.label} failed to answer`, requestId);
   }
   const relayed = relayResponse(response, requestId);
+  relayed.headers.set('x-mesh-config-version', ctx.mesh.version);
   // append: a service's own RateLimit fields (east-west limits) stay, the gateway's join them.
   for (const [name, value] of ctx.responseHeaders ?? []) relayed.headers.append(name, value);
   return relayed;
