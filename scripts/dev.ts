@@ -43,6 +43,9 @@ while (Date.now() < deadline && child.exitCode === null) {
   try {
     const res = await fetch(`${base}/_mesh/health`);
     if (res.ok) {
+      // One request through the mesh: the service it reaches registers itself, and the
+      // registry then wakes the others (see docs/registry.md).
+      await fetch(`${base}/service-b`).catch(() => undefined);
       console.log(`
 meshwork is running: gateway ${base} -> service-a -> service-b (v1 90% / v2 10%)
 
@@ -51,8 +54,11 @@ meshwork is running: gateway ${base} -> service-a -> service-b (v1 90% / v2 10%)
   curl -s -H "authorization: Bearer $TOKEN" ${base}/service-a   # gateway -> service-a -> service-b
   curl -si ${base}/service-b                      # public; see x-service-version: v1 or v2
   curl -s ${base}/_mesh/health
+  npx meshwork status                             # the registry: services, versions, health
+  npx meshwork diff && npx meshwork apply         # change routes/ and apply without a redeploy
 
-Edit routes/*.yaml and the mesh reloads with the new routes. Ctrl-C stops it.
+Edit routes/*.yaml and the workers reload with them, or apply them live with meshwork apply.
+Ctrl-C stops it.
 `);
       break;
     }

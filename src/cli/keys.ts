@@ -2,6 +2,7 @@
  * Key material for meshwork: mesh member keys (`meshwork keys generate`) and the local
  * development keys that `npm run dev` and `meshwork token` share. Node only.
  */
+import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { exportJWK, generateKeyPair, type JWK } from 'jose';
@@ -17,6 +18,8 @@ export const DEV_AUDIENCE = 'meshwork';
 export interface DevKeys {
   issuer: KeyPair & { issuer: string; audience: string };
   members: Record<string, KeyPair>;
+  /** The local gateway's MESH_ADMIN_TOKEN (control-plane API). */
+  adminToken?: string;
 }
 
 export async function generatePair(alg: 'EdDSA' | 'ES256', kid: string): Promise<KeyPair> {
@@ -48,7 +51,7 @@ export function devKeysPath(root: string): string {
 export async function ensureDevKeys(root: string, workers: ReadonlyArray<{ config: string; member: string }>): Promise<DevKeys> {
   const path = devKeysPath(root);
   if (!existsSync(path)) {
-    const fresh: DevKeys = { issuer: { ...(await generatePair('ES256', 'dev-1')), issuer: DEV_ISSUER, audience: DEV_AUDIENCE }, members: {} };
+    const fresh: DevKeys = { issuer: { ...(await generatePair('ES256', 'dev-1')), issuer: DEV_ISSUER, audience: DEV_AUDIENCE }, members: {}, adminToken: randomBytes(24).toString('base64url') };
     for (const { member } of workers) fresh.members[member] ??= await memberPair(member);
     mkdirSync(dirname(path), { recursive: true });
     // Exclusive create: if another process (dev, a test, `meshwork token`) made the keys first,
@@ -61,6 +64,10 @@ export async function ensureDevKeys(root: string, workers: ReadonlyArray<{ confi
   }
   const keys = JSON.parse(readFileSync(path, 'utf8')) as DevKeys;
   let added = false;
+  if (!keys.adminToken) {
+    keys.adminToken = randomBytes(24).toString('base64url');
+    added = true;
+  }
   for (const { member } of workers) {
     if (!keys.members[member]) {
       keys.members[member] = await memberPair(member);
@@ -77,6 +84,7 @@ export async function ensureDevKeys(root: string, workers: ReadonlyArray<{ confi
       `MESH_SIGNING_KEY='${JSON.stringify(keys.members[member]!.privateJwk)}'`,
       `MESH_PUBLIC_KEYS='${publicKeys}'`,
       `MESH_DEV_JWKS='${devJwks}'`,
+      ...(member === 'gateway' ? [`MESH_ADMIN_TOKEN='${keys.adminToken}'`] : []),
       '',
     ].join('\n');
     writeIfChanged(join(root, dirname(config), '.dev.vars'), vars);

@@ -12,6 +12,7 @@ import { bundleRoutesDir } from '../config/load-dir.ts';
 import { Duration } from '../config/schema.ts';
 import { formatIssue } from '../config/validate.ts';
 import { MESH_WORKERS } from '../../scripts/workers.ts';
+import { apply, DEFAULT_URL, diff, rollback, status, UsageError } from './control.ts';
 import { devKeysPath, ensureDevKeys, memberPair } from './keys.ts';
 
 /** The repository root (where routes/ and .meshwork/ live). */
@@ -31,10 +32,22 @@ commands:
                     a new mesh signing key for a member ("gateway" or a service): the private
                     JWK for \`wrangler secret put MESH_SIGNING_KEY\` and the public JWK to add to
                     every worker's MESH_PUBLIC_KEYS
+  apply [dir] [--url U] [--token T] [-m message]
+                    apply a routes directory to a running gateway (validated here and there;
+                    rejected whole if invalid)
+  diff [dir] [--url U] [--token T]
+                    what apply would change
+  rollback [revision] [--url U] [--token T]
+                    back to an earlier config revision (default: the previous one; 0 = the
+                    routes bundled at deploy)
+  status [--url U] [--token T] [--json]
+                    services, versions, weights, rotation and health
   help              show this help
+
+--url defaults to ${DEFAULT_URL} (the local dev mesh) or MESHWORK_URL; the admin token is
+--token, MESH_ADMIN_TOKEN, or for the local mesh the one npm run dev created.
 `;
 
-export class UsageError extends Error {}
 
 type Command = (args: string[]) => Promise<number>;
 
@@ -124,6 +137,10 @@ const COMMANDS: Record<string, Command> = {
   validate,
   token,
   keys,
+  apply: (args) => apply(args, ROOT),
+  diff: (args) => diff(args, ROOT),
+  rollback: (args) => rollback(args, ROOT),
+  status: (args) => status(args, ROOT),
   help: async () => {
     console.log(USAGE);
     return 0;

@@ -245,9 +245,34 @@ export class MeshRegistry extends DurableObject<Record<string, unknown>> {
       }
     }
     const probes = await Promise.all(Object.values(this.#s.instances).filter((i) => i.status === 'active').map((i) => this.#probe(i)));
+    await this.#wakeUnregistered();
     changed = probes.some(Boolean) || changed;
     if (changed) await this.#changed();
     if (Object.keys(this.#s.instances).length > 0) await this.ctx.storage.setAlarm(Date.now() + Math.min(probeMs, ttlMs));
+  }
+
+  /**
+   * Config backends that never registered get a health request too: a wrapped service
+   * heartbeats on any request, so this is how an idle deployment (e.g. a version that takes
+   * no traffic yet) finds its way into the registry. The answer itself changes nothing.
+   */
+  async #wakeUnregistered(): Promise<void> {
+    const config = this.#active().config;
+    const waits: Array<Promise<unknown>> = [];
+    for (const [service, svc] of Object.entries(config.services)) {
+      for (const b of svc.backends) {
+        if (this.#s.instances[instanceId(service, b.version)]) continue;
+        const target = this.#targetOf({ service, ...(b.version ? { version: b.version } : {}) } as Instance);
+        if (target?.kind !== 'binding') continue;
+        waits.push(
+          target.fetcher
+            .fetch(`https://${service}/_mesh/health`, { signal: AbortSignal.timeout(PROBE_TIMEOUT_MS) })
+            .then((r) => r.body?.cancel())
+            .catch(() => undefined),
+        );
+      }
+    }
+    await Promise.all(waits);
   }
 
   /** GET the instance's health path; returns whether its health changed. */
