@@ -1,7 +1,8 @@
 /**
- * The benchmark mesh: gateway variants (one per policy set, each compiled from its own config),
- * the example service-b as the backend, and keys minted for the run. Every measured worker gets
- * its own direct socket.
+ * The benchmark mesh, in workerd through the Miniflare API: the example services (bundled with
+ * a benchmark config), unwrapped twins of them, the do-it-yourself peer, and one gateway worker
+ * per policy set, each compiled from its own config. Every measured worker gets its own socket
+ * (unsafeDirectSockets), and an inspector port lets the bench read isolate heap sizes.
  */
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -11,78 +12,91 @@ import { Log, LogLevel, Miniflare, type WorkerOptions } from 'miniflare';
 import { generatePair, memberPair, type KeyPair } from '../src/cli/keys.ts';
 import type { MeshBundle, MeshConfig } from '../src/config/schema.ts';
 import { validateSources } from '../src/config/validate.ts';
-import { bundleWorker, workerOptionsFrom } from '../scripts/local-mesh.ts';
+import { bundleWorker } from '../scripts/local-mesh.ts';
 
 export const BENCH_ISSUER = 'https://bench.meshwork.local';
-
-export interface BenchKeys {
-  members: Record<string, KeyPair>;
-  issuer: KeyPair;
-}
+const COMPAT = '2026-04-01';
 
 export interface BenchMesh {
   mf: Miniflare;
-  keys: BenchKeys;
   url(worker: string): Promise<URL>;
   /** A user token the bench issuer signs, valid for the whole run. */
   userToken(sub: string, scopes: string[]): Promise<string>;
-  /** The gateway's identity token for service-b, long-lived so direct calls stay valid all run. */
+  /** The gateway's identity token for a service, long-lived so direct calls stay valid all run. */
   gatewayIdentity(target: string): Promise<string>;
+  issuerJwks: string;
 }
 
-/** Gateway variants by worker name: each a full config (validated like routes/). */
-export type GatewayVariants = Record<string, (issuerJwks: string) => string>;
+/** The example services run with this config: no limits of their own, so only the scenario's policies count. */
+const SERVICES_CONFIG = `
+services:
+  service-a:
+    backends: [{ binding: SERVICE_A }]
+  service-b:
+    backends: [{ binding: SERVICE_B }]
+    policy:
+      allowAnonymous: true   # the do-it-yourself peer has no mesh identity
+routes: []
+`;
 
-function bundleOf(name: string, yaml: string): MeshBundle {
+export function bundleOf(name: string, yaml: string): MeshBundle {
   const r = validateSources([{ name: `${name}.yaml`, text: yaml }]);
-  if (!r.ok) throw new Error(`bench config ${name} is invalid: ${JSON.stringify(r.errors)}`);
+  if (!r.ok) throw new Error(`bench config ${name} is invalid: ${JSON.stringify(r.errors.slice(0, 3))}`);
   return { version: name, config: r.config as MeshConfig };
 }
 
-export async function startBenchMesh(variants: GatewayVariants, extraWorkers: (dir: string, keys: BenchKeys) => Promise<WorkerOptions[]> = async () => []): Promise<BenchMesh> {
+export async function startBenchMesh(gatewaysFor: (issuerJwks: string) => Record<string, string>, opts: { jwksUri: string; inspectorPort: number }): Promise<BenchMesh> {
   const dir = mkdtempSync(join(tmpdir(), 'meshwork-bench-'));
-  const keys: BenchKeys = {
-    members: { gateway: await memberPair('gateway'), 'service-a': await memberPair('service-a'), 'service-b': await memberPair('service-b') },
-    issuer: await generatePair('ES256', 'bench-1'),
-  };
-  const publicKeys = JSON.stringify({ keys: Object.values(keys.members).map((k) => k.publicJwk) });
-  const meshBindings = (member: string) => ({ MESH_SIGNING_KEY: JSON.stringify(keys.members[member]!.privateJwk), MESH_PUBLIC_KEYS: publicKeys });
-  const issuerJwks = JSON.stringify({ keys: [keys.issuer.publicJwk] });
+  const members: Record<string, KeyPair> = {};
+  for (const m of ['gateway', 'service-a', 'service-b']) members[m] = await memberPair(m);
+  const issuer = await generatePair('ES256', 'bench-1');
+  const publicKeys = JSON.stringify({ keys: Object.values(members).map((k) => k.publicJwk) });
+  const keysFor = (member: string) => ({ MESH_SIGNING_KEY: JSON.stringify(members[member]!.privateJwk), MESH_PUBLIC_KEYS: publicKeys });
+  const services = bundleOf('bench-services', SERVICES_CONFIG);
 
-  const workers: WorkerOptions[] = [];
-  const serviceB = await workerOptionsFrom('examples/service-b/wrangler.toml', dir);
-  // service-b's own limits (calls from service-a) use the gateway's store, here the first variant's.
-  const store = Object.keys(variants)[0]!;
-  workers.push({
-    ...serviceB,
-    bindings: { ...(serviceB.bindings as object), ...meshBindings('service-b'), VERSION: 'v1' },
-    durableObjects: { MESH_RATE_LIMITER: { className: 'RateLimiter', scriptName: store } },
-  } as WorkerOptions);
-  for (const [name, yaml] of Object.entries(variants)) {
-    const bundle = bundleOf(name, yaml(issuerJwks));
-    const scriptPath = await bundleWorker('bench/gateway-entry.ts', dir, { __MESH_BUNDLE__: JSON.stringify(bundle) }, name);
-    workers.push({
-      name,
-      modules: true,
-      modulesRoot: dir,
-      scriptPath,
-      compatibilityDate: '2026-04-01',
-      bindings: meshBindings('gateway'),
-      kvNamespaces: ['MESH_KV'],
-      durableObjects: { MESH_RATE_LIMITER: { className: 'RateLimiter', useSQLite: true } },
+  const worker = (name: string, scriptPath: string, extra: Partial<WorkerOptions> = {}): WorkerOptions =>
+    ({ name, modules: true, modulesRoot: dir, scriptPath, compatibilityDate: COMPAT, unsafeDirectSockets: [{ host: '127.0.0.1', port: 0 }], ...extra }) as WorkerOptions;
+
+  const workers: WorkerOptions[] = [
+    worker('service-b', await bundleWorker('examples/service-b/src/index.ts', dir, undefined, 'service-b', services), { bindings: { ...keysFor('service-b'), VERSION: 'v1' } }),
+    worker('service-a', await bundleWorker('examples/service-a/src/index.ts', dir, undefined, 'service-a', services), {
+      bindings: keysFor('service-a'),
       serviceBindings: { SERVICE_B: 'service-b' },
-    } as WorkerOptions);
+    }),
+    worker('raw-b', await bundleWorker('bench/workers/raw-b.ts', dir)),
+    worker('raw-a', await bundleWorker('bench/workers/raw-a.ts', dir), { serviceBindings: { SERVICE_B: 'raw-b' } }),
+    worker('diy', await bundleWorker('bench/workers/diy.ts', dir), {
+      bindings: { JWKS_URI: opts.jwksUri },
+      durableObjects: { COUNTER: { className: 'Counter', useSQLite: true } },
+      serviceBindings: { SERVICE_B: 'service-b' },
+    }),
+  ];
+  const issuerJwks = JSON.stringify({ keys: [issuer.publicJwk] });
+  for (const [name, yaml] of Object.entries(gatewaysFor(issuerJwks))) {
+    const scriptPath = await bundleWorker('bench/workers/gateway.ts', dir, { __MESH_BUNDLE__: JSON.stringify(bundleOf(name, yaml)) }, name);
+    workers.push(
+      worker(name, scriptPath, {
+        bindings: keysFor('gateway'),
+        kvNamespaces: ['MESH_KV'],
+        durableObjects: { MESH_RATE_LIMITER: { className: 'RateLimiter', useSQLite: true } },
+        serviceBindings: { SERVICE_B: 'service-b' },
+      }),
+    );
   }
-  workers.push(...(await extraWorkers(dir, keys)));
-  for (const w of workers) w.unsafeDirectSockets = [{ host: '127.0.0.1', port: 0 }];
 
-  const mf = new Miniflare({ workers: workers as [WorkerOptions, ...WorkerOptions[]], cf: false, log: new Log(LogLevel.WARN), defaultPersistRoot: join(dir, 'state') });
+  const mf = new Miniflare({
+    workers: workers as [WorkerOptions, ...WorkerOptions[]],
+    cf: false,
+    inspectorPort: opts.inspectorPort,
+    log: new Log(LogLevel.WARN),
+    defaultPersistRoot: join(dir, 'state'),
+  });
   await mf.ready;
 
   return {
     mf,
-    keys,
-    url: (worker) => mf.unsafeGetDirectURL(worker),
+    issuerJwks,
+    url: (w) => mf.unsafeGetDirectURL(w),
     async userToken(sub, scopes) {
       return new SignJWT({ scope: scopes.join(' ') })
         .setProtectedHeader({ alg: 'ES256', kid: 'bench-1' })
@@ -91,10 +105,10 @@ export async function startBenchMesh(variants: GatewayVariants, extraWorkers: (d
         .setSubject(sub)
         .setIssuedAt()
         .setExpirationTime('2h')
-        .sign(await importJWK(keys.issuer.privateJwk, 'ES256'));
+        .sign(await importJWK(issuer.privateJwk, 'ES256'));
     },
     async gatewayIdentity(target) {
-      const jwk = keys.members.gateway!.privateJwk;
+      const jwk = members.gateway!.privateJwk;
       return new SignJWT({})
         .setProtectedHeader({ alg: 'EdDSA', kid: jwk.kid!, typ: 'mesh-id+jwt' })
         .setIssuer('meshwork')

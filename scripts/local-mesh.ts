@@ -29,7 +29,11 @@ export interface LocalMeshOptions {
   logLevel?: LogLevel;
 }
 
-export async function bundleWorker(entry: string, outdir: string, define?: Record<string, string>, name?: string): Promise<string> {
+/**
+ * @param meshConfig replaces the routes/ bundled into the worker (src/generated/mesh-config.json),
+ *   e.g. so a benchmark runs the example services with its own config.
+ */
+export async function bundleWorker(entry: string, outdir: string, define?: Record<string, string>, name?: string, meshConfig?: unknown): Promise<string> {
   const outfile = join(outdir, `${name ?? entry.replace(/[^A-Za-z0-9]+/g, '_')}.mjs`);
   await build({
     entryPoints: [resolve(ROOT, entry)],
@@ -44,6 +48,19 @@ export async function bundleWorker(entry: string, outdir: string, define?: Recor
     minify: false,
     logLevel: 'warning',
     ...(define ? { define } : {}),
+    ...(meshConfig
+      ? {
+          plugins: [
+            {
+              name: 'mesh-config',
+              setup(b) {
+                b.onResolve({ filter: /(^|\/)mesh-config\.json$/ }, (args) => ({ path: args.path, namespace: 'mesh-config' }));
+                b.onLoad({ filter: /.*/, namespace: 'mesh-config' }, () => ({ contents: JSON.stringify(meshConfig), loader: 'json' }));
+              },
+            },
+          ],
+        }
+      : {}),
   });
   return outfile;
 }

@@ -1,10 +1,10 @@
 // A gateway worker for benchmarks: the same createGateway as src/gateway/index.ts, with the
 // config the bench injects at bundle time (esbuild define) instead of routes/.
-import { createGateway } from '../src/gateway/app.ts';
-import { compileMesh, type MeshBundle } from '../src/mesh/compile.ts';
+import { createGateway } from '../../src/gateway/app.ts';
+import { compileMesh, type MeshBundle } from '../../src/mesh/compile.ts';
 
 declare const __MESH_BUNDLE__: MeshBundle;
 
 export default createGateway({ mesh: compileMesh(__MESH_BUNDLE__) });
 
-export { RateLimiter } from '../src/ratelimit/store.ts';
+export { RateLimiter } from '../../src/ratelimit/store.ts';
