@@ -38,8 +38,8 @@ commands:
   diff [dir] [--url U] [--token T]
                     what apply would change
   rollback [revision] [--url U] [--token T]
-                    back to an earlier config revision (default: the previous one; 0 = the
-                    routes bundled at deploy)
+                    back to an earlier config revision (default: the one in force before;
+                    0 = the routes bundled at deploy)
   status [--url U] [--token T] [--json]
                     services, versions, weights, rotation and health
   help              show this help

@@ -14,6 +14,7 @@
  *   DELETE instances/:id     deregister (id: service@version)
  */
 import { Hono, type Context } from 'hono';
+import { isNode, LineCounter, parseDocument } from 'yaml';
 import { validateSources, type ConfigIssue, type ConfigSource } from '../config/validate.ts';
 import { configVersion } from '../config/version.ts';
 import type { MeshBundle } from '../config/schema.ts';
@@ -63,6 +64,19 @@ function filesOf(body: unknown): ConfigSource[] | undefined {
   return files.map((f: ConfigSource) => ({ name: f.name, text: f.text }));
 }
 
+/** Where a field is written in the routes files (a service is defined in one file), for an error that points at it. */
+function placeOf(files: ConfigSource[], path: Array<string | number>): Pick<ConfigIssue, 'file' | 'line' | 'column'> {
+  for (const f of files) {
+    const lines = new LineCounter();
+    const node = parseDocument(f.text, { lineCounter: lines }).getIn(path, true);
+    if (isNode(node) && node.range) {
+      const { line, col } = lines.linePos(node.range[0]);
+      return { file: f.name, line, column: col };
+    }
+  }
+  return { file: files[0]!.name, line: 1, column: 1 };
+}
+
 /** Validates routes files exactly as `meshwork validate` does, plus what only the gateway can check. */
 async function bundleFromFiles(files: ConfigSource[], env: MeshEnv): Promise<{ bundle: MeshBundle } | { errors: ConfigIssue[] }> {
   const result = validateSources(files);
@@ -70,10 +84,11 @@ async function bundleFromFiles(files: ConfigSource[], env: MeshEnv): Promise<{ b
   const errors: ConfigIssue[] = [];
   const routed = new Set(result.config.routes.flatMap((r) => (r.backendRefs ? r.backendRefs.map((b) => b.service) : [r.service!])));
   for (const name of routed) {
-    for (const b of result.config.services[name]?.backends ?? []) {
+    for (const [i, b] of (result.config.services[name]?.backends ?? []).entries()) {
       const bound = b.binding ? env[b.binding] : true;
       if (b.binding && (typeof bound !== 'object' || bound === null)) {
-        errors.push({ file: files[0]!.name, line: 1, column: 1, field: `services.${name}`, message: `backend binding ${b.binding} is not bound in the gateway (add it to wrangler.toml and deploy first)` });
+        const field = `services.${name}.backends[${i}].binding`;
+        errors.push({ ...placeOf(files, ['services', name, 'backends', i, 'binding']), field, message: `backend binding ${b.binding} is not bound in the gateway (add it to wrangler.toml and deploy first)` });
       }
     }
   }
@@ -97,7 +112,7 @@ async function activeConfig(env: MeshEnv): Promise<ActiveConfig> {
   return (await registry(env)!.getConfig()) as unknown as ActiveConfig;
 }
 
-export function adminApp(source: MeshSource | undefined, fallback: () => MeshBundle): Hono<AdminEnv> {
+export function adminApp(source: MeshSource | undefined, _fallback: () => MeshBundle): Hono<AdminEnv> {
   const app = new Hono<AdminEnv>();
 
   app.use('*', async (c, next) => {
@@ -114,7 +129,8 @@ export function adminApp(source: MeshSource | undefined, fallback: () => MeshBun
       c.set('actor', who ? `admin-token (${who})` : 'admin-token');
       return next();
     }
-    const mesh = (source?.served.mesh) ?? undefined;
+    // Brought up to date like a proxied request's: admin calls may be all an isolate receives.
+    const mesh = source ? (await source.get(c.env, (p) => c.executionCtx.waitUntil(p))).mesh : undefined;
     const admin = mesh?.config.admin;
     if (mesh && admin?.issuers) {
       const exec = c.executionCtx;
@@ -225,7 +241,8 @@ export function adminApp(source: MeshSource | undefined, fallback: () => MeshBun
   app.post('/instances', async (c) => {
     const body = await readJson<InstanceInfo>(c);
     if (body instanceof Response) return body;
-    const services = (source?.served.mesh.config ?? fallback().config).services;
+    // The registry's config, not this isolate's copy: a service applied a moment ago counts.
+    const services = (await activeConfig(c.env)).bundle.config.services;
     if (typeof body?.service !== 'string' || !services[body.service]) {
       return errorResponse(400, 'bad_request', `"service" must name a service in the config (${Object.keys(services).join(', ')})`, rid(c));
     }

@@ -26,12 +26,17 @@ interface Persisted {
   instances: Record<string, Instance>;
   configs: AppliedConfig[];
   head: number;
+  /** Config revisions in force, in order: what "the previous config" means for rollback. */
+  heads: number[];
   revision: number;
+  /** Random, fixed for the life of this registry's storage: a reset is told apart from an old revision. */
+  epoch: string;
   audit: AuditEntry[];
 }
 
 export interface RegistryStatus {
   revision: number;
+  epoch: string;
   configRevision: number;
   configVersion: string;
   instances: Instance[];
@@ -40,7 +45,7 @@ export interface RegistryStatus {
 }
 
 export class MeshRegistry extends DurableObject<Record<string, unknown>> {
-  #s: Persisted = { instances: {}, configs: [], head: 0, revision: 0, audit: [] };
+  #s: Persisted = { instances: {}, configs: [], head: 0, heads: [0], revision: 0, epoch: crypto.randomUUID(), audit: [] };
   #lastPublish = 0;
   #publishTimer: ReturnType<typeof setTimeout> | undefined;
   /** Calls per method since this object started (tests check the request path makes none). */
@@ -50,7 +55,7 @@ export class MeshRegistry extends DurableObject<Record<string, unknown>> {
     super(ctx, env);
     void ctx.blockConcurrencyWhile(async () => {
       const saved = await ctx.storage.get<Persisted>('state');
-      if (saved) this.#s = saved;
+      if (saved) this.#s = { ...this.#s, ...saved, heads: saved.heads ?? [saved.head] };
     });
   }
 
@@ -67,8 +72,9 @@ export class MeshRegistry extends DurableObject<Record<string, unknown>> {
     return { ttlMs: (r?.heartbeatTtl ?? DEFAULT_TTL_S) * 1000, probeMs: (r?.probeInterval ?? DEFAULT_PROBE_S) * 1000 };
   }
 
+  /** Every audited event is part of a change about to be made: it carries that change's revision. */
   #audit(actor: string, action: AuditEntry['action'], detail: string): void {
-    this.#s.audit.push({ at: Date.now(), actor, action, detail, revision: this.#s.revision });
+    this.#s.audit.push({ at: Date.now(), actor, action, detail, revision: this.#s.revision + 1 });
     if (this.#s.audit.length > MAX_AUDIT) this.#s.audit.splice(0, this.#s.audit.length - MAX_AUDIT);
   }
 
@@ -82,7 +88,10 @@ export class MeshRegistry extends DurableObject<Record<string, unknown>> {
 
   async #ensureAlarm(): Promise<void> {
     if (Object.keys(this.#s.instances).length === 0) return;
-    if ((await this.ctx.storage.getAlarm()) === null) await this.ctx.storage.setAlarm(Date.now() + Math.min(this.#settings().probeMs, this.#settings().ttlMs));
+    // An alarm set under an earlier config may be further off than the config in force allows.
+    const due = Date.now() + Math.min(this.#settings().probeMs, this.#settings().ttlMs);
+    const at = await this.ctx.storage.getAlarm();
+    if (at === null || at > due) await this.ctx.storage.setAlarm(due);
   }
 
   // ---- self-registration ------------------------------------------------------------------
@@ -143,7 +152,7 @@ export class MeshRegistry extends DurableObject<Record<string, unknown>> {
     const revision = Math.max(0, ...this.#s.configs.map((c) => c.revision)) + 1;
     this.#s.configs.push({ revision, bundle, appliedAt: Date.now(), appliedBy: actor, ...(message ? { message } : {}) });
     if (this.#s.configs.length > MAX_HISTORY) this.#s.configs.splice(0, this.#s.configs.length - MAX_HISTORY);
-    this.#s.head = revision;
+    this.#setHead(revision);
     this.#audit(actor, 'apply', `config revision ${revision} (${bundle.version})${message ? `: ${message}` : ''}`);
     await this.#changed();
     return { revision, version: bundle.version, unchanged: false };
@@ -156,15 +165,22 @@ export class MeshRegistry extends DurableObject<Record<string, unknown>> {
   async rollback(target: number | undefined, actor: string): Promise<{ revision: number; version: string } | { error: string }> {
     this.#count('rollback');
     const known = [0, ...this.#s.configs.map((c) => c.revision)];
-    const to = target ?? [...known].reverse().find((r) => r < this.#s.head);
+    // Default: the config that was in force before this one (still in the history).
+    const to = target ?? [...this.#s.heads].reverse().find((r) => r !== this.#s.head && known.includes(r));
     if (to === undefined) return { error: 'there is no earlier config to roll back to' };
     if (!known.includes(to)) return { error: `config revision ${to} is not in the history (have: ${known.join(', ')})` };
     if (to === this.#s.head) return { error: `config revision ${to} is already in force` };
-    this.#s.head = to;
+    this.#setHead(to);
     const version = this.#active().version;
     this.#audit(actor, 'rollback', `config back to revision ${to} (${version})`);
     await this.#changed();
     return { revision: to, version };
+  }
+
+  #setHead(revision: number): void {
+    this.#s.head = revision;
+    this.#s.heads.push(revision);
+    if (this.#s.heads.length > MAX_HISTORY * 2) this.#s.heads.splice(0, this.#s.heads.length - MAX_HISTORY * 2);
   }
 
   getConfig(): { revision: number; bundle: MeshBundle; applied: boolean } {
@@ -176,6 +192,7 @@ export class MeshRegistry extends DurableObject<Record<string, unknown>> {
     this.#count('status');
     return {
       revision: this.#s.revision,
+      epoch: this.#s.epoch,
       configRevision: this.#s.head,
       configVersion: this.#active().version,
       instances: Object.values(this.#s.instances),
@@ -185,8 +202,14 @@ export class MeshRegistry extends DurableObject<Record<string, unknown>> {
   }
 
   snapshot(): Snapshot {
+    this.#count('snapshot');
+    return this.#snapshot();
+  }
+
+  #snapshot(): Snapshot {
     return {
       revision: this.#s.revision,
+      epoch: this.#s.epoch,
       configRevision: this.#s.head,
       bundle: this.#s.head === 0 ? null : this.#active(),
       instances: Object.values(this.#s.instances),
@@ -211,20 +234,29 @@ export class MeshRegistry extends DurableObject<Record<string, unknown>> {
 
   /** Publishes now (tests and the alarm use it to avoid waiting for the coalescing timer). */
   async publish(): Promise<number> {
+    this.#count('publish');
     await this.#publish();
     return this.#s.revision;
   }
 
-  async #publish(): Promise<void> {
+  #publishing: Promise<void> = Promise.resolve();
+
+  /** One publish at a time, so the two keys always come from the same snapshot. */
+  #publish(): Promise<void> {
+    this.#publishing = this.#publishing.then(() => this.#publishNow());
+    return this.#publishing;
+  }
+
+  async #publishNow(): Promise<void> {
     const kv = this.env.MESH_KV as KVNamespace | undefined;
     if (!kv) return;
     this.#lastPublish = Date.now();
-    const snap = this.snapshot();
+    const snap = this.#snapshot();
     try {
       // The full snapshot first, then the small key isolates poll: nobody sees a revision
       // whose snapshot is not there yet.
       await kv.put(SNAPSHOT_KEY, JSON.stringify(snap));
-      await kv.put(SNAPSHOT_REVISION_KEY, String(snap.revision));
+      await kv.put(SNAPSHOT_REVISION_KEY, `${snap.epoch}:${snap.revision}`);
     } catch (e) {
       logEvent('error', 'registry publish failed', { revision: snap.revision, error: String((e as Error)?.message ?? e) });
       this.#schedulePublish();

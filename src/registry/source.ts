@@ -22,6 +22,8 @@ export interface ServedMesh {
   mesh: CompiledMesh;
   /** Snapshot revision serving (-1: the bundled routes/, no snapshot seen). */
   revision: number;
+  /** The registry epoch of that snapshot. */
+  epoch?: string;
   /** Config revision in force (0: the bundled routes/). */
   configRevision: number;
 }
@@ -62,10 +64,11 @@ export class MeshSource {
   #refresh(kv: KVNamespace): Promise<void> {
     this.#inflight ??= (async () => {
       try {
-        const rev = await kv.get(SNAPSHOT_REVISION_KEY);
-        if (rev === null || Number(rev) === this.#served.revision) return;
+        const marker = await kv.get(SNAPSHOT_REVISION_KEY);
+        if (marker === null || marker === `${this.#served.epoch}:${this.#served.revision}`) return;
         const snap = await kv.get<Snapshot>(SNAPSHOT_KEY, 'json');
-        if (snap && snap.revision > this.#served.revision) this.apply(snap);
+        // Never back to an older snapshot of the same registry; a new epoch (storage reset) starts over.
+        if (snap && (snap.epoch !== this.#served.epoch || snap.revision > this.#served.revision)) this.apply(snap);
       } catch (e) {
         logEvent('warn', 'snapshot refresh failed; serving the last one', { revision: this.#served.revision, error: String((e as Error)?.message ?? e) });
       } finally {
@@ -78,7 +81,7 @@ export class MeshSource {
   /** Serves a snapshot (also used directly by tests). */
   apply(snap: Snapshot): void {
     const base = this.#compile(snap.bundle ?? this.bundled);
-    this.#served = { mesh: withInstances(base, snap.instances), revision: snap.revision, configRevision: snap.configRevision };
+    this.#served = { mesh: withInstances(base, snap.instances), revision: snap.revision, epoch: snap.epoch, configRevision: snap.configRevision };
   }
 
   /** Compiled once per config version; caches inside (verified tokens, leases) survive instance changes. */

@@ -52,6 +52,8 @@ export interface AppliedConfig {
 export interface Snapshot {
   /** Increases with every published change (config or instances). */
   revision: number;
+  /** Identifies the registry's storage: revisions are compared within one epoch only. */
+  epoch: string;
   /** Revision of the config in force (0 = the bundled routes/). */
   configRevision: number;
   /** The applied config, or null when the bundled one is in force. */
@@ -64,7 +66,7 @@ export interface Snapshot {
 export const REGISTRY_NAME = 'registry';
 
 export const SNAPSHOT_KEY = 'mesh:snapshot';
-/** Small key polled by every isolate; the full snapshot is read only when it changes. */
+/** Small key polled by every isolate ("<epoch>:<revision>"); the full snapshot is read only when it changes. */
 export const SNAPSHOT_REVISION_KEY = 'mesh:snapshot:revision';
 
 export function instanceId(service: string, version: string | undefined): string {
