@@ -12,7 +12,7 @@ import { DEFAULT_STORE_BINDING, Limiter } from '../ratelimit/limiter.ts';
 import { compileLimit, type CompiledLimit } from '../ratelimit/policy.ts';
 import { Router, type RouteMatch } from '../router/router.ts';
 import { WeightedPicker } from '../router/weighted.ts';
-import { MESH_HEADER_PREFIX } from './headers.ts';
+import { CLIENT_FORWARDING, MESH_HEADER_PREFIX } from './headers.ts';
 
 export type CompiledBackend =
   | { kind: 'binding'; service: string; version: string | undefined; label: string; binding: string }
@@ -78,6 +78,8 @@ export interface CompiledMesh {
   claimHeaders: ReadonlyArray<readonly [string, string]>;
   /** Claim header names outside x-mesh-*: stripped from client requests like x-mesh-* are. */
   extraStrippedHeaders: readonly string[];
+  /** Everything the gateway drops from a client request besides hop-by-hop and x-mesh-* headers. */
+  gatewayDropped: ReadonlySet<string>;
   identity: CompiledIdentity;
   /** Rate-limit client with this isolate's leases. */
   limiter: Limiter;
@@ -179,6 +181,7 @@ export function compileMesh(bundle: MeshBundle): CompiledMesh {
     auth: new TokenVerifier(bundle.config.auth),
     claimHeaders,
     extraStrippedHeaders: claimHeaders.map(([, h]) => h).filter((h) => !h.startsWith(MESH_HEADER_PREFIX)),
+    gatewayDropped: new Set([...CLIENT_FORWARDING, ...claimHeaders.map(([, h]) => h).filter((h) => !h.startsWith(MESH_HEADER_PREFIX))]),
     identity: { keys, minter: new IdentityMinter(keys, bundle.config.identity?.tokenTtl ?? 60), verifier: new IdentityVerifier(keys) },
     limiter: new Limiter(bundle.config.rateLimitStore?.binding ?? DEFAULT_STORE_BINDING),
     registry: bundle.config.registry ?? {},

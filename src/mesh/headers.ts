@@ -30,14 +30,21 @@ const HOP_BY_HOP = new Set([
  * every Headers call crosses into the runtime, so one pass over the names beats building
  * a new set header by header.
  */
-export function stripHopByHop(headers: Headers, stripMesh = false): void {
-  const keepUpgrade = headers.get('upgrade')?.toLowerCase() === 'websocket';
-  const connection = headers.get('connection');
+export function stripHopByHop(headers: Headers, stripMesh = false, alsoDrop?: ReadonlySet<string>): void {
+  let keepUpgrade = false;
+  let connection: string | undefined;
   const drop: string[] = [];
-  for (const name of headers.keys()) {
-    if (HOP_BY_HOP.has(name) ? !(keepUpgrade && name === 'upgrade') : stripMesh && name.startsWith(MESH_HEADER_PREFIX)) drop.push(name);
+  // One pass over name and value: each Headers call crosses into the runtime.
+  for (const [name, value] of headers) {
+    if (HOP_BY_HOP.has(name)) {
+      if (name === 'connection') connection = value;
+      if (name === 'upgrade' && value.toLowerCase() === 'websocket') keepUpgrade = true;
+      else drop.push(name);
+    } else if ((stripMesh && name.startsWith(MESH_HEADER_PREFIX)) || alsoDrop?.has(name)) {
+      drop.push(name);
+    }
   }
-  if (connection !== null) {
+  if (connection !== undefined) {
     for (const listed of connection.split(',')) {
       const name = listed.trim().toLowerCase();
       if (name && !(keepUpgrade && name === 'upgrade')) drop.push(name);
@@ -50,15 +57,15 @@ export function stripHopByHop(headers: Headers, stripMesh = false): void {
  * Forwarding headers the gateway does not set: a client could send them to mislead a service
  * about its address or the public URL, so they are dropped at the edge.
  */
-const CLIENT_FORWARDING = ['forwarded', 'x-real-ip', 'x-forwarded-port', 'x-forwarded-prefix', 'x-forwarded-server'];
+export const CLIENT_FORWARDING: ReadonlySet<string> = new Set(['forwarded', 'x-real-ip', 'x-forwarded-port', 'x-forwarded-prefix', 'x-forwarded-server']);
 
 /**
- * Records how the client reached the gateway. X-Forwarded-For gets the client address
+ * Records how the client reached the gateway (after the CLIENT_FORWARDING headers were dropped
+ * by stripHopByHop). X-Forwarded-For gets the client address
  * (CF-Connecting-IP, which Cloudflare sets and clients cannot forge) appended: only that last
  * entry is trustworthy, earlier ones are whatever the client sent.
  */
 export function setForwarded(headers: Headers, url: URL, clientIp: string | null): void {
-  for (const name of CLIENT_FORWARDING) headers.delete(name);
   if (clientIp) {
     const prior = headers.get('x-forwarded-for');
     headers.set('x-forwarded-for', prior ? `${prior}, ${clientIp}` : clientIp);

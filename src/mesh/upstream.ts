@@ -39,10 +39,10 @@ export function upstreamUrl(backend: CompiledBackend, origin: string, pathAndQue
  * and body, which is passed on as the incoming stream: nothing is buffered. Callers then set
  * the mesh's own headers on `request.headers`.
  */
-export function upstreamRequest(url: string, source: Request): Request {
+export function upstreamRequest(url: string, source: Request, alsoDrop?: ReadonlySet<string>): Request {
   const hasBody = source.method !== 'GET' && source.method !== 'HEAD';
   const request = new Request(url, { method: source.method, headers: source.headers, body: hasBody ? source.body : null, redirect: 'manual' });
-  stripHopByHop(request.headers, true);
+  stripHopByHop(request.headers, true, alsoDrop);
   return request;
 }
 

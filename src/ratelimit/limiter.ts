@@ -14,7 +14,7 @@
 import { logEvent } from '../mesh/upstream.ts';
 import { errorResponse } from '../mesh/errors.ts';
 import type { RateLimiter, TakeResult } from './store.ts';
-import { bucketKey, type CompiledLimit, type LimitFacts } from './policy.ts';
+import { bucketKey, type BucketKey, type CompiledLimit, type LimitFacts } from './policy.ts';
 
 export const DEFAULT_STORE_BINDING = 'MESH_RATE_LIMITER';
 
@@ -44,11 +44,18 @@ export class Limiter {
 
   constructor(readonly binding: string = DEFAULT_STORE_BINDING) {}
 
+  readonly #policyHeaders = new WeakMap<readonly CompiledLimit[], string>();
+
   async check(all: readonly CompiledLimit[], facts: LimitFacts, env: Record<string, unknown>, requestId: string): Promise<LimitOutcome> {
-    const limits = all.filter((l) => !l.callers || (facts.caller !== undefined && l.callers.has(facts.caller)));
+    const applies = (l: CompiledLimit) => !l.callers || (facts.caller !== undefined && l.callers.has(facts.caller));
+    const limits = all.every(applies) ? all : all.filter(applies);
     if (limits.length === 0) return { headers: [], reject: undefined };
-    const verdicts = await Promise.all(limits.map((l) => this.#decide(l, facts, env, requestId)));
-    const headers: Array<[string, string]> = [['ratelimit-policy', limits.map((l) => l.policyHeader).join(', ')]];
+    const decided = limits.map((l) => this.#decide(l, facts, env, requestId));
+    // Lease hits are decided without a promise; only store calls are awaited.
+    const verdicts = decided.some((v) => v instanceof Promise) ? await Promise.all(decided) : (decided as Verdict[]);
+    let policy = this.#policyHeaders.get(limits);
+    if (policy === undefined) this.#policyHeaders.set(limits, (policy = limits.map((l) => l.policyHeader).join(', ')));
+    const headers: Array<[string, string]> = [['ratelimit-policy', policy]];
     const known = verdicts.filter((v): v is Extract<Verdict, { result: TakeResult }> => 'result' in v);
     if (known.length > 0) headers.push(['ratelimit', known.map((v) => `"${v.limit.name}";r=${v.result.remaining};t=${Math.ceil(v.result.resetMs / 1000)}`).join(', ')]);
 
@@ -66,31 +73,47 @@ export class Limiter {
     };
   }
 
-  async #decide(limit: CompiledLimit, facts: LimitFacts, env: Record<string, unknown>, requestId: string): Promise<Verdict> {
-    try {
-      const key = await bucketKey(limit, facts);
-      const params = limit.overrides.get(key.raw) ?? limit.params;
-      const ns = env[this.binding] as DurableObjectNamespace<RateLimiter> | undefined;
-      if (!ns || typeof ns.idFromName !== 'function') throw new Error(`Durable Object binding ${this.binding} is not bound`);
-      const stub = () => ns.get(ns.idFromName(key.id));
-      if (!limit.lease) return { limit, result: await stub().take({ params, cost: limit.cost }) };
-      return { limit, result: await this.#fromLease(limit, key.id, params, stub) };
-    } catch (e) {
+  #decide(limit: CompiledLimit, facts: LimitFacts, env: Record<string, unknown>, requestId: string): Verdict | Promise<Verdict> {
+    const failed = (e: unknown): Verdict => {
       if (limit.failOpen) storeFailures.open++;
       else storeFailures.closed++;
       logEvent('error', 'rate limit store failed', { requestId, policy: limit.name, failOpen: limit.failOpen, error: String((e as Error)?.message ?? e) });
       return { limit, failed: true };
+    };
+    try {
+      const key = bucketKey(limit, facts);
+      const decide = (k: BucketKey): Verdict | Promise<Verdict> => {
+        const params = limit.overrides.get(k.raw) ?? limit.params;
+        if (limit.lease) {
+          const spent = this.#spendLease(limit, k.id);
+          if (spent) return { limit, result: spent };
+        }
+        const ns = env[this.binding] as DurableObjectNamespace<RateLimiter> | undefined;
+        if (!ns || typeof ns.idFromName !== 'function') throw new Error(`Durable Object binding ${this.binding} is not bound`);
+        const stub = () => ns.get(ns.idFromName(k.id));
+        const result = limit.lease ? this.#fromLease(limit, k.id, params, stub) : stub().take({ params, cost: limit.cost });
+        return (result as Promise<TakeResult>).then((r) => ({ limit, result: r }), failed);
+      };
+      return key instanceof Promise ? key.then(decide).catch(failed) : decide(key);
+    } catch (e) {
+      return failed(e);
     }
+  }
+
+  /** Spends from this isolate's lease for the key, if it has enough left. */
+  #spendLease(limit: CompiledLimit, id: string): TakeResult | undefined {
+    const lease = this.#leases.get(id);
+    if (!lease || Date.now() >= lease.expiresAt || lease.units < limit.cost) return undefined;
+    lease.units -= limit.cost;
+    return { ...lease.last, allowed: true, remaining: lease.last.remaining + lease.units, retryAfterMs: 0 };
   }
 
   async #fromLease(limit: CompiledLimit, id: string, params: CompiledLimit['params'], stub: () => DurableObjectStub<RateLimiter>): Promise<TakeResult> {
     const { size, ttlMs } = limit.lease!;
     for (;;) {
+      const spent = this.#spendLease(limit, id);
+      if (spent) return spent;
       const lease = this.#leases.get(id);
-      if (lease && Date.now() < lease.expiresAt && lease.units >= limit.cost) {
-        lease.units -= limit.cost;
-        return { ...lease.last, allowed: true, remaining: lease.last.remaining + lease.units, retryAfterMs: 0 };
-      }
       // One lease request per key at a time; the others wait for it, then spend from it.
       const pending = this.#pending.get(id);
       if (pending) {

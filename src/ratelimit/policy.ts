@@ -93,9 +93,14 @@ export interface BucketKey {
   id: string;
 }
 
-export async function bucketKey(limit: CompiledLimit, facts: LimitFacts): Promise<BucketKey> {
+/**
+ * The bucket for a request. Synchronous unless a part must be hashed (header values, very long
+ * keys): the common keys (ip, claim, route, caller) cost no promise on the request path.
+ */
+export function bucketKey(limit: CompiledLimit, facts: LimitFacts): BucketKey | Promise<BucketKey> {
   const raw: string[] = [];
-  const encoded: string[] = [];
+  const encoded: Array<string | Promise<string>> = [];
+  let pending = false;
   for (const part of limit.key) {
     let value: string | undefined;
     if (part.kind === 'ip') value = facts.clientIp ?? undefined;
@@ -105,10 +110,17 @@ export async function bucketKey(limit: CompiledLimit, facts: LimitFacts): Promis
     else value = facts.headers.get(part.name) ?? undefined;
     raw.push(value ?? MISSING);
     if (value === undefined) encoded.push(MISSING);
-    // Header values (API keys...) never become object names or log lines: only their hash.
-    else encoded.push(part.kind === 'header' ? (await tokenHash(value)).slice(0, 32) : encodeURIComponent(value));
+    else if (part.kind === 'header') {
+      // Header values (API keys...) never become object names or log lines: only their hash.
+      encoded.push(tokenHash(value).then((h) => h.slice(0, 32)));
+      pending = true;
+    } else encoded.push(encodeURIComponent(value));
   }
-  let id = `${limit.name}|${encoded.join('|')}`;
-  if (id.length > 512) id = `${limit.name}|#${await tokenHash(id)}`;
-  return { raw: raw.join('|'), id };
+  const finish = (parts: string[]): BucketKey | Promise<BucketKey> => {
+    const id = `${limit.name}|${parts.join('|')}`;
+    const rawKey = raw.join('|');
+    if (id.length <= 512) return { raw: rawKey, id };
+    return tokenHash(id).then((h) => ({ raw: rawKey, id: `${limit.name}|#${h}` }));
+  };
+  return pending ? Promise.all(encoded).then(finish) : finish(encoded as string[]);
 }

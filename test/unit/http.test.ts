@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { setForwarded, stripHopByHop } from '../../src/mesh/headers.ts';
+import { CLIENT_FORWARDING, setForwarded, stripHopByHop } from '../../src/mesh/headers.ts';
 import { childTraceparent, requestIdFrom, traceFrom } from '../../src/mesh/trace.ts';
 
 const TRACE_ID = '4bf92f3577b34da6a3ce929d0e0e4736';
@@ -77,6 +77,7 @@ describe('end-to-end headers', () => {
 
   it('drops forwarding headers the client could use to mislead a service', () => {
     const h = new Headers({ forwarded: 'for=1.2.3.4', 'x-real-ip': '1.2.3.4', 'x-forwarded-port': '1', 'x-forwarded-prefix': '/admin', 'x-forwarded-proto': 'http', 'x-forwarded-host': 'evil' });
+    stripHopByHop(h, true, CLIENT_FORWARDING);
     setForwarded(h, new URL('https://api.example.com/x'), null);
     expect([...h].sort()).toEqual([
       ['x-forwarded-host', 'api.example.com'],

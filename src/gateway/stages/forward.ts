@@ -6,12 +6,25 @@
 import { claimHeaders } from '../../auth/claims.ts';
 import { KeysUnavailable } from '../../auth/keys.ts';
 import { removeToken } from '../../auth/token.ts';
+import type { VerifiedUser } from '../../auth/verify.ts';
+import type { CompiledMesh } from '../../mesh/compile.ts';
 import { IDENTITY_HEADER, USER_HEADER } from '../../identity/tokens.ts';
 import { errorResponse } from '../../mesh/errors.ts';
 import { REQUEST_ID_HEADER, ROUTE_HEADER, setForwarded } from '../../mesh/headers.ts';
 import { setTraceHeaders } from '../../mesh/trace.ts';
 import { logEvent, relayResponse, upstreamFor, upstreamRequest, upstreamUrl } from '../../mesh/upstream.ts';
 import type { Stage } from '../context.ts';
+
+/** Claim headers per verified user: the token cache hands back the same user object per token. */
+const claimHeaderCache = new WeakMap<VerifiedUser, { mapping: CompiledMesh['claimHeaders']; headers: Array<[string, string]> }>();
+
+function claimHeadersOf(user: VerifiedUser, mapping: CompiledMesh['claimHeaders']): Array<[string, string]> {
+  const hit = claimHeaderCache.get(user);
+  if (hit?.mapping === mapping) return hit.headers;
+  const headers = claimHeaders(user, mapping);
+  claimHeaderCache.set(user, { mapping, headers });
+  return headers;
+}
 
 export const forward: Stage = async (ctx) => {
   const { request, url, backend, requestId } = ctx;
@@ -21,9 +34,8 @@ export const forward: Stage = async (ctx) => {
     logEvent('error', 'binding missing', { requestId, route: route.name, backend: backend!.label });
     return errorResponse(503, 'no_backend', `backend ${backend!.label} is not bound in the gateway`, requestId);
   }
-  const outbound = upstreamRequest(upstreamUrl(backend!, url.origin, ctx.upstreamPath! + url.search), request);
+  const outbound = upstreamRequest(upstreamUrl(backend!, url.origin, ctx.upstreamPath! + url.search), request, ctx.mesh.gatewayDropped);
   const headers = outbound.headers;
-  for (const name of ctx.mesh.extraStrippedHeaders) headers.delete(name);
   setForwarded(headers, url, ctx.clientIp);
   headers.set(REQUEST_ID_HEADER, requestId);
   setTraceHeaders(headers, ctx.trace);
@@ -34,7 +46,7 @@ export const forward: Stage = async (ctx) => {
     headers.set(IDENTITY_HEADER, await minter.identityFor(backend!.service, ctx.env));
     if (ctx.user) {
       headers.set(USER_HEADER, await minter.userAssertion(ctx.user, ctx.env));
-      for (const [name, value] of claimHeaders(ctx.user, ctx.mesh.claimHeaders)) headers.set(name, value);
+      for (const [name, value] of claimHeadersOf(ctx.user, ctx.mesh.claimHeaders)) headers.set(name, value);
     }
   } catch (e) {
     if (!(e instanceof KeysUnavailable)) throw e;
