@@ -283,48 +283,26 @@ function mergeAndCheck(files: readonly ParsedFile[], errors: ConfigIssue[]): Mes
         (auth.issuers ??= {})[name] = issuer;
       }
     }
-    for (const key of ['registry', 'admin'] as const) {
-      if (f.spec[key] === undefined) continue;
-      const seen = settingOrigin.get(key);
-      if (seen) err(f, [key], `${key} is already set in ${seen}`, true);
+    // Settings given once across all files; a second definition names the first.
+    const once = (path: PathSeg[], label: string, assign: () => void) => {
+      const seen = settingOrigin.get(label);
+      if (seen) err(f, path, `${label} is already set in ${seen}`, true);
       else {
-        settingOrigin.set(key, posString(f, [key], true));
-        singles[key] = f.spec[key] as never;
+        settingOrigin.set(label, posString(f, path, true));
+        assign();
       }
+    };
+    for (const key of ['registry', 'admin'] as const) {
+      if (f.spec[key] !== undefined) once([key], key, () => (singles[key] = f.spec[key] as never));
     }
     for (const key of ['token', 'claimHeaders', 'verifiedCache'] as const) {
-      if (a?.[key] === undefined) continue;
-      const seen = settingOrigin.get(`auth.${key}`);
-      if (seen) err(f, ['auth', key], `auth.${key} is already set in ${seen}`, true);
-      else {
-        settingOrigin.set(`auth.${key}`, posString(f, ['auth', key], true));
-        (auth as Record<string, unknown>)[key] = a[key];
-      }
+      if (a?.[key] !== undefined) once(['auth', key], `auth.${key}`, () => ((auth as Record<string, unknown>)[key] = a[key]));
     }
     for (const [name, policy] of Object.entries(f.spec.rateLimits ?? {})) {
-      const seen = settingOrigin.get(`rateLimits.${name}`);
-      if (seen) err(f, ['rateLimits', name], `rate limit "${name}" is already defined in ${seen}`, true);
-      else {
-        settingOrigin.set(`rateLimits.${name}`, posString(f, ['rateLimits', name], true));
-        (rateLimits ??= {})[name] = policy;
-      }
+      once(['rateLimits', name], `rateLimits.${name}`, () => ((rateLimits ??= {})[name] = policy));
     }
-    if (f.spec.rateLimitStore !== undefined) {
-      const seen = settingOrigin.get('rateLimitStore');
-      if (seen) err(f, ['rateLimitStore'], `rateLimitStore is already set in ${seen}`, true);
-      else {
-        settingOrigin.set('rateLimitStore', posString(f, ['rateLimitStore'], true));
-        rateLimitStore = f.spec.rateLimitStore;
-      }
-    }
-    if (f.spec.identity !== undefined) {
-      const seen = settingOrigin.get('identity');
-      if (seen) err(f, ['identity'], `identity is already set in ${seen}`, true);
-      else {
-        settingOrigin.set('identity', posString(f, ['identity'], true));
-        identity = f.spec.identity;
-      }
-    }
+    if (f.spec.rateLimitStore !== undefined) once(['rateLimitStore'], 'rateLimitStore', () => (rateLimitStore = f.spec.rateLimitStore));
+    if (f.spec.identity !== undefined) once(['identity'], 'identity', () => (identity = f.spec.identity));
   }
 
   for (const f of files) {
