@@ -33,19 +33,28 @@ export default defineConfig({
               ...extra,
             });
             // The real gateway bundle hosts the RateLimiter Durable Object class, as in production.
-            const limiter = {
-              MESH_RATE_LIMITER: { className: 'RateLimiter', scriptName: 'meshwork-gateway' },
-              MESH_REGISTRY: { className: 'MeshRegistry', scriptName: 'meshwork-gateway' },
-            };
+            const limiter = { MESH_RATE_LIMITER: { className: 'RateLimiter', scriptName: 'meshwork-gateway' } };
+            // Services reach the registry only through the gateway's heartbeat entrypoint.
+            const heartbeat = { MESH_REGISTRY: { name: 'meshwork-gateway', entrypoint: 'RegistryHeartbeat' } };
             // One KV namespace for every worker, as in production: the registry's snapshots.
             const kv = { MESH_KV: 'mesh-kv' };
             const serviceB = (name: string, version: string) =>
-              js(name, bundles.serviceB, { modulesRoot: bundles.dir, bindings: { ...meshKeys('service-b'), VERSION: version }, durableObjects: limiter, kvNamespaces: kv });
+              js(name, bundles.serviceB, {
+                modulesRoot: bundles.dir,
+                bindings: { ...meshKeys('service-b'), VERSION: version },
+                durableObjects: limiter,
+                serviceBindings: heartbeat,
+                kvNamespaces: kv,
+              });
             return {
               miniflare: {
                 compatibilityDate: COMPAT_DATE,
                 kvNamespaces: kv,
-                durableObjects: { ...limiter, FAULTY_LIMITER: { className: 'RateLimiter', scriptName: 'faulty-store' } },
+                durableObjects: {
+                  ...limiter,
+                  MESH_REGISTRY: { className: 'MeshRegistry', scriptName: 'meshwork-gateway' },
+                  FAULTY_LIMITER: { className: 'RateLimiter', scriptName: 'faulty-store' },
+                },
                 bindings: {
                   UPSTREAM_URL: inject('upstreamUrl'),
                   ...meshKeys('gateway'),
@@ -53,6 +62,8 @@ export default defineConfig({
                   MESH_DEV_JWKS: JSON.stringify({ keys: [inject('issuerKeys').ES256.publicJwk] }),
                 },
                 serviceBindings: {
+                  // As a service sees the registry: its heartbeat entrypoint only.
+                  MESH_HEARTBEAT: { name: 'meshwork-gateway', entrypoint: 'RegistryHeartbeat' },
                   ECHO: 'echo',
                   ECHO_V2: 'echo-v2',
                   BROKEN: 'broken',
@@ -85,7 +96,7 @@ export default defineConfig({
                     durableObjects: limiter,
                     kvNamespaces: kv,
                     bindings: meshKeys('service-a'),
-                    serviceBindings: { SERVICE_B_V1: 'service-b', SERVICE_B_V2: 'service-b-v2' },
+                    serviceBindings: { SERVICE_B_V1: 'service-b', SERVICE_B_V2: 'service-b-v2', ...heartbeat },
                   }),
                   serviceB('service-b', 'v1'),
                   serviceB('service-b-v2', 'v2'),

@@ -27,8 +27,11 @@ interface Connection {
 function connection(values: { url?: string | undefined; token?: string | undefined }, root: string): Connection {
   const url = (values.url ?? process.env.MESHWORK_URL ?? DEFAULT_URL).replace(/\/+$/, '');
   if (!/^https?:\/\//.test(url)) throw new UsageError(`--url must be an http(s) URL, got "${url}"`);
+  const local = /^https?:\/\/(127\.0\.0\.1|localhost|\[::1\])(:\d+)?$/.test(url);
+  // The admin token never travels in the clear, except to this machine.
+  if (!local && !url.startsWith('https://')) throw new UsageError(`--url must use https:// for a gateway that is not on this machine, got "${url}"`);
   let token = values.token ?? process.env.MESH_ADMIN_TOKEN;
-  if (!token && /^https?:\/\/(127\.0\.0\.1|localhost|\[::1\])(:\d+)?$/.test(url) && existsSync(devKeysPath(root))) {
+  if (!token && local && existsSync(devKeysPath(root))) {
     token = (JSON.parse(readFileSync(devKeysPath(root), 'utf8')) as DevKeys).adminToken;
   }
   if (!token) throw new UsageError('no admin token: pass --token or set MESH_ADMIN_TOKEN (the gateway\'s wrangler secret)');
@@ -42,10 +45,15 @@ async function call(conn: Connection, method: string, path: string, body?: unkno
       method,
       headers: { authorization: `Bearer ${conn.token}`, 'content-type': 'application/json', 'x-meshwork-actor': safeUser() },
       ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      // Never follow: a redirect could carry the token elsewhere or turn a POST into a GET.
+      redirect: 'manual',
       signal: AbortSignal.timeout(15_000),
     });
   } catch (e) {
     throw new Error(`cannot reach ${conn.url} (${(e as Error).cause ? String((e as Error & { cause: unknown }).cause) : (e as Error).message}); is the mesh running?`);
+  }
+  if (res.status >= 300 && res.status < 400) {
+    throw new Error(`${conn.url} redirected to ${res.headers.get('location') ?? '(nowhere)'}; pass the gateway's final URL with --url`);
   }
   const text = await res.text();
   let json: Record<string, unknown>;
@@ -92,6 +100,7 @@ export async function apply(args: string[], root: string): Promise<number> {
   if (!files) return 1;
   const { status, json } = await call(conn, 'POST', '/config', { files, ...(values.message ? { message: values.message } : {}) });
   if (status !== 200) return failure(status, json);
+  if (typeof json.revision !== 'number' || typeof json.version !== 'string') throw new Error(`${conn.url} answered an apply with something unexpected: ${JSON.stringify(json).slice(0, 200)}`);
   if (json.unchanged) console.log(`${conn.url}: already running config ${json.version} (revision ${json.revision}); nothing changed`);
   else console.log(`${conn.url}: applied config ${json.version} as revision ${json.revision}`);
   return 0;
@@ -125,13 +134,16 @@ export async function diff(args: string[], root: string): Promise<number> {
 export async function rollback(args: string[], root: string): Promise<number> {
   const { values, positionals } = parseArgs({ args, allowPositionals: true, options: CONNECTION });
   if (positionals.length > 1) throw new UsageError('rollback takes at most one revision');
-  let revision: number | undefined;
-  if (positionals[0] !== undefined) {
-    revision = Number(positionals[0]);
-    if (!Number.isInteger(revision) || revision < 0) throw new UsageError(`the revision must be a number (see meshwork status), got "${positionals[0]}"`);
+  // A revision number, or a config version (the 12-hex-digit hash status and apply show).
+  let target: { revision: number } | { version: string } | Record<string, never> = {};
+  const arg = positionals[0];
+  if (arg !== undefined) {
+    if (/^[0-9a-f]{12}$/.test(arg)) target = { version: arg };
+    else if (/^\d+$/.test(arg)) target = { revision: Number(arg) };
+    else throw new UsageError(`rollback takes a config revision number or version (see meshwork status), got "${arg}"`);
   }
   const conn = connection(values, root);
-  const { status, json } = await call(conn, 'POST', '/rollback', revision === undefined ? {} : { revision });
+  const { status, json } = await call(conn, 'POST', '/rollback', target);
   if (status !== 200) return failure(status, json);
   console.log(`${conn.url}: config back to revision ${json.revision} (${json.version})`);
   return 0;

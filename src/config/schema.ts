@@ -153,6 +153,10 @@ export const ServicePolicy = z
     allowAnonymous: z.boolean().optional().describe('Accept calls without a mesh identity (default false).'),
     rateLimits: z.array(z.string().min(1)).min(1).optional().describe('Rate-limit policies applied to calls into this service.'),
   })
+  .superRefine((p, ctx) => {
+    // An unlisted member could simply call without its identity and be let in anonymously.
+    if (p.allowAnonymous && p.allowCallers) ctx.addIssue({ code: 'custom', path: ['allowAnonymous'], message: 'allowAnonymous cannot go with allowCallers: any caller could drop its identity to get past the list' });
+  })
   .describe('Who may call this service, enforced by its withMesh wrapper.');
 
 export const Service = z

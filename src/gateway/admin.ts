@@ -220,9 +220,17 @@ export function adminApp(source: MeshSource | undefined, _fallback: () => MeshBu
   });
 
   app.post('/rollback', async (c) => {
-    const body = await readJson<{ revision?: unknown }>(c);
+    const body = await readJson<{ revision?: unknown; version?: unknown }>(c);
     if (body instanceof Response) return body;
-    const revision = body.revision;
+    let revision = body.revision;
+    if (typeof body.version === 'string') {
+      // By config version: the latest revision that carried it (0 if it is the bundled routes).
+      const status = await registry(c.env)!.status();
+      const found = [...status.configs].reverse().find((cfg) => cfg.version === body.version);
+      const bundled = (await activeConfig(c.env)).revision === 0 ? (await activeConfig(c.env)).bundle.version : undefined;
+      revision = found?.revision ?? (body.version === bundled ? 0 : undefined);
+      if (revision === undefined) return errorResponse(409, 'rollback_refused', `config version ${body.version} is not in the history`, rid(c));
+    }
     if (revision !== undefined && (typeof revision !== 'number' || !Number.isInteger(revision) || revision < 0)) {
       return errorResponse(400, 'bad_request', '"revision" must be a config revision number (0 = the bundled routes)', rid(c));
     }
@@ -250,6 +258,13 @@ export function adminApp(source: MeshSource | undefined, _fallback: () => MeshBu
     if (body.binding !== undefined && typeof body.binding !== 'string') return errorResponse(400, 'bad_request', '"binding" must be a binding name', rid(c));
     if (body.version !== undefined && typeof body.version !== 'string') return errorResponse(400, 'bad_request', '"version" must be a string', rid(c));
     if (body.weight !== undefined && (typeof body.weight !== 'number' || body.weight < 0)) return errorResponse(400, 'bad_request', '"weight" must be a number >= 0', rid(c));
+    const metadata = body.metadata;
+    if (
+      metadata !== undefined &&
+      (typeof metadata !== 'object' || metadata === null || Object.keys(metadata).length > 32 || !Object.values(metadata).every((v) => typeof v === 'string' && v.length <= 256))
+    ) {
+      return errorResponse(400, 'bad_request', '"metadata" must be an object of at most 32 string values', rid(c));
+    }
     const info: InstanceInfo = {
       service: body.service,
       ...(body.version ? { version: body.version } : {}),
@@ -257,6 +272,7 @@ export function adminApp(source: MeshSource | undefined, _fallback: () => MeshBu
       ...(body.url ? { url: body.url } : {}),
       ...(body.weight !== undefined ? { weight: body.weight } : {}),
       ...(typeof body.healthPath === 'string' ? { healthPath: body.healthPath } : {}),
+      ...(metadata ? { metadata } : {}),
     };
     const reg = registry(c.env)!;
     const inst = await reg.register(info, c.get('actor'));

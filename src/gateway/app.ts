@@ -11,6 +11,7 @@ import { logEvent, type MeshEnv } from '../mesh/upstream.ts';
 import { runPipeline, type GatewayContext, type Stage } from './context.ts';
 import { gatewayStages } from './pipeline.ts';
 import { adminApp } from './admin.ts';
+import { normalizePath } from '../router/path.ts';
 import type { MeshSource, ServedMesh } from '../registry/source.ts';
 
 export interface GatewayOptions {
@@ -54,9 +55,11 @@ export function createGateway(options: GatewayOptions): GatewayHono {
     const env = c.env ?? {};
     const exec = c.executionCtx;
     const { mesh } = await serve(env, exec);
+    const url = new URL(request.url);
     const ctx: GatewayContext = {
       request,
-      url: new URL(request.url),
+      url,
+      path: normalizePath(url.pathname),
       env,
       mesh,
       requestId: requestIdFrom(request.headers),

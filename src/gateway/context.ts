@@ -12,6 +12,8 @@ import type { RouteMatch } from '../router/router.ts';
 export interface GatewayContext {
   readonly request: Request;
   readonly url: URL;
+  /** url.pathname with percent-encoded unreserved characters decoded: what routes match. */
+  readonly path: string;
   readonly env: MeshEnv;
   readonly mesh: CompiledMesh;
   readonly requestId: string;

@@ -13,3 +13,5 @@ export default createGateway({ source: new MeshSource(bundledConfig) });
 export { RateLimiter } from '../ratelimit/store.ts';
 /** The service registry and control plane's source of truth (Durable Object class). */
 export { MeshRegistry } from '../registry/registry-object.ts';
+/** What services bind to for self-registration (named entrypoint). */
+export { RegistryHeartbeat } from '../registry/heartbeat.ts';

@@ -100,6 +100,15 @@ export class Limiter {
     }
   }
 
+  #inserts = 0;
+
+  /** Forgets expired leases now and then, so many keys (one per client) do not pile up. */
+  #sweep(): void {
+    if (++this.#inserts % 1000 !== 0) return;
+    const now = Date.now();
+    for (const [key, lease] of this.#leases) if (now >= lease.expiresAt) this.#leases.delete(key);
+  }
+
   /** Spends from this isolate's lease for the key, if it has enough left. */
   #spendLease(limit: CompiledLimit, id: string): TakeResult | undefined {
     const lease = this.#leases.get(id);
@@ -125,7 +134,10 @@ export class Limiter {
         const returning = lease?.id ? { lease: lease.id, units: lease.units } : undefined;
         this.#leases.delete(id);
         const r = await stub().take({ params, cost: limit.cost, want: Math.max(size, limit.cost), leaseTtlMs: ttlMs, ...(returning ? { returning } : {}) });
-        if (r.allowed) this.#leases.set(id, { id: r.lease, units: r.granted, expiresAt: Date.now() + ttlMs, last: r });
+        if (r.allowed) {
+          this.#leases.set(id, { id: r.lease, units: r.granted, expiresAt: Date.now() + ttlMs, last: r });
+          this.#sweep();
+        }
         else denied = r;
       })();
       this.#pending.set(id, request);

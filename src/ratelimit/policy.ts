@@ -27,6 +27,8 @@ export interface CompiledLimit {
 /** What a key can be built from. Claims are only ever verified ones. */
 export interface LimitFacts {
   clientIp: string | null;
+  /** The configured issuer that verified `claims`: claim keys are counted per issuer. */
+  issuer?: string | undefined;
   route: string | undefined;
   caller: string | undefined;
   claims: JWTPayload | undefined;
@@ -81,6 +83,22 @@ export function policyItem(name: string, limit: number, periodSeconds: number): 
   return `"${name}";q=${limit};w=${Math.round(periodSeconds)}`;
 }
 
+/**
+ * The client for rate limiting: an IPv4 address, or the /64 of an IPv6 one (a single client
+ * typically holds a whole /64 and could otherwise rotate through fresh buckets).
+ */
+export function clientNetwork(ip: string): string {
+  if (!ip.includes(':')) return ip;
+  const [head, tail] = ip.toLowerCase().split('::') as [string, string | undefined];
+  const h = head ? head.split(':') : [];
+  const t = tail === undefined ? [] : tail ? tail.split(':') : [];
+  const groups = tail === undefined ? h : [...h, ...Array<string>(Math.max(0, 8 - h.length - t.length)).fill('0'), ...t];
+  return `${groups
+    .slice(0, 4)
+    .map((g) => g.replace(/^0+(?=.)/, ''))
+    .join(':')}::/64`;
+}
+
 function claimValue(claims: JWTPayload | undefined, name: string): string | undefined {
   const v = claims?.[name];
   return typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean' ? String(v) : undefined;
@@ -103,13 +121,15 @@ export function bucketKey(limit: CompiledLimit, facts: LimitFacts): BucketKey | 
   let pending = false;
   for (const part of limit.key) {
     let value: string | undefined;
-    if (part.kind === 'ip') value = facts.clientIp ?? undefined;
+    if (part.kind === 'ip') value = facts.clientIp ? clientNetwork(facts.clientIp) : undefined;
     else if (part.kind === 'route') value = facts.route;
     else if (part.kind === 'caller') value = facts.caller;
     else if (part.kind === 'claim') value = claimValue(facts.claims, part.name);
     else value = facts.headers.get(part.name) ?? undefined;
     raw.push(value ?? MISSING);
     if (value === undefined) encoded.push(MISSING);
+    // Two issuers may both say sub=alice: their users get separate buckets.
+    else if (part.kind === 'claim') encoded.push(`${encodeURIComponent(facts.issuer ?? '')}~${encodeURIComponent(value)}`);
     else if (part.kind === 'header') {
       // Header values (API keys...) never become object names or log lines: only their hash.
       encoded.push(tokenHash(value).then((h) => h.slice(0, 32)));

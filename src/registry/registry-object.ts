@@ -11,7 +11,7 @@ import { DurableObject } from 'cloudflare:workers';
 import { bundledConfig } from '../generated/bundle.ts';
 import type { MeshBundle, MeshConfig } from '../config/schema.ts';
 import { logEvent } from '../mesh/upstream.ts';
-import { instanceId, SNAPSHOT_KEY, SNAPSHOT_REVISION_KEY, type AppliedConfig, type AuditEntry, type Instance, type InstanceInfo, type Snapshot } from './types.ts';
+import { instanceId, SNAPSHOT_KEY, SNAPSHOT_REVISION_KEY, snapshotKey, type AppliedConfig, type AuditEntry, type Instance, type InstanceInfo, type Snapshot } from './types.ts';
 
 export { REGISTRY_NAME } from './types.ts';
 const DEFAULT_TTL_S = 90;
@@ -102,18 +102,12 @@ export class MeshRegistry extends DurableObject<Record<string, unknown>> {
     const id = instanceId(info.service, info.version);
     const now = Date.now();
     const prior = this.#s.instances[id];
-    const inst: Instance = {
-      ...prior,
-      ...info,
-      id,
-      registeredAt: prior?.registeredAt ?? now,
-      lastHeartbeat: now,
-      status: 'active',
-      health: prior?.health ?? 'unknown',
-      source: prior?.source ?? 'self',
-    };
+    const wasActive = prior?.status === 'active';
+    const fresh: Instance = { ...info, id, registeredAt: now, lastHeartbeat: now, status: 'active', health: 'unknown', source: 'self' };
+    // In place: a probe running meanwhile holds this object and records its result on it.
+    const inst = prior ? Object.assign(prior, info, { lastHeartbeat: now, status: 'active' as const }) : fresh;
     this.#s.instances[id] = inst;
-    if (!prior || prior.status !== 'active') {
+    if (!prior || !wasActive) {
       this.#audit(info.service, 'register', prior ? `${id} is heartbeating again` : `${id} registered itself`);
       await this.#changed();
     } else {
@@ -235,6 +229,11 @@ export class MeshRegistry extends DurableObject<Record<string, unknown>> {
   /** Publishes now (tests and the alarm use it to avoid waiting for the coalescing timer). */
   async publish(): Promise<number> {
     this.#count('publish');
+    // This publish carries every change so far: the coalesced one queued for them is not needed.
+    if (this.#publishTimer) {
+      clearTimeout(this.#publishTimer);
+      this.#publishTimer = undefined;
+    }
     await this.#publish();
     return this.#s.revision;
   }
@@ -255,8 +254,12 @@ export class MeshRegistry extends DurableObject<Record<string, unknown>> {
     try {
       // The full snapshot first, then the small key isolates poll: nobody sees a revision
       // whose snapshot is not there yet.
-      await kv.put(SNAPSHOT_KEY, JSON.stringify(snap));
-      await kv.put(SNAPSHOT_REVISION_KEY, `${snap.epoch}:${snap.revision}`);
+      const marker = `${snap.epoch}:${snap.revision}`;
+      const body = JSON.stringify(snap);
+      // Kept a day: long enough for any isolate that saw the marker to read it.
+      await kv.put(snapshotKey(marker), body, { expirationTtl: 86_400 });
+      await kv.put(SNAPSHOT_KEY, body);
+      await kv.put(SNAPSHOT_REVISION_KEY, marker);
     } catch (e) {
       logEvent('error', 'registry publish failed', { revision: snap.revision, error: String((e as Error)?.message ?? e) });
       this.#schedulePublish();
@@ -293,7 +296,8 @@ export class MeshRegistry extends DurableObject<Record<string, unknown>> {
     const waits: Array<Promise<unknown>> = [];
     for (const [service, svc] of Object.entries(config.services)) {
       for (const b of svc.backends) {
-        if (this.#s.instances[instanceId(service, b.version)]) continue;
+        // Never registered, or expired: a request makes a live service heartbeat again.
+        if (this.#s.instances[instanceId(service, b.version)]?.status === 'active') continue;
         const target = this.#targetOf({ service, ...(b.version ? { version: b.version } : {}) } as Instance);
         if (target?.kind !== 'binding') continue;
         waits.push(

@@ -11,7 +11,7 @@ import type { MeshBundle } from '../config/schema.ts';
 import { compileMesh, type CompiledMesh } from '../mesh/compile.ts';
 import { logEvent } from '../mesh/upstream.ts';
 import { overlayService } from './overlay.ts';
-import { SNAPSHOT_KEY, SNAPSHOT_REVISION_KEY, type Instance, type Snapshot } from './types.ts';
+import { SNAPSHOT_REVISION_KEY, snapshotKey, type Instance, type Snapshot } from './types.ts';
 
 const DEFAULT_REFRESH_S = 5;
 /** The first request of an isolate waits this long at most for the snapshot. */
@@ -32,6 +32,8 @@ export class MeshSource {
   readonly #compiled = new Map<string, CompiledMesh>();
   #served: ServedMesh;
   #lastCheck = 0;
+  /** The first load from KV: every request of a fresh isolate waits for it (up to a second). */
+  #firstLoad: Promise<unknown> | undefined;
   #loaded = false;
   #inflight: Promise<void> | undefined;
 
@@ -50,10 +52,15 @@ export class MeshSource {
     const now = Date.now();
     const every = (this.#served.mesh.registry.refreshInterval ?? DEFAULT_REFRESH_S) * 1000;
     if (!this.#loaded) {
-      // An isolate's first request: serve what is applied, not the build's routes, if KV answers quickly.
-      this.#loaded = true;
-      this.#lastCheck = now;
-      await Promise.race([this.#refresh(kv), new Promise((r) => setTimeout(r, FIRST_LOAD_TIMEOUT_MS))]);
+      // A fresh isolate serves what is applied, not the build's routes, if KV answers quickly;
+      // requests arriving meanwhile wait for the same load.
+      if (!this.#firstLoad) {
+        this.#lastCheck = now;
+        this.#firstLoad = Promise.race([this.#refresh(kv), new Promise((r) => setTimeout(r, FIRST_LOAD_TIMEOUT_MS))]).finally(() => {
+          this.#loaded = true;
+        });
+      }
+      await this.#firstLoad;
     } else if (now - this.#lastCheck >= every) {
       this.#lastCheck = now;
       waitUntil(this.#refresh(kv));
@@ -66,7 +73,9 @@ export class MeshSource {
       try {
         const marker = await kv.get(SNAPSHOT_REVISION_KEY);
         if (marker === null || marker === `${this.#served.epoch}:${this.#served.revision}`) return;
-        const snap = await kv.get<Snapshot>(SNAPSHOT_KEY, 'json');
+        // The snapshot the marker names, under its own key: KV's per-location cache cannot hand
+        // back an older snapshot under a newer marker.
+        const snap = await kv.get<Snapshot>(snapshotKey(marker), 'json');
         // Never back to an older snapshot of the same registry; a new epoch (storage reset) starts over.
         if (snap && (snap.epoch !== this.#served.epoch || snap.revision > this.#served.revision)) this.apply(snap);
       } catch (e) {

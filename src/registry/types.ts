@@ -64,8 +64,16 @@ export interface Snapshot {
 
 /** The one registry object's name (idFromName). */
 export const REGISTRY_NAME = 'registry';
+/** Audience of the identity token a service presents with its heartbeat. */
+export const REGISTRY_AUDIENCE = 'meshwork-registry';
 
+/** The latest snapshot (for tools and people); isolates read the immutable per-revision key. */
 export const SNAPSHOT_KEY = 'mesh:snapshot';
+
+/** Each published snapshot under its own key, named by the marker "<epoch>:<revision>". */
+export function snapshotKey(marker: string): string {
+  return `${SNAPSHOT_KEY}:${marker}`;
+}
 /** Small key polled by every isolate ("<epoch>:<revision>"); the full snapshot is read only when it changes. */
 export const SNAPSHOT_REVISION_KEY = 'mesh:snapshot:revision';
 

@@ -72,3 +72,14 @@ export function normalizePrefix(prefix: string): string {
   while (p.length > 1 && p.endsWith('/')) p = p.slice(0, -1);
   return p;
 }
+
+const ENCODED_UNRESERVED = /%(?:4[1-9A-Fa-f]|5[0-9Aa]|6[1-9A-Fa-f]|7[0-9Aa]|3[0-9]|2[DEde]|5[Ff]|7[Ee])/g;
+
+/**
+ * Decodes percent-encoded unreserved characters (RFC 3986 6.2.2.2: letters, digits, "-._~"),
+ * which mean the same as the plain characters. Routes match, and backends receive, this form:
+ * otherwise /svc/%61dmin would slip past a route for /svc/admin and reach the same handler.
+ */
+export function normalizePath(path: string): string {
+  return path.includes('%') ? path.replace(ENCODED_UNRESERVED, (m) => String.fromCharCode(Number.parseInt(m.slice(1), 16))) : path;
+}

@@ -12,8 +12,8 @@
 import { Hono } from 'hono';
 import { bundledConfig } from '../generated/bundle.ts';
 import type { CompiledMesh, MeshBundle } from '../mesh/compile.ts';
-import type { MeshRegistry } from '../registry/registry-object.ts';
-import { REGISTRY_NAME } from '../registry/types.ts';
+import type { RegistryHeartbeat } from '../registry/heartbeat.ts';
+import { REGISTRY_AUDIENCE } from '../registry/types.ts';
 import { MeshSource } from '../registry/source.ts';
 import { errorResponse } from '../mesh/errors.ts';
 import { ROUTE_HEADER } from '../mesh/headers.ts';
@@ -21,7 +21,7 @@ import { requestIdFrom, traceFrom } from '../mesh/trace.ts';
 import { logEvent, type MeshEnv } from '../mesh/upstream.ts';
 import { meshFetch } from './client.ts';
 import type { InboundPolicy, MeshContext } from './context.ts';
-import { authorizeCaller, identify } from './policies.ts';
+import { authorizeCaller, identify, sanitizeInbound } from './policies.ts';
 
 export type { InboundPolicy, MeshContext, MeshFetchInit, MeshUser, MeshVariables } from './context.ts';
 
@@ -120,17 +120,19 @@ export function withMesh<E extends object = MeshEnv>(app: HonoLike | MeshHandler
   let lastBeat = 0;
 
   const heartbeat = (env: E, ctx: ExecutionContext, mesh: CompiledMesh, force: boolean) => {
-    const ns = (env as MeshEnv).MESH_REGISTRY as DurableObjectNamespace<MeshRegistry> | undefined;
-    if (!ns || typeof ns.idFromName !== 'function') return;
+    const registry = (env as MeshEnv).MESH_REGISTRY as Service<RegistryHeartbeat> | undefined;
+    if (!registry || typeof (registry as { heartbeat?: unknown }).heartbeat !== 'function') return;
     const every = Math.min(HEARTBEAT_EVERY_S, (mesh.registry.heartbeatTtl ?? 90) / 3) * 1000;
     const now = Date.now();
     if (!force && now - lastBeat < every) return;
     lastBeat = now;
     const version = versionOf(env);
-    const beat = ns
-      .get(ns.idFromName(REGISTRY_NAME))
-      .heartbeat({ service: self, ...(version ? { version } : {}), healthPath: HEALTH_PATH })
-      .catch((e: unknown) => logEvent('warn', 'registry heartbeat failed', { service: self, error: String((e as Error)?.message ?? e) }));
+    const beat = (async () => {
+      // The registry believes only a service's own signed identity.
+      const token = await mesh.identity.minter.identityFor(REGISTRY_AUDIENCE, env as MeshEnv);
+      const answer = await registry.heartbeat(token, { service: self, ...(version ? { version } : {}), healthPath: HEALTH_PATH });
+      if (!answer.ok) throw new Error(answer.error);
+    })().catch((e: unknown) => logEvent('warn', 'registry heartbeat failed', { service: self, error: String((e as Error)?.message ?? e) }));
     ctx.waitUntil(beat);
   };
 
@@ -156,7 +158,7 @@ export function withMesh<E extends object = MeshEnv>(app: HonoLike | MeshHandler
         const route = facts.caller === 'gateway' ? (request.headers.get(ROUTE_HEADER) ?? undefined) : undefined;
         let limitHeaders: Array<[string, string]> | undefined;
         if (service.policy.rateLimits.length > 0) {
-          const limitFacts = { clientIp: request.headers.get('cf-connecting-ip'), route, caller: facts.caller, claims: facts.user?.claims, headers: request.headers };
+          const limitFacts = { clientIp: request.headers.get('cf-connecting-ip'), route, caller: facts.caller, claims: facts.user?.claims, issuer: facts.user?.issuer, headers: request.headers };
           const outcome = await mesh.limiter.check(service.policy.rateLimits, limitFacts, meshEnv, requestId);
           if (outcome.reject) return outcome.reject;
           limitHeaders = outcome.headers;
@@ -172,11 +174,12 @@ export function withMesh<E extends object = MeshEnv>(app: HonoLike | MeshHandler
           trace,
           fetch: (target, path, init) => meshFetch(scope, target, path, init),
         };
+        const inbound = sanitizeInbound(request, mesh, facts);
         for (const policy of policies) {
-          const answer = await policy(request, meshCtx, meshEnv);
+          const answer = await policy(inbound, meshCtx, meshEnv);
           if (answer) return answer;
         }
-        const response = await handler(request, env, ctx, meshCtx);
+        const response = await handler(inbound, env, ctx, meshCtx);
         if (!limitHeaders || response.status === 101) return response;
         const withHeaders = new Response(response.body, response);
         for (const [name, value] of limitHeaders) withHeaders.headers.set(name, value);

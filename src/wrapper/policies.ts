@@ -8,8 +8,10 @@
 import { authUnavailable } from '../auth/errors.ts';
 import { KeysUnavailable, type KeyIo } from '../auth/keys.ts';
 import { IDENTITY_HEADER, USER_HEADER, type MeshUser } from '../identity/tokens.ts';
+import { claimHeaders } from '../auth/claims.ts';
 import type { CompiledMesh, CompiledService } from '../mesh/compile.ts';
 import { errorResponse } from '../mesh/errors.ts';
+import { MESH_HEADER_PREFIX } from '../mesh/headers.ts';
 
 /** What the identify step found, written into the request's MeshContext. */
 export interface CallerFacts {
@@ -38,7 +40,8 @@ export async function identify(
       return errorResponse(401, 'unauthenticated_caller', `${service.name} accepts calls through the mesh only (no mesh identity presented)`, requestId);
     }
     const assertion = request.headers.get(USER_HEADER);
-    if (assertion) {
+    // A user travels only with an identified caller: an anonymous request cannot bring one.
+    if (assertion && facts.caller !== undefined) {
       const u = await verifier.verifyUser(assertion, io);
       if (!u.ok) return errorResponse(401, 'invalid_identity', u.description, requestId);
       facts.user = u.user;
@@ -56,4 +59,22 @@ export function authorizeCaller(service: CompiledService, caller: string | undef
   if (!allowed || caller === undefined) return undefined;
   if (allowed.has(caller)) return undefined;
   return errorResponse(403, 'forbidden', `caller "${caller}" may not call ${service.name}`, requestId);
+}
+
+/**
+ * The request as the handler sees it. A caller other than the gateway could send x-mesh-*
+ * or claim headers of its own making; they are removed, and the claim headers are set again from
+ * the verified user, so a handler that reads x-mesh-sub reads the truth. (The gateway strips
+ * client-sent copies and sets these itself, so its requests pass unchanged.)
+ */
+export function sanitizeInbound(request: Request, mesh: CompiledMesh, facts: CallerFacts): Request {
+  if (facts.caller === 'gateway') return request;
+  const spoofable = (name: string) =>
+    (name.startsWith(MESH_HEADER_PREFIX) && name !== IDENTITY_HEADER && name !== USER_HEADER) || mesh.extraStrippedHeaders.includes(name);
+  const drop = [...request.headers.keys()].filter(spoofable);
+  if (drop.length === 0 && !facts.user) return request;
+  const headers = new Headers(request.headers);
+  for (const name of drop) headers.delete(name);
+  if (facts.user) for (const [name, value] of claimHeaders(facts.user, mesh.claimHeaders)) headers.set(name, value);
+  return new Request(request, { headers });
 }

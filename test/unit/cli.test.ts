@@ -37,6 +37,12 @@ describe('meshwork validate', () => {
     expect(meshwork('validate', '--check-bindings', 'wrangler.toml').code).toBe(0);
   });
 
+  it('never sends the admin token in the clear to another machine', () => {
+    const r = meshwork('status', '--url', 'http://gateway.example.com', '--token', 'x'.repeat(32));
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('must use https://');
+  });
+
   it('exits 2 on usage errors', () => {
     expect(meshwork('validate', 'a', 'b').code).toBe(2);
     expect(meshwork('no-such-command').code).toBe(2);

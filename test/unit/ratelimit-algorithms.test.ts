@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { available, giveBack, holdBack, idleAt, take, type BucketState, type LimitParams } from '../../src/ratelimit/algorithms.ts';
-import { compileLimit } from '../../src/ratelimit/policy.ts';
+import { clientNetwork, compileLimit } from '../../src/ratelimit/policy.ts';
 
 const SECOND = 1000;
 const DAY = 86_400 * SECOND;
@@ -160,5 +160,15 @@ describe('compiled policies', () => {
   it('lease defaults to 10% of the burst for 1 s', () => {
     expect(compileLimit('p', { limit: 1000, period: 1, mode: 'lease' }).lease).toEqual({ size: 100, ttlMs: 1000 });
     expect(compileLimit('p', { limit: 5, period: 1, mode: 'lease' }).lease).toEqual({ size: 1, ttlMs: 1000 });
+  });
+});
+
+describe('client addresses', () => {
+  it('keys IPv4 by address and IPv6 by its /64', () => {
+    expect(clientNetwork('203.0.113.7')).toBe('203.0.113.7');
+    expect(clientNetwork('2001:db8:aaaa:bbbb:1:2:3:4')).toBe('2001:db8:aaaa:bbbb::/64');
+    expect(clientNetwork('2001:DB8:aaaa:bbbb::99')).toBe('2001:db8:aaaa:bbbb::/64');
+    expect(clientNetwork('2001:db8::1')).toBe('2001:db8:0:0::/64');
+    expect(clientNetwork('::1')).toBe('0:0:0:0::/64');
   });
 });

@@ -237,6 +237,11 @@ routes:
     ]);
   });
 
+  it('refuses allowAnonymous together with allowCallers', () => {
+    const e = errorsOf(`services:\n  svc:\n    backends: [{ binding: S }]\n    policy: { allowCallers: [gateway], allowAnonymous: true }\n`);
+    expect(e[0]).toMatchObject({ field: 'services.svc.policy.allowAnonymous', message: expect.stringContaining('cannot go with allowCallers') });
+  });
+
   it('bounds the identity token lifetime', () => {
     expect(errorsOf(`${SERVICES}\nidentity: { tokenTtl: 5s }\n`)[0]!.message).toContain('at least 30s');
   });

@@ -44,6 +44,13 @@ routes:
   - name: external
     matches: [{ path: { prefix: /ext } }]
     service: external
+  - name: admin-only
+    matches: [{ path: { exact: /svc/admin } }]
+    backendRefs: [{ service: echo, weight: 0 }]
+  - name: svc
+    matches: [{ path: { prefix: /svc } }]
+    service: echo
+    version: v1
   - name: by-host
     hostnames: ["*.tenant.example.com"]
     matches: [{ path: { prefix: /echo } }]
@@ -145,6 +152,14 @@ describe('gateway forwarding', () => {
     expect(seen.headers['x-forwarded-host']).toBe('gw.example.com');
   });
 
+  it('matches the path with encoded unreserved characters decoded, so /svc/%61dmin is /svc/admin', async () => {
+    // The admin-only route has no backend with traffic: reaching it answers 503, the svc route 200.
+    expect((await call(gateway, `${BASE}/svc/%61dmin`)).status).toBe(503);
+    expect((await call(gateway, `${BASE}/svc/adm%69n`)).status).toBe(503);
+    const { seen } = await echo('/svc/%7Euser/%2Fkeep');
+    expect(new URL(seen.url).pathname).toBe('/svc/~user/%2Fkeep');
+  });
+
   it('rewrites the matched prefix', async () => {
     const { seen } = await echo('/old/thing?x=1');
     expect(new URL(seen.url).pathname + new URL(seen.url).search).toBe('/new/thing?x=1');
@@ -218,7 +233,7 @@ describe('gateway errors', () => {
   it('answers /_mesh/health with 200 and the config version', async () => {
     const res = await call(gateway, `${BASE}/_mesh/health`);
     expect(res.status).toBe(200);
-    expect(await res.json()).toMatchObject({ status: 'ok', config: { version: 'test-version', routes: 9, services: 4 }, rateLimitStoreFailures: { open: expect.any(Number), closed: expect.any(Number) } });
+    expect(await res.json()).toMatchObject({ status: 'ok', config: { version: 'test-version', routes: 11, services: 4 }, rateLimitStoreFailures: { open: expect.any(Number), closed: expect.any(Number) } });
     expect((await call(gateway, `${BASE}/_mesh/nope`)).status).toBe(404);
   });
 });

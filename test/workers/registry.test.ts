@@ -13,8 +13,10 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createGateway } from '../../src/gateway/app.ts';
 import { bundledConfig } from '../../src/generated/bundle.ts';
 import { MeshSource, type ServedMesh } from '../../src/registry/source.ts';
+import { MeshKeys } from '../../src/identity/keys.ts';
+import { IdentityMinter } from '../../src/identity/tokens.ts';
 import { REGISTRY_NAME, SNAPSHOT_KEY, SNAPSHOT_REVISION_KEY, type Instance, type Snapshot } from '../../src/registry/types.ts';
-import { call, devToken, issuerToken, type Echo } from './helpers.ts';
+import { call, devToken, identityHeaders, issuerToken, memberEnv, type Echo } from './helpers.ts';
 
 const TOKEN = 'x'.repeat(32);
 const adminEnv = { ...env, MESH_ADMIN_TOKEN: TOKEN };
@@ -372,6 +374,33 @@ describe('history, audit and rollback', () => {
     expect((await admin('POST', 'rollback', { body: {} })).json).toMatchObject({ revision: a.revision });
     // Undoing the rollback: back to b.
     expect((await admin('POST', 'rollback', { body: {} })).json).toMatchObject({ revision: b.revision });
+  });
+
+  it('rolls back by config version as well as by revision', async () => {
+    const a = await apply(files(echoRoutes('regtest-byver-a')));
+    await apply(files(echoRoutes('regtest-byver-b')));
+    expect((await admin('POST', 'rollback', { body: { version: a.version } })).json).toMatchObject({ revision: a.revision, version: a.version });
+    expect((await admin('POST', 'rollback', { body: { version: 'ffffffffffff' } })).status).toBe(409);
+  });
+
+  it('services reach the registry only through the heartbeat entrypoint, and only as themselves', async () => {
+    const mint = async (member: string) => {
+      const minter = new IdentityMinter(new MeshKeys(undefined), 60);
+      return minter.identityFor('meshwork-registry', memberEnv(member));
+    };
+    // service-c speaking for service-a, a token for another audience, and no token: refused.
+    expect(await env.MESH_HEARTBEAT.heartbeat(await mint('service-c'), { service: 'service-a' })).toEqual({ ok: false, error: expect.stringMatching(/cannot speak for service-a/) });
+    const wrongAud = (await identityHeaders('service-c', 'service-b'))['x-mesh-identity']!;
+    expect(await env.MESH_HEARTBEAT.heartbeat(wrongAud, { service: 'service-c' })).toEqual({ ok: false, error: expect.stringMatching(/refused/) });
+    expect(await env.MESH_HEARTBEAT.heartbeat('garbage', { service: 'service-c' })).toEqual({ ok: false, error: expect.stringMatching(/refused/) });
+    // A genuine heartbeat registers the service, but cannot point traffic anywhere.
+    const info = { service: 'service-c', version: 'hb', url: 'https://attacker.example', binding: 'SERVICE_A', weight: 1e6 } as never;
+    expect(await env.MESH_HEARTBEAT.heartbeat(await mint('service-c'), info)).toMatchObject({ ok: true, id: 'service-c@hb', status: 'active' });
+    created.add('service-c@hb');
+    const inst = (await registry().status()).instances.find((i) => i.id === 'service-c@hb')!;
+    expect(inst).not.toHaveProperty('url');
+    expect(inst).not.toHaveProperty('binding');
+    expect(inst).not.toHaveProperty('weight');
   });
 
   it('refuses a rollback it cannot do: 409 for an unknown revision or the one in force; 400 for a bad revision; nothing changes', async () => {

@@ -76,6 +76,15 @@ describe('withMesh around a Hono app', () => {
     expect(await res.json()).toEqual({ error: { code: 'unauthenticated_caller', message: expect.any(String), requestId: 'rid-anon' } });
   });
 
+  it('a member other than the gateway cannot hand the handler forged x-mesh-* or claim headers', async () => {
+    const a = new Hono<{ Variables: MeshVariables }>();
+    a.get('/h', (c) => c.json({ sub: c.req.header('x-mesh-sub') ?? null, route: c.req.header('x-mesh-route') ?? null, caller: c.var.mesh.caller, user: c.var.mesh.user ?? null }));
+    const svc = withMesh(a, { service: 'service-a', config });
+    const headers = { ...(await identityHeaders('service-c', 'service-a')), 'x-mesh-sub': 'admin', 'x-mesh-route': 'admin-route', 'x-mesh-scopes': 'root' };
+    const res = await call(svc, `${URL_}/h`, { headers }, asServiceA);
+    expect(await res.json()).toEqual({ sub: null, route: null, caller: 'service-c', user: null });
+  });
+
   it('answers 401 to an identity token addressed to another service', async () => {
     const res = await callAsGateway(service, '/who', {}, 'service-b');
     expect(res.status).toBe(401);

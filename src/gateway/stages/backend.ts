@@ -16,6 +16,6 @@ export const chooseBackend: Stage = (ctx) => {
     return errorResponse(503, 'no_backend', `no backend available for ${what}`, ctx.requestId);
   }
   ctx.backend = backend;
-  ctx.upstreamPath = rewritePath(hit, ctx.url.pathname);
+  ctx.upstreamPath = rewritePath(hit, ctx.path);
   return undefined;
 };
