@@ -12,7 +12,7 @@ import { Log, LogLevel, Miniflare, type WorkerOptions } from 'miniflare';
 import { generatePair, memberPair, type KeyPair } from '../src/cli/keys.ts';
 import type { MeshBundle, MeshConfig } from '../src/config/schema.ts';
 import { validateSources } from '../src/config/validate.ts';
-import { bundleWorker } from '../scripts/local-mesh.ts';
+import { bundleWorker } from '../scripts/bundle.ts';
 
 export const BENCH_ISSUER = 'https://bench.meshwork.local';
 const COMPAT = '2026-04-01';

@@ -25,7 +25,7 @@ import { dirname, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Router } from '../src/router/router.ts';
 import { freePort } from '../test/support/mesh-process.ts';
-import { ROOT } from '../scripts/local-mesh.ts';
+import { ROOT } from '../scripts/bundle.ts';
 import { BENCH_ISSUER, bundleOf, startBenchMesh, type BenchMesh } from './mesh.ts';
 import { heapUsedMB, latency } from './probe.ts';
 

@@ -112,7 +112,7 @@ async function activeConfig(env: MeshEnv): Promise<ActiveConfig> {
   return (await registry(env)!.getConfig()) as unknown as ActiveConfig;
 }
 
-export function adminApp(source: MeshSource | undefined, _fallback: () => MeshBundle): Hono<AdminEnv> {
+export function adminApp(source: MeshSource | undefined): Hono<AdminEnv> {
   const app = new Hono<AdminEnv>();
 
   app.use('*', async (c, next) => {

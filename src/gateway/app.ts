@@ -47,7 +47,7 @@ export function createGateway(options: GatewayOptions): GatewayHono {
       { 'cache-control': 'no-store' },
     );
   });
-  app.route('/_mesh/admin', adminApp(source, () => (fixed ? { version: fixed.mesh.version, config: fixed.mesh.config } : source!.bundled)));
+  app.route('/_mesh/admin', adminApp(source));
   app.all('/_mesh/*', (c) => errorResponse(404, 'not_found', `no meshwork endpoint at ${c.req.path}`, requestIdFrom(c.req.raw.headers)));
 
   app.all('*', async (c) => {
