@@ -77,7 +77,7 @@ export interface CompiledMesh {
   /** Verified claims sent to backends: [claim, header]; "scopes" is the granted scopes. */
   claimHeaders: ReadonlyArray<readonly [string, string]>;
   /** Claim header names outside x-mesh-*: stripped from client requests like x-mesh-* are. */
-  extraStrippedHeaders: readonly string[];
+  extraStrippedHeaders: ReadonlySet<string>;
   /** Everything the gateway drops from a client request besides hop-by-hop and x-mesh-* headers. */
   gatewayDropped: ReadonlySet<string>;
   identity: CompiledIdentity;
@@ -174,14 +174,15 @@ export function compileMesh(bundle: MeshBundle): CompiledMesh {
   );
   const claimHeaders = Object.entries(bundle.config.auth?.claimHeaders ?? DEFAULT_CLAIM_HEADERS).map(([claim, header]) => [claim, header.toLowerCase()] as const);
   const keys = new MeshKeys(bundle.config.identity);
+  const extra = new Set(claimHeaders.map(([, h]) => h).filter((h) => !h.startsWith(MESH_HEADER_PREFIX)));
   return {
     version: bundle.version,
     services,
     router,
     auth: new TokenVerifier(bundle.config.auth),
     claimHeaders,
-    extraStrippedHeaders: claimHeaders.map(([, h]) => h).filter((h) => !h.startsWith(MESH_HEADER_PREFIX)),
-    gatewayDropped: new Set([...CLIENT_FORWARDING, ...claimHeaders.map(([, h]) => h).filter((h) => !h.startsWith(MESH_HEADER_PREFIX))]),
+    extraStrippedHeaders: extra,
+    gatewayDropped: new Set([...CLIENT_FORWARDING, ...extra]),
     identity: { keys, minter: new IdentityMinter(keys, bundle.config.identity?.tokenTtl ?? 60), verifier: new IdentityVerifier(keys) },
     limiter: new Limiter(bundle.config.rateLimitStore?.binding ?? DEFAULT_STORE_BINDING),
     registry: bundle.config.registry ?? {},

@@ -47,8 +47,7 @@ export async function meshFetch(scope: ClientScope, service: string, path: strin
   const request = new Request(upstreamUrl(backend, `http://${service}`, path), requestInit);
   const headers = request.headers;
   // Mesh headers are the mesh's to set: a handler cannot claim to be another caller or user.
-  stripHopByHop(headers, true);
-  for (const name of mesh.extraStrippedHeaders) headers.delete(name);
+  stripHopByHop(headers, true, mesh.extraStrippedHeaders);
   headers.set(REQUEST_ID_HEADER, requestId);
   setTraceHeaders(headers, scope.trace);
   if (scope.user && scope.userAssertion) {

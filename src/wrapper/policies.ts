@@ -70,7 +70,7 @@ export function authorizeCaller(service: CompiledService, caller: string | undef
 export function sanitizeInbound(request: Request, mesh: CompiledMesh, facts: CallerFacts): Request {
   if (facts.caller === 'gateway') return request;
   const spoofable = (name: string) =>
-    (name.startsWith(MESH_HEADER_PREFIX) && name !== IDENTITY_HEADER && name !== USER_HEADER) || mesh.extraStrippedHeaders.includes(name);
+    (name.startsWith(MESH_HEADER_PREFIX) && name !== IDENTITY_HEADER && name !== USER_HEADER) || mesh.extraStrippedHeaders.has(name);
   const drop = [...request.headers.keys()].filter(spoofable);
   if (drop.length === 0 && !facts.user) return request;
   const headers = new Headers(request.headers);
