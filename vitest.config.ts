@@ -85,7 +85,11 @@ export default defineConfig({
                       MESH_REGISTRY: { className: 'MeshRegistry', useSQLite: true },
                     },
                     // The registry probes services over the gateway's bindings.
-                    serviceBindings: { SERVICE_A: 'service-a', SERVICE_B_V1: 'service-b', SERVICE_B_V2: 'service-b-v2' },
+                    serviceBindings: {
+                      SERVICE_A: 'service-a',
+                      SERVICE_B_V1: 'service-b',
+                      SERVICE_B_V2: 'service-b-v2',
+                    },
                   }),
                   js('faulty-store', bundles.faultyStore, {
                     modulesRoot: bundles.dir,
@@ -100,7 +104,11 @@ export default defineConfig({
                   }),
                   serviceB('service-b', 'v1'),
                   serviceB('service-b-v2', 'v2'),
-                  js('service-c', bundles.intruder, { modulesRoot: bundles.dir, bindings: meshKeys('service-c'), serviceBindings: { SERVICE_B_V1: 'service-b' } }),
+                  js('service-c', bundles.intruder, {
+                    modulesRoot: bundles.dir,
+                    bindings: meshKeys('service-c'),
+                    serviceBindings: { SERVICE_B_V1: 'service-b' },
+                  }),
                 ],
               },
             };
@@ -117,7 +125,14 @@ export default defineConfig({
       },
       {
         // One local mesh at a time: two wrangler dev meshes on two cores starve each other.
-        test: { name: 'e2e', include: ['test/e2e/**/*.test.ts'], environment: 'node', testTimeout: 120_000, hookTimeout: 180_000, fileParallelism: false },
+        test: {
+          name: 'e2e',
+          include: ['test/e2e/**/*.test.ts'],
+          environment: 'node',
+          testTimeout: 120_000,
+          hookTimeout: 180_000,
+          fileParallelism: false,
+        },
       },
     ],
   },

@@ -45,20 +45,36 @@ export function bundleOf(name: string, yaml: string): MeshBundle {
   return { version: name, config: r.config as MeshConfig };
 }
 
-export async function startBenchMesh(gatewaysFor: (issuerJwks: string) => Record<string, string>, opts: { jwksUri: string; inspectorPort: number }): Promise<BenchMesh> {
+export async function startBenchMesh(
+  gatewaysFor: (issuerJwks: string) => Record<string, string>,
+  opts: { jwksUri: string; inspectorPort: number },
+): Promise<BenchMesh> {
   const dir = mkdtempSync(join(tmpdir(), 'meshwork-bench-'));
   const members: Record<string, KeyPair> = {};
   for (const m of ['gateway', 'service-a', 'service-b']) members[m] = await memberPair(m);
   const issuer = await generatePair('ES256', 'bench-1');
   const publicKeys = JSON.stringify({ keys: Object.values(members).map((k) => k.publicJwk) });
-  const keysFor = (member: string) => ({ MESH_SIGNING_KEY: JSON.stringify(members[member]!.privateJwk), MESH_PUBLIC_KEYS: publicKeys });
+  const keysFor = (member: string) => ({
+    MESH_SIGNING_KEY: JSON.stringify(members[member]!.privateJwk),
+    MESH_PUBLIC_KEYS: publicKeys,
+  });
   const services = bundleOf('bench-services', SERVICES_CONFIG);
 
   const worker = (name: string, scriptPath: string, extra: Partial<WorkerOptions> = {}): WorkerOptions =>
-    ({ name, modules: true, modulesRoot: dir, scriptPath, compatibilityDate: COMPAT, unsafeDirectSockets: [{ host: '127.0.0.1', port: 0 }], ...extra }) as WorkerOptions;
+    ({
+      name,
+      modules: true,
+      modulesRoot: dir,
+      scriptPath,
+      compatibilityDate: COMPAT,
+      unsafeDirectSockets: [{ host: '127.0.0.1', port: 0 }],
+      ...extra,
+    }) as WorkerOptions;
 
   const workers: WorkerOptions[] = [
-    worker('service-b', await bundleWorker('examples/service-b/src/index.ts', dir, undefined, 'service-b', services), { bindings: { ...keysFor('service-b'), VERSION: 'v1' } }),
+    worker('service-b', await bundleWorker('examples/service-b/src/index.ts', dir, undefined, 'service-b', services), {
+      bindings: { ...keysFor('service-b'), VERSION: 'v1' },
+    }),
     worker('service-a', await bundleWorker('examples/service-a/src/index.ts', dir, undefined, 'service-a', services), {
       bindings: keysFor('service-a'),
       serviceBindings: { SERVICE_B: 'service-b' },
@@ -73,7 +89,12 @@ export async function startBenchMesh(gatewaysFor: (issuerJwks: string) => Record
   ];
   const issuerJwks = JSON.stringify({ keys: [issuer.publicJwk] });
   for (const [name, yaml] of Object.entries(gatewaysFor(issuerJwks))) {
-    const scriptPath = await bundleWorker('bench/workers/gateway.ts', dir, { __MESH_BUNDLE__: JSON.stringify(bundleOf(name, yaml)) }, name);
+    const scriptPath = await bundleWorker(
+      'bench/workers/gateway.ts',
+      dir,
+      { __MESH_BUNDLE__: JSON.stringify(bundleOf(name, yaml)) },
+      name,
+    );
     workers.push(
       worker(name, scriptPath, {
         bindings: keysFor('gateway'),

@@ -20,7 +20,12 @@ function percentile(sorted: number[], p: number): number {
 }
 
 /** `concurrency` keep-alive connections sending requests back to back for `seconds`. */
-export async function latency(url: string, headers: Record<string, string> | undefined, seconds: number, concurrency = 2): Promise<Latency> {
+export async function latency(
+  url: string,
+  headers: Record<string, string> | undefined,
+  seconds: number,
+  concurrency = 2,
+): Promise<Latency> {
   const agent = new Agent({ keepAlive: true, maxSockets: concurrency });
   const samples: number[] = [];
   let errors = 0;
@@ -49,12 +54,21 @@ export async function latency(url: string, headers: Record<string, string> | und
   );
   agent.destroy();
   samples.sort((a, b) => a - b);
-  return { p50: percentile(samples, 50), p90: percentile(samples, 90), p99: percentile(samples, 99), count: samples.length, errors };
+  return {
+    p50: percentile(samples, 50),
+    p90: percentile(samples, 90),
+    p99: percentile(samples, 99),
+    count: samples.length,
+    errors,
+  };
 }
 
 /** Used JS heap of a worker's isolate, MB, via the inspector (Runtime.getHeapUsage). */
 export async function heapUsedMB(inspectorPort: number, worker: string): Promise<number> {
-  const targets = (await (await fetch(`http://127.0.0.1:${inspectorPort}/json`)).json()) as Array<{ id: string; webSocketDebuggerUrl: string }>;
+  const targets = (await (await fetch(`http://127.0.0.1:${inspectorPort}/json`)).json()) as Array<{
+    id: string;
+    webSocketDebuggerUrl: string;
+  }>;
   const target = targets.find((t) => t.id === `core:user:${worker}`);
   if (!target) throw new Error(`no inspector target for ${worker} (have ${targets.map((t) => t.id).join(', ')})`);
   const ws = new WebSocket(target.webSocketDebuggerUrl);
@@ -66,7 +80,7 @@ export async function heapUsedMB(inspectorPort: number, worker: string): Promise
     const result = await new Promise<{ usedSize: number }>((resolve, reject) => {
       ws.on('message', (data) => {
         const msg = JSON.parse(String(data)) as { id?: number; result?: { usedSize: number }; error?: unknown };
-        if (msg.id === 1) (msg.result ? resolve(msg.result) : reject(new Error(JSON.stringify(msg.error))));
+        if (msg.id === 1) msg.result ? resolve(msg.result) : reject(new Error(JSON.stringify(msg.error)));
       });
       ws.send(JSON.stringify({ id: 1, method: 'Runtime.getHeapUsage' }));
     });

@@ -71,7 +71,8 @@ const LIMITED = 'rateLimits: [bench]';
 export function manyRoutes(n: number): string {
   const lines: string[] = [];
   for (let i = 0; i < n - 1; i++) {
-    const path = i % 3 === 0 ? `{ exact: /svc${i}/x }` : i % 3 === 1 ? `{ prefix: /svc${i} }` : `{ pattern: "/svc${i}/:id" }`;
+    const path =
+      i % 3 === 0 ? `{ exact: /svc${i}/x }` : i % 3 === 1 ? `{ prefix: /svc${i} }` : `{ pattern: "/svc${i}/:id" }`;
     lines.push(`  - name: r${i}\n    matches: [{ path: ${path} }]\n    service: service-b`);
   }
   return lines.join('\n');
@@ -107,20 +108,96 @@ const clientIp = async () => ({ 'cf-connecting-ip': '203.0.113.10' });
 const asGateway = (target: string) => async (m: BenchMesh) => ({ 'x-mesh-identity': await m.gatewayIdentity(target) });
 
 const SCENARIOS: Scenario[] = [
-  { name: 'direct', description: 'service-b directly (baseline)', worker: 'service-b', path: '/service-b', headers: asGateway('service-b') },
-  { name: 'forward', description: 'gateway -> binding -> service-b, identity token, no policies', worker: 'gw-forward', path: '/service-b' },
-  { name: 'auth', description: '+ JWT (ES256), verified-token cache', worker: 'gw-auth', path: '/service-b', headers: bearer },
-  { name: 'auth-nocache', description: '+ JWT (ES256), no cache: every request verifies', worker: 'gw-auth-nocache', path: '/service-b', headers: bearer },
-  { name: 'limited', description: '+ rate limit, exact mode (a Durable Object call each)', worker: 'gw-limited', path: '/service-b', headers: clientIp },
-  { name: 'limited-lease', description: '+ rate limit, lease mode', worker: 'gw-limited-lease', path: '/service-b', headers: clientIp },
-  { name: 'full', description: 'route + JWT + rate limit per user (lease) + identity', worker: 'gw-full', path: '/service-b', headers: bearer },
-  { name: 'full-exact', description: 'as full, rate limit in exact mode', worker: 'gw-full-exact', path: '/service-b', headers: bearer },
-  { name: 'east-west', description: 'service-a -> service-b through withMesh', worker: 'service-a', path: '/service-a', headers: asGateway('service-a') },
-  { name: 'east-west-raw', description: 'service-a -> service-b, plain binding call, no mesh', worker: 'raw-a', path: '/service-a' },
-  { name: 'diy', description: 'one Hono worker: hono/jwk (JWKS fetched per request) + DO counter', worker: 'diy', path: '/service-b', headers: bearer },
+  {
+    name: 'direct',
+    description: 'service-b directly (baseline)',
+    worker: 'service-b',
+    path: '/service-b',
+    headers: asGateway('service-b'),
+  },
+  {
+    name: 'forward',
+    description: 'gateway -> binding -> service-b, identity token, no policies',
+    worker: 'gw-forward',
+    path: '/service-b',
+  },
+  {
+    name: 'auth',
+    description: '+ JWT (ES256), verified-token cache',
+    worker: 'gw-auth',
+    path: '/service-b',
+    headers: bearer,
+  },
+  {
+    name: 'auth-nocache',
+    description: '+ JWT (ES256), no cache: every request verifies',
+    worker: 'gw-auth-nocache',
+    path: '/service-b',
+    headers: bearer,
+  },
+  {
+    name: 'limited',
+    description: '+ rate limit, exact mode (a Durable Object call each)',
+    worker: 'gw-limited',
+    path: '/service-b',
+    headers: clientIp,
+  },
+  {
+    name: 'limited-lease',
+    description: '+ rate limit, lease mode',
+    worker: 'gw-limited-lease',
+    path: '/service-b',
+    headers: clientIp,
+  },
+  {
+    name: 'full',
+    description: 'route + JWT + rate limit per user (lease) + identity',
+    worker: 'gw-full',
+    path: '/service-b',
+    headers: bearer,
+  },
+  {
+    name: 'full-exact',
+    description: 'as full, rate limit in exact mode',
+    worker: 'gw-full-exact',
+    path: '/service-b',
+    headers: bearer,
+  },
+  {
+    name: 'east-west',
+    description: 'service-a -> service-b through withMesh',
+    worker: 'service-a',
+    path: '/service-a',
+    headers: asGateway('service-a'),
+  },
+  {
+    name: 'east-west-raw',
+    description: 'service-a -> service-b, plain binding call, no mesh',
+    worker: 'raw-a',
+    path: '/service-a',
+  },
+  {
+    name: 'diy',
+    description: 'one Hono worker: hono/jwk (JWKS fetched per request) + DO counter',
+    worker: 'diy',
+    path: '/service-b',
+    headers: bearer,
+  },
   { name: 'scale-10', description: 'forward with 10 routes', worker: 'gw-scale-10', path: '/service-b', routes: 10 },
-  { name: 'scale-1000', description: 'forward with 1,000 routes', worker: 'gw-scale-1000', path: '/service-b', routes: 1000 },
-  { name: 'scale-10000', description: 'forward with 10,000 routes', worker: 'gw-scale-10000', path: '/service-b', routes: 10000 },
+  {
+    name: 'scale-1000',
+    description: 'forward with 1,000 routes',
+    worker: 'gw-scale-1000',
+    path: '/service-b',
+    routes: 1000,
+  },
+  {
+    name: 'scale-10000',
+    description: 'forward with 10,000 routes',
+    worker: 'gw-scale-10000',
+    path: '/service-b',
+    routes: 10000,
+  },
 ];
 
 // ---- options -----------------------------------------------------------------------------
@@ -144,7 +221,11 @@ const rounds = quick ? 1 : Number(values.rounds);
 const wanted = values.scenarios?.split(',').map((s) => s.trim()) ?? SCENARIOS.map((s) => s.name);
 const unknown = wanted.filter((n) => !SCENARIOS.some((s) => s.name === n));
 if (unknown.length || !(duration > 0) || !(connections > 0) || !(rounds > 0)) {
-  console.error(unknown.length ? `unknown scenario(s): ${unknown.join(', ')} (known: ${SCENARIOS.map((s) => s.name).join(', ')})` : 'duration, connections and rounds must be positive numbers');
+  console.error(
+    unknown.length
+      ? `unknown scenario(s): ${unknown.join(', ')} (known: ${SCENARIOS.map((s) => s.name).join(', ')})`
+      : 'duration, connections and rounds must be positive numbers',
+  );
   process.exit(2);
 }
 // forward is every ratio's denominator: always measured.
@@ -153,7 +234,9 @@ const scenarios = SCENARIOS.filter((s) => wanted.includes(s.name) || s.name === 
 // ---- measurement -------------------------------------------------------------------------
 
 function load(url: string, headers: Record<string, string> | undefined, seconds: number): Promise<autocannon.Result> {
-  return new Promise((ok, fail) => autocannon({ url, connections, duration: seconds, headers: headers ?? {} }, (e, r) => (e ? fail(e) : ok(r))));
+  return new Promise((ok, fail) =>
+    autocannon({ url, connections, duration: seconds, headers: headers ?? {} }, (e, r) => (e ? fail(e) : ok(r))),
+  );
 }
 
 function median(xs: number[]): number {
@@ -165,7 +248,9 @@ function median(xs: number[]): number {
 /** ns per Router.find on a table of n routes, timed in Node (the same code the gateway runs). */
 function matchNs(n: number): number {
   const bundle = bundleOf(`match-${n}`, `${SERVICES}routes:\n${manyRoutes(n)}${route([])}`);
-  const router = new Router(bundle.config.routes.map((r) => ({ route: r.name, ...(r.matches ? { matches: r.matches } : {}) })));
+  const router = new Router(
+    bundle.config.routes.map((r) => ({ route: r.name, ...(r.matches ? { matches: r.matches } : {}) })),
+  );
   const url = new URL('https://bench.example/service-b');
   const req = { host: url.hostname, path: url.pathname, method: 'GET', headers: new Headers(), url };
   const iterations = 200_000;
@@ -249,7 +334,9 @@ try {
   writeFileSync(values.out!, `${JSON.stringify({ meta, scenarios: rows }, null, 2)}\n`);
 
   console.log(`\nmeshwork bench  ${meta.date}  commit ${meta.commit}  node ${meta.node}  workerd ${meta.workerd}`);
-  console.log(`throughput: ${connections} connections, ${duration}s x ${rounds} round(s), median; latency: 2 connections, ${latencySeconds}s\n`);
+  console.log(
+    `throughput: ${connections} connections, ${duration}s x ${rounds} round(s), median; latency: 2 connections, ${latencySeconds}s\n`,
+  );
   console.log('scenario        req/s   ratio   p50 ms  p90 ms  p99 ms  errors  heap MB  match ns  description');
   for (const r of rows) {
     const d = SCENARIOS.find((s) => s.name === r.name)!.description;
@@ -270,13 +357,23 @@ try {
     };
     atLeast('forward / direct throughput', get('direct') ? forwardRps / get('direct')!.rps : undefined, 0.15);
     atLeast('full / forward throughput', get('full')?.ratio, 0.4);
-    atLeast('auth / auth-nocache throughput', get('auth') && get('auth-nocache') ? get('auth')!.rps / get('auth-nocache')!.rps : undefined, 1.1);
-    atLeast('scale-10000 / scale-10 throughput', get('scale-10000') && get('scale-10') ? get('scale-10000')!.rps / get('scale-10')!.rps : undefined, 0.5);
+    atLeast(
+      'auth / auth-nocache throughput',
+      get('auth') && get('auth-nocache') ? get('auth')!.rps / get('auth-nocache')!.rps : undefined,
+      1.1,
+    );
+    atLeast(
+      'scale-10000 / scale-10 throughput',
+      get('scale-10000') && get('scale-10') ? get('scale-10000')!.rps / get('scale-10')!.rps : undefined,
+      0.5,
+    );
     const m10 = get('scale-10')?.matchNs;
     const m10k = get('scale-10000')?.matchNs;
-    if (m10 !== undefined && m10k !== undefined && m10k > 3 * m10 + 200) failures.push(`match cost at 10,000 routes ${m10k} ns vs ${m10} ns at 10`);
+    if (m10 !== undefined && m10k !== undefined && m10k > 3 * m10 + 200)
+      failures.push(`match cost at 10,000 routes ${m10k} ns vs ${m10} ns at 10`);
     const heap10k = get('scale-10000')?.heapMB;
-    if (heap10k !== undefined && heap10k >= 64) failures.push(`isolate heap with 10,000 routes ${heap10k} MB, expected < 64`);
+    if (heap10k !== undefined && heap10k >= 64)
+      failures.push(`isolate heap with 10,000 routes ${heap10k} MB, expected < 64`);
   }
   if (failures.length) {
     console.error(`\nbench check failed:\n  ${failures.join('\n  ')}`);

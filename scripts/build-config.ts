@@ -17,13 +17,19 @@ import { bundleRoutesDir } from '../src/config/load-dir.ts';
 import { formatIssue } from '../src/config/validate.ts';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const { positionals, values } = parseArgs({ allowPositionals: true, options: { 'check-bindings': { type: 'string' } } });
+const { positionals, values } = parseArgs({
+  allowPositionals: true,
+  options: { 'check-bindings': { type: 'string' } },
+});
 const dir = positionals[0] ?? process.env.MESHWORK_ROUTES ?? resolve(root, 'routes');
 const out = resolve(root, 'src/generated/mesh-config.json');
 
 try {
   const result = await bundleRoutesDir(dir);
-  const bindingErrors = result.ok && values['check-bindings'] ? await missingGatewayBindings(result.bundle.config, values['check-bindings']) : [];
+  const bindingErrors =
+    result.ok && values['check-bindings']
+      ? await missingGatewayBindings(result.bundle.config, values['check-bindings'])
+      : [];
   if (!result.ok || bindingErrors.length > 0) {
     const errors = result.ok ? bindingErrors : result.errors.map(formatIssue);
     for (const e of errors) console.error(e);
@@ -46,7 +52,9 @@ try {
     renameSync(tmp, out);
   }
   const { services, routes } = result.bundle.config;
-  console.log(`meshwork: built config ${result.bundle.version} (${Object.keys(services).length} services, ${routes.length} routes)`);
+  console.log(
+    `meshwork: built config ${result.bundle.version} (${Object.keys(services).length} services, ${routes.length} routes)`,
+  );
 } catch (e) {
   console.error(`meshwork: ${(e as Error).message}`);
   process.exit(1);

@@ -12,7 +12,13 @@ export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
  * @param meshConfig replaces the routes/ bundled into the worker (src/generated/mesh-config.json),
  *   e.g. so a benchmark runs the example services with its own config.
  */
-export async function bundleWorker(entry: string, outdir: string, define?: Record<string, string>, name?: string, meshConfig?: unknown): Promise<string> {
+export async function bundleWorker(
+  entry: string,
+  outdir: string,
+  define?: Record<string, string>,
+  name?: string,
+  meshConfig?: unknown,
+): Promise<string> {
   const outfile = join(outdir, `${name ?? entry.replace(/[^A-Za-z0-9]+/g, '_')}.mjs`);
   await build({
     entryPoints: [resolve(ROOT, entry)],
@@ -33,8 +39,14 @@ export async function bundleWorker(entry: string, outdir: string, define?: Recor
             {
               name: 'mesh-config',
               setup(b) {
-                b.onResolve({ filter: /(^|\/)mesh-config\.json$/ }, (args) => ({ path: args.path, namespace: 'mesh-config' }));
-                b.onLoad({ filter: /.*/, namespace: 'mesh-config' }, () => ({ contents: JSON.stringify(meshConfig), loader: 'json' }));
+                b.onResolve({ filter: /(^|\/)mesh-config\.json$/ }, (args) => ({
+                  path: args.path,
+                  namespace: 'mesh-config',
+                }));
+                b.onLoad({ filter: /.*/, namespace: 'mesh-config' }, () => ({
+                  contents: JSON.stringify(meshConfig),
+                  loader: 'json',
+                }));
               },
             },
           ],

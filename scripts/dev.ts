@@ -31,9 +31,21 @@ await ensureDevKeys(root, MESH_WORKERS);
 
 const wranglerBin = join(dirname(createRequire(import.meta.url).resolve('wrangler/package.json')), 'bin/wrangler.js');
 const args = [wranglerBin, 'dev', ...MESH_WORKER_CONFIGS.flatMap((c) => ['-c', c])];
-args.push('--ip', '127.0.0.1', '--port', String(port), '--persist-to', values['persist-to']!, '--show-interactive-dev-session=false');
+args.push(
+  '--ip',
+  '127.0.0.1',
+  '--port',
+  String(port),
+  '--persist-to',
+  values['persist-to']!,
+  '--show-interactive-dev-session=false',
+);
 
-const child = spawn(process.execPath, args, { cwd: root, stdio: 'inherit', env: { ...process.env, ...QUIET_WRANGLER_ENV, MESHWORK_DEV: '1' } });
+const child = spawn(process.execPath, args, {
+  cwd: root,
+  stdio: 'inherit',
+  env: { ...process.env, ...QUIET_WRANGLER_ENV, MESHWORK_DEV: '1' },
+});
 for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => child.kill(sig));
 child.on('exit', (code, signal) => process.exit(code ?? (signal ? 1 : 0)));
 

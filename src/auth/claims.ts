@@ -4,7 +4,6 @@
  */
 import type { JWTPayload } from 'jose';
 
-
 /** Scopes from `scope` (space-separated string or array) and `scp` (string or array). */
 export function scopesOf(claims: JWTPayload): string[] {
   const out = new Set<string>();
@@ -24,7 +23,9 @@ export interface ClaimRequirement {
 export function claimSatisfied(claims: JWTPayload, req: ClaimRequirement): boolean {
   const v = claims[req.name];
   const values = Array.isArray(v) ? v : [v];
-  return values.some((x) => (typeof x === 'string' || typeof x === 'number' || typeof x === 'boolean') && req.anyOf.has(String(x)));
+  return values.some(
+    (x) => (typeof x === 'string' || typeof x === 'number' || typeof x === 'boolean') && req.anyOf.has(String(x)),
+  );
 }
 
 /**
@@ -34,12 +35,20 @@ export function claimSatisfied(claims: JWTPayload, req: ClaimRequirement): boole
  */
 export function claimHeaderValue(value: unknown): string | undefined {
   if (value === undefined || value === null) return undefined;
-  const text = typeof value === 'string' ? value : Array.isArray(value) && value.every((x) => typeof x === 'string') ? value.join(' ') : JSON.stringify(value);
+  const text =
+    typeof value === 'string'
+      ? value
+      : Array.isArray(value) && value.every((x) => typeof x === 'string')
+        ? value.join(' ')
+        : JSON.stringify(value);
   return /^[\x20-\x7E]*$/.test(text) ? text : encodeURIComponent(text);
 }
 
 /** The [header, value] pairs that carry a user's verified claims to a backend. */
-export function claimHeaders(user: { scopes: readonly string[]; claims: JWTPayload }, mapping: ReadonlyArray<readonly [string, string]>): Array<[string, string]> {
+export function claimHeaders(
+  user: { scopes: readonly string[]; claims: JWTPayload },
+  mapping: ReadonlyArray<readonly [string, string]>,
+): Array<[string, string]> {
   const out: Array<[string, string]> = [];
   for (const [claim, header] of mapping) {
     const v = claimHeaderValue(claim === 'scopes' ? user.scopes : user.claims[claim]);

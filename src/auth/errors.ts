@@ -8,7 +8,9 @@ const REALM = 'realm="meshwork"';
 
 /** 401 without an error code: no token was presented (RFC 6750 3.1). */
 export function missingToken(requestId: string): Response {
-  return errorResponse(401, 'unauthorized', 'a bearer token is required', requestId, { 'www-authenticate': `Bearer ${REALM}` });
+  return errorResponse(401, 'unauthorized', 'a bearer token is required', requestId, {
+    'www-authenticate': `Bearer ${REALM}`,
+  });
 }
 
 export function invalidToken(requestId: string, description: string): Response {
@@ -18,7 +20,11 @@ export function invalidToken(requestId: string, description: string): Response {
   });
 }
 
-export function insufficientScope(requestId: string, missing: readonly string[], required: readonly string[]): Response {
+export function insufficientScope(
+  requestId: string,
+  missing: readonly string[],
+  required: readonly string[],
+): Response {
   return errorResponse(403, 'insufficient_scope', `missing scope: ${missing.join(' ')}`, requestId, {
     'www-authenticate': `Bearer ${REALM}, error="insufficient_scope", scope="${required.join(' ')}"`,
   });

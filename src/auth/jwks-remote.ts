@@ -131,17 +131,30 @@ export class RemoteJwks {
       if (text.length > MAX_JWKS_BYTES) throw new Error('JWKS larger than 512 KiB');
       const jwks = parseJwks(text, `JWKS from ${this.uri}`);
       const o = this.options;
-      const ttl = Math.min(o.maxTtl, Math.max(o.minTtl, maxAgeSeconds(res.headers.get('cache-control')) ?? o.defaultTtl));
+      const ttl = Math.min(
+        o.maxTtl,
+        Math.max(o.minTtl, maxAgeSeconds(res.headers.get('cache-control')) ?? o.defaultTtl),
+      );
       const now = Date.now();
       const entry: SharedEntry = { jwks, fetchedAt: now, expiresAt: now + ttl * 1000 };
       this.#install(entry);
       if (io.kv) {
-        const put = io.kv.put(this.#kvKey, JSON.stringify(entry), { expirationTtl: Math.max(60, Math.ceil(ttl + o.staleFor)) });
-        io.waitUntil(put.catch((e: unknown) => logEvent('warn', 'jwks kv write failed', { issuer: this.issuerName, error: String(e) })));
+        const put = io.kv.put(this.#kvKey, JSON.stringify(entry), {
+          expirationTtl: Math.max(60, Math.ceil(ttl + o.staleFor)),
+        });
+        io.waitUntil(
+          put.catch((e: unknown) =>
+            logEvent('warn', 'jwks kv write failed', { issuer: this.issuerName, error: String(e) }),
+          ),
+        );
       }
     } catch (e) {
       this.#lastFailed = true;
-      logEvent('warn', 'jwks fetch failed', { issuer: this.issuerName, uri: this.uri, error: String((e as Error)?.message ?? e) });
+      logEvent('warn', 'jwks fetch failed', {
+        issuer: this.issuerName,
+        uri: this.uri,
+        error: String((e as Error)?.message ?? e),
+      });
     }
   }
 

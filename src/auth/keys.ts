@@ -33,7 +33,9 @@ export function parseJwks(text: string, what: string): JSONWebKeySet {
     throw new KeysUnavailable(`${what} is not a JSON Web Key Set ({ "keys": [...] })`);
   }
   // Encryption keys and private members have no place in a verification set.
-  const keys = (jwks as JSONWebKeySet).keys.filter((k) => k.use !== 'enc').map(({ d: _d, p: _p, q: _q, dp: _dp, dq: _dq, qi: _qi, k: _k, ...pub }) => pub);
+  const keys = (jwks as JSONWebKeySet).keys
+    .filter((k) => k.use !== 'enc')
+    .map(({ d: _d, p: _p, q: _q, dp: _dp, dq: _dq, qi: _qi, k: _k, ...pub }) => pub);
   return { keys };
 }
 
@@ -58,9 +60,11 @@ export function secretResolver(envName: string): KeyResolver {
   let cached: { text: string; key: Uint8Array } | undefined;
   return async (_header, io) => {
     const text = io.env[envName];
-    if (typeof text !== 'string' || text.length === 0) throw new KeysUnavailable(`env ${envName} (shared secret) is not set`);
+    if (typeof text !== 'string' || text.length === 0)
+      throw new KeysUnavailable(`env ${envName} (shared secret) is not set`);
     // RFC 7518 section 3.2: an HMAC key must be at least as long as the hash (256 bits for HS256).
-    if (new TextEncoder().encode(text).length < 32) throw new KeysUnavailable(`env ${envName} (shared secret) is shorter than 32 bytes`);
+    if (new TextEncoder().encode(text).length < 32)
+      throw new KeysUnavailable(`env ${envName} (shared secret) is shorter than 32 bytes`);
     if (cached?.text !== text) cached = { text, key: new TextEncoder().encode(text) };
     return cached.key;
   };

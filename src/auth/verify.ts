@@ -76,7 +76,10 @@ function describe(e: unknown): string {
   if (e instanceof errors.JWSSignatureVerificationFailed) return 'signature invalid';
   if (e instanceof errors.JWKSNoMatchingKey) return 'no key matches the token (kid)';
   if (e instanceof errors.JWKSMultipleMatchingKeys) return 'signature invalid';
-  if (e instanceof errors.JOSENotSupported) return /Extension Header Parameter/.test(e.message) ? 'unsupported critical header parameter' : 'algorithm or key not supported';
+  if (e instanceof errors.JOSENotSupported)
+    return /Extension Header Parameter/.test(e.message)
+      ? 'unsupported critical header parameter'
+      : 'algorithm or key not supported';
   return 'malformed token';
 }
 
@@ -160,7 +163,12 @@ export class TokenVerifier {
       }
       return fail(describe(e));
     }
-    if (typeof payload.iat === 'number' && payload.iat > Date.now() / 1000 + issuer.clockSkew) return fail('token issued in the future');
-    return { ok: true, cached: false, user: { issuer: issuer.name, sub: payload.sub, scopes: scopesOf(payload), claims: payload, exp: payload.exp! } };
+    if (typeof payload.iat === 'number' && payload.iat > Date.now() / 1000 + issuer.clockSkew)
+      return fail('token issued in the future');
+    return {
+      ok: true,
+      cached: false,
+      user: { issuer: issuer.name, sub: payload.sub, scopes: scopesOf(payload), claims: payload, exp: payload.exp! },
+    };
   }
 }

@@ -29,31 +29,46 @@ function connection(values: { url?: string | undefined; token?: string | undefin
   if (!/^https?:\/\//.test(url)) throw new UsageError(`--url must be an http(s) URL, got "${url}"`);
   const local = /^https?:\/\/(127\.0\.0\.1|localhost|\[::1\])(:\d+)?$/.test(url);
   // The admin token never travels in the clear, except to this machine.
-  if (!local && !url.startsWith('https://')) throw new UsageError(`--url must use https:// for a gateway that is not on this machine, got "${url}"`);
+  if (!local && !url.startsWith('https://'))
+    throw new UsageError(`--url must use https:// for a gateway that is not on this machine, got "${url}"`);
   let token = values.token ?? process.env.MESH_ADMIN_TOKEN;
   if (!token && local && existsSync(devKeysPath(root))) {
     token = (JSON.parse(readFileSync(devKeysPath(root), 'utf8')) as DevKeys).adminToken;
   }
-  if (!token) throw new UsageError('no admin token: pass --token or set MESH_ADMIN_TOKEN (the gateway\'s wrangler secret)');
+  if (!token)
+    throw new UsageError("no admin token: pass --token or set MESH_ADMIN_TOKEN (the gateway's wrangler secret)");
   return { url, token };
 }
 
-async function call(conn: Connection, method: string, path: string, body?: unknown): Promise<{ status: number; json: Record<string, unknown> }> {
+async function call(
+  conn: Connection,
+  method: string,
+  path: string,
+  body?: unknown,
+): Promise<{ status: number; json: Record<string, unknown> }> {
   let res: Response;
   try {
     res = await fetch(`${conn.url}/_mesh/admin${path}`, {
       method,
-      headers: { authorization: `Bearer ${conn.token}`, 'content-type': 'application/json', 'x-meshwork-actor': safeUser() },
+      headers: {
+        authorization: `Bearer ${conn.token}`,
+        'content-type': 'application/json',
+        'x-meshwork-actor': safeUser(),
+      },
       ...(body === undefined ? {} : { body: JSON.stringify(body) }),
       // Never follow: a redirect could carry the token elsewhere or turn a POST into a GET.
       redirect: 'manual',
       signal: AbortSignal.timeout(15_000),
     });
   } catch (e) {
-    throw new Error(`cannot reach ${conn.url} (${(e as Error).cause ? String((e as Error & { cause: unknown }).cause) : (e as Error).message}); is the mesh running?`);
+    throw new Error(
+      `cannot reach ${conn.url} (${(e as Error).cause ? String((e as Error & { cause: unknown }).cause) : (e as Error).message}); is the mesh running?`,
+    );
   }
   if (res.status >= 300 && res.status < 400) {
-    throw new Error(`${conn.url} redirected to ${res.headers.get('location') ?? '(nowhere)'}; pass the gateway's final URL with --url`);
+    throw new Error(
+      `${conn.url} redirected to ${res.headers.get('location') ?? '(nowhere)'}; pass the gateway's final URL with --url`,
+    );
   }
   const text = await res.text();
   let json: Record<string, unknown>;
@@ -91,17 +106,26 @@ async function localFiles(dir: string) {
 }
 
 export async function apply(args: string[], root: string): Promise<number> {
-  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { ...CONNECTION, message: { type: 'string', short: 'm' } } });
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: { ...CONNECTION, message: { type: 'string', short: 'm' } },
+  });
   if (positionals.length > 1) throw new UsageError('apply takes at most one directory');
   const conn = connection(values, root);
   const dir = positionals[0] ?? 'routes';
   // Checked locally first, then again by the gateway (same validator) with what only it knows.
   const files = await localFiles(dir);
   if (!files) return 1;
-  const { status, json } = await call(conn, 'POST', '/config', { files, ...(values.message ? { message: values.message } : {}) });
+  const { status, json } = await call(conn, 'POST', '/config', {
+    files,
+    ...(values.message ? { message: values.message } : {}),
+  });
   if (status !== 200) return failure(status, json);
-  if (typeof json.revision !== 'number' || typeof json.version !== 'string') throw new Error(`${conn.url} answered an apply with something unexpected: ${JSON.stringify(json).slice(0, 200)}`);
-  if (json.unchanged) console.log(`${conn.url}: already running config ${json.version} (revision ${json.revision}); nothing changed`);
+  if (typeof json.revision !== 'number' || typeof json.version !== 'string')
+    throw new Error(`${conn.url} answered an apply with something unexpected: ${JSON.stringify(json).slice(0, 200)}`);
+  if (json.unchanged)
+    console.log(`${conn.url}: already running config ${json.version} (revision ${json.revision}); nothing changed`);
   else console.log(`${conn.url}: applied config ${json.version} as revision ${json.revision}`);
   return 0;
 }
@@ -114,7 +138,11 @@ export async function diff(args: string[], root: string): Promise<number> {
   if (!files) return 1;
   const { status, json } = await call(conn, 'POST', '/diff', { files });
   if (status !== 200) return failure(status, json);
-  const summary = json.summary as { routes: Record<string, string[]>; services: Record<string, string[]>; sections: string[] };
+  const summary = json.summary as {
+    routes: Record<string, string[]>;
+    services: Record<string, string[]>;
+    sections: string[];
+  };
   if (json.from === json.to) {
     console.log(`no change: ${conn.url} runs config ${json.from}`);
     return 0;
@@ -151,7 +179,14 @@ export async function rollback(args: string[], root: string): Promise<number> {
 
 function table(rows: string[][]): string {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  return rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');
+  return rows
+    .map((r) =>
+      r
+        .map((c, i) => c.padEnd(widths[i]!))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
 }
 
 function ago(iso: string | null): string {
@@ -169,13 +204,33 @@ export async function status(args: string[], root: string): Promise<number> {
     console.log(JSON.stringify(json, null, 2));
     return 0;
   }
-  type Row = { version: string | null; target: string; weight: number; inRotation: boolean; registered: boolean; status: string; health: string; lastHeartbeat: string | null };
+  type Row = {
+    version: string | null;
+    target: string;
+    weight: number;
+    inRotation: boolean;
+    registered: boolean;
+    status: string;
+    health: string;
+    lastHeartbeat: string | null;
+  };
   const services = json.services as Array<{ name: string; backends: Row[] }>;
-  console.log(`${conn.url}: config ${json.configVersion} (revision ${json.configRevision}${json.configRevision === 0 ? ', the bundled routes/' : ''}), registry revision ${json.revision}\n`);
+  console.log(
+    `${conn.url}: config ${json.configVersion} (revision ${json.configRevision}${json.configRevision === 0 ? ', the bundled routes/' : ''}), registry revision ${json.revision}\n`,
+  );
   const rows = [['SERVICE', 'VERSION', 'TARGET', 'WEIGHT', 'ROTATION', 'STATUS', 'HEALTH', 'HEARTBEAT']];
   for (const s of services) {
     for (const b of s.backends) {
-      rows.push([s.name, b.version ?? '-', b.target, String(b.weight), b.inRotation ? 'in' : 'OUT', b.status, b.health, ago(b.lastHeartbeat)]);
+      rows.push([
+        s.name,
+        b.version ?? '-',
+        b.target,
+        String(b.weight),
+        b.inRotation ? 'in' : 'OUT',
+        b.status,
+        b.health,
+        ago(b.lastHeartbeat),
+      ]);
     }
   }
   console.log(table(rows));

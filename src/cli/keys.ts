@@ -23,7 +23,10 @@ export interface DevKeys {
 }
 
 export async function generatePair(alg: 'EdDSA' | 'ES256', kid: string): Promise<KeyPair> {
-  const { privateKey, publicKey } = await generateKeyPair(alg, { extractable: true, ...(alg === 'EdDSA' ? { crv: 'Ed25519' } : {}) });
+  const { privateKey, publicKey } = await generateKeyPair(alg, {
+    extractable: true,
+    ...(alg === 'EdDSA' ? { crv: 'Ed25519' } : {}),
+  });
   const publicJwk = { ...(await exportJWK(publicKey)), kid, alg, use: 'sig' };
   return { privateJwk: { ...(await exportJWK(privateKey)), kid, alg, use: 'sig' }, publicJwk };
 }
@@ -48,10 +51,17 @@ export function devKeysPath(root: string): string {
  * .meshwork/, and writes each worker's .dev.vars next to its wrangler config with its own
  * signing key, every member's public key, and the dev issuer's public keys.
  */
-export async function ensureDevKeys(root: string, workers: ReadonlyArray<{ config: string; member: string }>): Promise<DevKeys> {
+export async function ensureDevKeys(
+  root: string,
+  workers: ReadonlyArray<{ config: string; member: string }>,
+): Promise<DevKeys> {
   const path = devKeysPath(root);
   if (!existsSync(path)) {
-    const fresh: DevKeys = { issuer: { ...(await generatePair('ES256', 'dev-1')), issuer: DEV_ISSUER, audience: DEV_AUDIENCE }, members: {}, adminToken: randomBytes(24).toString('base64url') };
+    const fresh: DevKeys = {
+      issuer: { ...(await generatePair('ES256', 'dev-1')), issuer: DEV_ISSUER, audience: DEV_AUDIENCE },
+      members: {},
+      adminToken: randomBytes(24).toString('base64url'),
+    };
     for (const { member } of workers) fresh.members[member] ??= await memberPair(member);
     mkdirSync(dirname(path), { recursive: true });
     // Exclusive create: if another process (dev, a test, `meshwork token`) made the keys first,

@@ -48,7 +48,6 @@ commands:
 --token, MESH_ADMIN_TOKEN, or for the local mesh the one npm run dev created.
 `;
 
-
 type Command = (args: string[]) => Promise<number>;
 
 async function validate(args: string[]): Promise<number> {
@@ -74,7 +73,9 @@ async function validate(args: string[]): Promise<number> {
   }
   if (!values.quiet) {
     const { services, routes } = result.bundle.config;
-    console.log(`${dir}: valid (config ${result.bundle.version}: ${Object.keys(services).length} services, ${routes.length} routes)`);
+    console.log(
+      `${dir}: valid (config ${result.bundle.version}: ${Object.keys(services).length} services, ${routes.length} routes)`,
+    );
   }
   return 0;
 }
@@ -94,7 +95,8 @@ async function token(args: string[]): Promise<number> {
   if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
   if (!values.sub) throw new UsageError('token needs --sub <user>');
   const ttl = Duration.safeParse(/^\d+$/.test(values.ttl!) ? Number(values.ttl) : values.ttl);
-  if (!ttl.success || ttl.data <= 0) throw new UsageError(`--ttl must be a duration like 30m, 1h or 3600, got "${values.ttl}"`);
+  if (!ttl.success || ttl.data <= 0)
+    throw new UsageError(`--ttl must be a duration like 30m, 1h or 3600, got "${values.ttl}"`);
   const claims: Record<string, string> = {};
   for (const c of values.claim ?? []) {
     const eq = c.indexOf('=');
@@ -114,19 +116,25 @@ async function token(args: string[]): Promise<number> {
     .setExpirationTime(Math.floor(Date.now() / 1000) + Math.round(ttl.data))
     .sign(await importJWK(issuer.privateJwk, 'ES256'));
   if (created) console.error('meshwork: created local dev keys in .meshwork/ (restart npm run dev if it is running)');
-  console.error(`meshwork: dev token for ${values.sub}${scopes.length ? ` with scope ${scopes.join(' ')}` : ''}, valid ${values.ttl}`);
+  console.error(
+    `meshwork: dev token for ${values.sub}${scopes.length ? ` with scope ${scopes.join(' ')}` : ''}, valid ${values.ttl}`,
+  );
   console.log(jwt);
   return 0;
 }
 
 async function keys(args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { member: { type: 'string' } } });
-  if (positionals[0] !== 'generate' || positionals.length !== 1) throw new UsageError('usage: meshwork keys generate --member <name>');
+  if (positionals[0] !== 'generate' || positionals.length !== 1)
+    throw new UsageError('usage: meshwork keys generate --member <name>');
   const member = values.member;
-  if (!member || !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(member)) throw new UsageError('--member must be "gateway" or a service name');
+  if (!member || !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(member))
+    throw new UsageError('--member must be "gateway" or a service name');
   const pair = await memberPair(member);
   console.log(`# Private key of ${member}: store it as that worker's secret, never in git:`);
-  console.log(`#   echo '<the line below>' | npx wrangler secret put MESH_SIGNING_KEY -c <${member}'s wrangler config>`);
+  console.log(
+    `#   echo '<the line below>' | npx wrangler secret put MESH_SIGNING_KEY -c <${member}'s wrangler config>`,
+  );
   console.log(JSON.stringify(pair.privateJwk));
   console.log(`# Public key: add it to the "keys" of MESH_PUBLIC_KEYS (or identity.publicKeys) on every worker:`);
   console.log(JSON.stringify(pair.publicJwk));

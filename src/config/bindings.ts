@@ -7,12 +7,19 @@ import type { MeshConfig } from './schema.ts';
 
 export async function missingGatewayBindings(config: MeshConfig, wranglerConfigPath: string): Promise<string[]> {
   const { unstable_readConfig } = await import('wrangler');
-  const declared = new Set((unstable_readConfig({ config: wranglerConfigPath }).services ?? []).map((s: { binding: string }) => s.binding));
-  const routed = new Set(config.routes.flatMap((r) => (r.backendRefs ? r.backendRefs.map((b) => b.service) : [r.service!])));
+  const declared = new Set(
+    (unstable_readConfig({ config: wranglerConfigPath }).services ?? []).map((s: { binding: string }) => s.binding),
+  );
+  const routed = new Set(
+    config.routes.flatMap((r) => (r.backendRefs ? r.backendRefs.map((b) => b.service) : [r.service!])),
+  );
   const missing: string[] = [];
   for (const name of routed) {
     for (const b of config.services[name]?.backends ?? []) {
-      if (b.binding && !declared.has(b.binding)) missing.push(`service "${name}" backend binding ${b.binding} is not declared in ${wranglerConfigPath} ([[services]] binding = "${b.binding}")`);
+      if (b.binding && !declared.has(b.binding))
+        missing.push(
+          `service "${name}" backend binding ${b.binding} is not declared in ${wranglerConfigPath} ([[services]] binding = "${b.binding}")`,
+        );
     }
   }
   return missing;

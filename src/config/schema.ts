@@ -93,10 +93,18 @@ const KEY_PART = /^(ip|route|caller|claim:[^\s]+|header:[!#$%&'*+.^_`|~0-9A-Za-z
 
 export const RateLimitPolicy = z
   .strictObject({
-    algorithm: z.enum(['token-bucket', 'gcra'], { error: 'must be token-bucket or gcra' }).optional().describe('Default token-bucket.'),
+    algorithm: z
+      .enum(['token-bucket', 'gcra'], { error: 'must be token-bucket or gcra' })
+      .optional()
+      .describe('Default token-bucket.'),
     limit: z.number().int().min(1).describe('Tokens (requests of cost 1) per period.'),
     period: Duration.pipe(z.number().positive('must be longer than 0')).describe('e.g. 1s, 1m, 1d.'),
-    burst: z.number().int().min(1).optional().describe('Bucket capacity (token-bucket, default = limit) or requests allowed back to back (gcra, default 1).'),
+    burst: z
+      .number()
+      .int()
+      .min(1)
+      .optional()
+      .describe('Bucket capacity (token-bucket, default = limit) or requests allowed back to back (gcra, default 1).'),
     key: z
       .array(z.string().regex(KEY_PART, 'must be ip, route, caller, claim:<name> or header:<name>'))
       .min(1)
@@ -119,8 +127,14 @@ export const RateLimitPolicy = z
       .min(1)
       .optional()
       .describe('Service policies only: count only calls from these mesh members; others pass this policy.'),
-    onStoreFailure: z.enum(['open', 'closed'], { error: 'must be open or closed' }).optional().describe('When the store cannot be reached: admit (open, default) or refuse with 503 (closed).'),
-    mode: z.enum(['exact', 'lease'], { error: 'must be exact or lease' }).optional().describe('exact (default): one store call per request; lease: isolates spend small leases locally.'),
+    onStoreFailure: z
+      .enum(['open', 'closed'], { error: 'must be open or closed' })
+      .optional()
+      .describe('When the store cannot be reached: admit (open, default) or refuse with 503 (closed).'),
+    mode: z
+      .enum(['exact', 'lease'], { error: 'must be exact or lease' })
+      .optional()
+      .describe('exact (default): one store call per request; lease: isolates spend small leases locally.'),
     lease: z
       .strictObject({
         size: z.number().int().min(1).optional().describe('Units per lease (default 10% of burst, at least 1).'),
@@ -130,19 +144,27 @@ export const RateLimitPolicy = z
   })
   .superRefine((p, ctx) => {
     const burst = p.burst ?? (p.algorithm === 'gcra' ? 1 : p.limit);
-    if ((p.cost ?? 1) > burst) ctx.addIssue({ code: 'custom', path: ['cost'], message: `cost ${p.cost} exceeds the burst (${burst}): no request could ever pass` });
-    if (p.lease && p.mode !== 'lease') ctx.addIssue({ code: 'custom', path: ['lease'], message: '"lease" settings need mode: lease' });
+    if ((p.cost ?? 1) > burst)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['cost'],
+        message: `cost ${p.cost} exceeds the burst (${burst}): no request could ever pass`,
+      });
+    if (p.lease && p.mode !== 'lease')
+      ctx.addIssue({ code: 'custom', path: ['lease'], message: '"lease" settings need mode: lease' });
     for (const [value, o] of Object.entries(p.overrides ?? {})) {
       const b = Math.round((o.burst ?? burst) * (o.multiplier ?? 1));
-      if ((p.cost ?? 1) > b) ctx.addIssue({ code: 'custom', path: ['overrides', value], message: `this override leaves a burst of ${b}, below the cost ${p.cost ?? 1}: "${value}" could never pass` });
+      if ((p.cost ?? 1) > b)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['overrides', value],
+          message: `this override leaves a burst of ${b}, below the cost ${p.cost ?? 1}: "${value}" could never pass`,
+        });
     }
   })
   .describe('A rate-limit policy; attach it to routes (rateLimits) or services (policy.rateLimits).');
 
-const CallerName = z
-  .string()
-  .max(63)
-  .regex(DNS_LABEL, 'must be "gateway" or a service name');
+const CallerName = z.string().max(63).regex(DNS_LABEL, 'must be "gateway" or a service name');
 
 export const ServicePolicy = z
   .strictObject({
@@ -151,11 +173,20 @@ export const ServicePolicy = z
       .optional()
       .describe('Mesh members ("gateway" or service names) allowed to call; absent = any authenticated member.'),
     allowAnonymous: z.boolean().optional().describe('Accept calls without a mesh identity (default false).'),
-    rateLimits: z.array(z.string().min(1)).min(1).optional().describe('Rate-limit policies applied to calls into this service.'),
+    rateLimits: z
+      .array(z.string().min(1))
+      .min(1)
+      .optional()
+      .describe('Rate-limit policies applied to calls into this service.'),
   })
   .superRefine((p, ctx) => {
     // An unlisted member could simply call without its identity and be let in anonymously.
-    if (p.allowAnonymous && p.allowCallers) ctx.addIssue({ code: 'custom', path: ['allowAnonymous'], message: 'allowAnonymous cannot go with allowCallers: any caller could drop its identity to get past the list' });
+    if (p.allowAnonymous && p.allowCallers)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['allowAnonymous'],
+        message: 'allowAnonymous cannot go with allowCallers: any caller could drop its identity to get past the list',
+      });
   })
   .describe('Who may call this service, enforced by its withMesh wrapper.');
 
@@ -181,7 +212,8 @@ const PathMatch = z
   })
   .superRefine((p, ctx) => {
     const n = Number(p.exact !== undefined) + Number(p.prefix !== undefined) + Number(p.pattern !== undefined);
-    if (n !== 1) ctx.addIssue({ code: 'custom', message: 'a path match needs exactly one of "exact", "prefix" or "pattern"' });
+    if (n !== 1)
+      ctx.addIssue({ code: 'custom', message: 'a path match needs exactly one of "exact", "prefix" or "pattern"' });
   });
 
 export const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'CONNECT', 'OPTIONS', 'TRACE', 'PATCH'] as const;
@@ -197,10 +229,15 @@ export const Match = z
   .strictObject({
     path: PathMatch.optional(),
     method: z
-      .union([Method, z.array(Method).min(1)], { error: `must be an HTTP method or a list of them (${METHODS.join(', ')})` })
+      .union([Method, z.array(Method).min(1)], {
+        error: `must be an HTTP method or a list of them (${METHODS.join(', ')})`,
+      })
       .optional(),
     headers: z.record(HeaderName, ValueMatch).optional().describe('All must match; names are case-insensitive.'),
-    query: z.record(z.string().min(1), ValueMatch).optional().describe('All must match (first value of each parameter).'),
+    query: z
+      .record(z.string().min(1), ValueMatch)
+      .optional()
+      .describe('All must match (first value of each parameter).'),
   })
   .describe('All conditions in one match must hold; a route matches if any of its matches does.');
 
@@ -229,16 +266,34 @@ const Rewrite = z
     }
   });
 
-const JWS_ALGS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519', 'HS256', 'HS384', 'HS512'] as const;
+const JWS_ALGS = [
+  'RS256',
+  'RS384',
+  'RS512',
+  'PS256',
+  'PS384',
+  'PS512',
+  'ES256',
+  'ES384',
+  'ES512',
+  'EdDSA',
+  'Ed25519',
+  'HS256',
+  'HS384',
+  'HS512',
+] as const;
 const Algorithm = z.enum(JWS_ALGS, { error: `must be one of ${JWS_ALGS.join(', ')} ("none" is never accepted)` });
 
 export const TokenSource = z
   .strictObject({
-    header: HeaderName.optional().describe('Header holding the token; for Authorization the Bearer scheme is required.'),
+    header: HeaderName.optional().describe(
+      'Header holding the token; for Authorization the Bearer scheme is required.',
+    ),
     cookie: z.string().min(1).optional().describe('Cookie holding the token.'),
   })
   .superRefine((t, ctx) => {
-    if ((t.header === undefined) === (t.cookie === undefined)) ctx.addIssue({ code: 'custom', message: 'a token source needs exactly one of "header" or "cookie"' });
+    if ((t.header === undefined) === (t.cookie === undefined))
+      ctx.addIssue({ code: 'custom', message: 'a token source needs exactly one of "header" or "cookie"' });
   })
   .describe('Where the token is read from; default: Authorization: Bearer.');
 
@@ -247,9 +302,15 @@ export const Issuer = z
     issuer: z.string().min(1).describe('Expected "iss" claim.'),
     audiences: z.array(z.string().min(1)).min(1).describe('Accepted "aud" values (one must match).'),
     algorithms: z.array(Algorithm).min(1).describe('Explicit allowlist; the token\'s own "alg" is never trusted.'),
-    jwksUri: z.url({ protocol: /^https?$/ }).optional().describe('JWKS endpoint; the only URL ever fetched for this issuer.'),
+    jwksUri: z
+      .url({ protocol: /^https?$/ })
+      .optional()
+      .describe('JWKS endpoint; the only URL ever fetched for this issuer.'),
     jwks: JwksSource.optional(),
-    secret: z.strictObject({ env: EnvName }).optional().describe('HMAC shared secret from an env var / wrangler secret (HS* only).'),
+    secret: z
+      .strictObject({ env: EnvName })
+      .optional()
+      .describe('HMAC shared secret from an env var / wrangler secret (HS* only).'),
     clockSkew: Duration.optional().describe('Tolerance for exp/nbf/iat; default 30s.'),
     typ: z.string().min(1).optional().describe('Required "typ" header, e.g. at+jwt.'),
     cache: z
@@ -257,20 +318,33 @@ export const Issuer = z
         minTtl: Duration.optional().describe('Shortest JWKS cache time, whatever Cache-Control says (default 1m).'),
         maxTtl: Duration.optional().describe('Longest JWKS cache time (default 24h).'),
         defaultTtl: Duration.optional().describe('Cache time when the JWKS response has no max-age (default 10m).'),
-        staleFor: Duration.optional().describe('Keep verifying with the last good keys this long after they expire while the endpoint fails (default 1h).'),
-        refetchCooldown: Duration.optional().describe('At most one refetch per this interval for unknown kids (default 30s).'),
+        staleFor: Duration.optional().describe(
+          'Keep verifying with the last good keys this long after they expire while the endpoint fails (default 1h).',
+        ),
+        refetchCooldown: Duration.optional().describe(
+          'At most one refetch per this interval for unknown kids (default 30s).',
+        ),
       })
       .optional(),
   })
   .superRefine((i, ctx) => {
     const sources = Number(i.jwksUri !== undefined) + Number(i.jwks !== undefined) + Number(i.secret !== undefined);
-    if (sources !== 1) ctx.addIssue({ code: 'custom', message: 'an issuer needs exactly one of "jwksUri", "jwks" or "secret"' });
+    if (sources !== 1)
+      ctx.addIssue({ code: 'custom', message: 'an issuer needs exactly one of "jwksUri", "jwks" or "secret"' });
     const hmac = i.algorithms.filter((a) => a.startsWith('HS'));
     if (i.secret !== undefined && hmac.length !== i.algorithms.length) {
-      ctx.addIssue({ code: 'custom', path: ['algorithms'], message: 'an issuer with a shared "secret" accepts HS256/HS384/HS512 only' });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['algorithms'],
+        message: 'an issuer with a shared "secret" accepts HS256/HS384/HS512 only',
+      });
     }
     if (i.secret === undefined && hmac.length > 0) {
-      ctx.addIssue({ code: 'custom', path: ['algorithms'], message: 'HS* algorithms need a shared "secret"; with public keys they would allow algorithm confusion' });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['algorithms'],
+        message: 'HS* algorithms need a shared "secret"; with public keys they would allow algorithm confusion',
+      });
     }
   })
   .describe('A token issuer (identity provider) the gateway trusts.');
@@ -305,14 +379,22 @@ export const Route = z
     backendRefs: z.array(BackendRef).min(1).optional().describe('Weighted split across services/versions.'),
     rewrite: Rewrite.optional(),
     auth: RouteAuth.optional().describe('End-user authentication for this route; absent = off.'),
-    rateLimits: z.array(z.string().min(1)).min(1).optional().describe('Rate-limit policies applied here, all of which must admit a request.'),
+    rateLimits: z
+      .array(z.string().min(1))
+      .min(1)
+      .optional()
+      .describe('Rate-limit policies applied here, all of which must admit a request.'),
   })
   .superRefine((r, ctx) => {
     if ((r.service === undefined) === (r.backendRefs === undefined)) {
       ctx.addIssue({ code: 'custom', message: 'a route needs exactly one of "service" or "backendRefs"' });
     }
     if (r.version !== undefined && r.service === undefined) {
-      ctx.addIssue({ code: 'custom', path: ['version'], message: '"version" goes with "service"; in "backendRefs" set it per entry' });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['version'],
+        message: '"version" goes with "service"; in "backendRefs" set it per entry',
+      });
     }
   });
 
@@ -321,22 +403,50 @@ export const Route = z
  * framing fields, and what the gateway sets for tracing and forwarding.
  */
 const RESERVED_CLAIM_HEADERS = new Set([
-  'x-mesh-identity', 'x-mesh-user', 'x-mesh-route', 'authorization', 'cookie', 'set-cookie', 'host', 'connection',
-  'keep-alive', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-authorization', 'content-length',
-  'content-type', 'content-encoding', 'x-request-id', 'traceparent', 'tracestate', 'x-forwarded-for',
-  'x-forwarded-proto', 'x-forwarded-host', 'forwarded', 'cf-connecting-ip',
+  'x-mesh-identity',
+  'x-mesh-user',
+  'x-mesh-route',
+  'authorization',
+  'cookie',
+  'set-cookie',
+  'host',
+  'connection',
+  'keep-alive',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'proxy-authorization',
+  'content-length',
+  'content-type',
+  'content-encoding',
+  'x-request-id',
+  'traceparent',
+  'tracestate',
+  'x-forwarded-for',
+  'x-forwarded-proto',
+  'x-forwarded-host',
+  'forwarded',
+  'cf-connecting-ip',
 ]);
 
-const ClaimHeaderName = HeaderName.refine((h) => !RESERVED_CLAIM_HEADERS.has(h.toLowerCase()), 'is reserved (credentials, mesh identity, tracing or forwarding): pick another header name');
+const ClaimHeaderName = HeaderName.refine(
+  (h) => !RESERVED_CLAIM_HEADERS.has(h.toLowerCase()),
+  'is reserved (credentials, mesh identity, tracing or forwarding): pick another header name',
+);
 
 export const Auth = z
   .strictObject({
-    issuers: z.record(z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'must be letters, digits, ".", "_" or "-"'), Issuer).optional(),
+    issuers: z
+      .record(z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'must be letters, digits, ".", "_" or "-"'), Issuer)
+      .optional(),
     token: TokenSource.optional(),
     claimHeaders: z
       .record(z.string().min(1), ClaimHeaderName)
       .optional()
-      .describe('Verified claims sent to backends as headers; "scopes" is the granted scopes. Default sub, scopes, iss to x-mesh-*.'),
+      .describe(
+        'Verified claims sent to backends as headers; "scopes" is the granted scopes. Default sub, scopes, iss to x-mesh-*.',
+      ),
     verifiedCache: z
       .strictObject({
         maxEntries: z.number().int().min(0).max(1_000_000).optional().describe('0 turns the cache off. Default 10000.'),
@@ -349,8 +459,16 @@ export const Auth = z
 export const Identity = z
   .strictObject({
     publicKeys: JwksSource.optional().describe('Public keys of every mesh member; default { env: MESH_PUBLIC_KEYS }.'),
-    signingKey: z.strictObject({ env: EnvName }).optional().describe('This worker\'s private key; default { env: MESH_SIGNING_KEY }.'),
-    tokenTtl: Duration.pipe(z.number().min(30, 'must be at least 30s (tokens are reused until 15s before expiry)').max(3600, 'must be at most 1h'))
+    signingKey: z
+      .strictObject({ env: EnvName })
+      .optional()
+      .describe("This worker's private key; default { env: MESH_SIGNING_KEY }."),
+    tokenTtl: Duration.pipe(
+      z
+        .number()
+        .min(30, 'must be at least 30s (tokens are reused until 15s before expiry)')
+        .max(3600, 'must be at most 1h'),
+    )
       .optional()
       .describe('Lifetime of identity tokens (default 60s, 30s to 1h).'),
   })
@@ -358,15 +476,25 @@ export const Identity = z
 
 export const Registry = z
   .strictObject({
-    heartbeatTtl: Duration.pipe(z.number().min(1, 'must be at least 1s')).optional().describe('An instance without a heartbeat for this long expires and leaves rotation (default 90s).'),
-    probeInterval: Duration.pipe(z.number().min(1, 'must be at least 1s')).optional().describe('How often the registry probes instances\' health endpoints (default 15s).'),
-    refreshInterval: Duration.pipe(z.number().min(0.1, 'must be at least 100ms')).optional().describe('How often gateways and services look for a new snapshot in KV (default 5s).'),
+    heartbeatTtl: Duration.pipe(z.number().min(1, 'must be at least 1s'))
+      .optional()
+      .describe('An instance without a heartbeat for this long expires and leaves rotation (default 90s).'),
+    probeInterval: Duration.pipe(z.number().min(1, 'must be at least 1s'))
+      .optional()
+      .describe("How often the registry probes instances' health endpoints (default 15s)."),
+    refreshInterval: Duration.pipe(z.number().min(0.1, 'must be at least 100ms'))
+      .optional()
+      .describe('How often gateways and services look for a new snapshot in KV (default 5s).'),
   })
   .describe('Service registry and control plane settings.');
 
 export const Admin = z
   .strictObject({
-    issuers: z.array(z.string().min(1)).min(1).optional().describe('Issuers (auth.issuers) whose tokens may use the admin API.'),
+    issuers: z
+      .array(z.string().min(1))
+      .min(1)
+      .optional()
+      .describe('Issuers (auth.issuers) whose tokens may use the admin API.'),
     scope: z.string().min(1).optional().describe('Scope an admin token must hold (default mesh:admin).'),
   })
   .describe('Who may use the control-plane API besides holders of MESH_ADMIN_TOKEN.');
@@ -378,9 +506,18 @@ export const MeshFile = z
     routes: z.array(Route).optional(),
     auth: Auth.optional(),
     identity: Identity.optional(),
-    rateLimits: z.record(z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'must be letters, digits, ".", "_" or "-"'), RateLimitPolicy).optional(),
+    rateLimits: z
+      .record(
+        z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'must be letters, digits, ".", "_" or "-"'),
+        RateLimitPolicy,
+      )
+      .optional(),
     rateLimitStore: z
-      .strictObject({ binding: BindingName.describe('Durable Object namespace binding of the RateLimiter class (default MESH_RATE_LIMITER).') })
+      .strictObject({
+        binding: BindingName.describe(
+          'Durable Object namespace binding of the RateLimiter class (default MESH_RATE_LIMITER).',
+        ),
+      })
       .optional(),
     registry: Registry.optional(),
     admin: Admin.optional(),

@@ -49,7 +49,10 @@ export function validateSources(sources: readonly ConfigSource[]): ValidationRes
   const errors: ConfigIssue[] = [];
   const parsed: ParsedFile[] = [];
   if (sources.length === 0) {
-    return { ok: false, errors: [{ file: '(routes)', line: 1, column: 1, field: '', message: 'no routes files (*.yaml, *.yml) found' }] };
+    return {
+      ok: false,
+      errors: [{ file: '(routes)', line: 1, column: 1, field: '', message: 'no routes files (*.yaml, *.yml) found' }],
+    };
   }
   for (const source of sources) {
     const file = parseFile(source, errors);
@@ -66,14 +69,21 @@ function parseFile(source: ConfigSource, errors: ConfigIssue[]): ParsedFile | un
   if (doc.errors.length > 0) {
     for (const e of doc.errors) {
       const pos = e.linePos?.[0] ?? lines.linePos(e.pos[0]);
-      errors.push({ file: source.name, line: pos.line, column: pos.col, field: '', message: `YAML: ${firstLine(e.message)}` });
+      errors.push({
+        file: source.name,
+        line: pos.line,
+        column: pos.col,
+        field: '',
+        message: `YAML: ${firstLine(e.message)}`,
+      });
     }
     return undefined;
   }
   const data = doc.toJS({ maxAliasCount: 100 }) ?? {};
   const result = MeshFile.safeParse(data);
   if (!result.success) {
-    for (const issue of relevantIssues(flattenUnions(result.error.issues))) errors.push(...describeZodIssue(source, doc, lines, issue, data));
+    for (const issue of relevantIssues(flattenUnions(result.error.issues)))
+      errors.push(...describeZodIssue(source, doc, lines, issue, data));
     return undefined;
   }
   return { source, doc, lines, spec: result.data };
@@ -92,7 +102,9 @@ type Issue = z.core.$ZodIssue;
 function flattenUnions(issues: readonly Issue[]): Issue[] {
   return issues.flatMap((issue): Issue[] => {
     if (issue.code !== 'invalid_union') return [issue];
-    const chosen = issue.errors.filter((branch) => !branch.some((i) => i.code === 'invalid_type' && i.path.length === 0));
+    const chosen = issue.errors.filter(
+      (branch) => !branch.some((i) => i.code === 'invalid_type' && i.path.length === 0),
+    );
     if (chosen.length !== 1) return [issue];
     return flattenUnions(chosen[0]!.map((i) => ({ ...i, path: [...issue.path, ...i.path] }) as Issue));
   });
@@ -124,25 +136,52 @@ function valueAt(data: unknown, path: readonly PathSeg[]): unknown {
   return v;
 }
 
-function describeZodIssue(source: ConfigSource, doc: Document, lines: LineCounter, issue: Issue, data: unknown): ConfigIssue[] {
+function describeZodIssue(
+  source: ConfigSource,
+  doc: Document,
+  lines: LineCounter,
+  issue: Issue,
+  data: unknown,
+): ConfigIssue[] {
   const path = issue.path.filter((s): s is PathSeg => typeof s !== 'symbol');
   if (issue.code === 'unrecognized_keys') {
     return issue.keys.map((key) => {
       const known = knownKeysAt(path);
       const hint = suggest(key, known);
-      return at(source, doc, lines, [...path, key], true, `unknown field "${key}"${hint ? ` (did you mean "${hint}"?)` : known.length ? ` (expected one of: ${known.join(', ')})` : ''}`);
+      return at(
+        source,
+        doc,
+        lines,
+        [...path, key],
+        true,
+        `unknown field "${key}"${hint ? ` (did you mean "${hint}"?)` : known.length ? ` (expected one of: ${known.join(', ')})` : ''}`,
+      );
     });
   }
   let message = issue.message;
   if (issue.code === 'invalid_type' && valueAt(data, path) === undefined) message = 'is required';
-  if (issue.code === 'invalid_key') message = `key ${JSON.stringify(path.at(-1) ?? '')}: ${issue.issues[0]?.message ?? message}`;
+  if (issue.code === 'invalid_key')
+    message = `key ${JSON.stringify(path.at(-1) ?? '')}: ${issue.issues[0]?.message ?? message}`;
   return [at(source, doc, lines, path, issue.code === 'invalid_key', message)];
 }
 
-function at(source: ConfigSource, doc: Document, lines: LineCounter, path: readonly PathSeg[], wantKey: boolean, message: string): ConfigIssue {
+function at(
+  source: ConfigSource,
+  doc: Document,
+  lines: LineCounter,
+  path: readonly PathSeg[],
+  wantKey: boolean,
+  message: string,
+): ConfigIssue {
   const offset = locate(doc, path, wantKey);
   const pos = lines.linePos(offset);
-  return { file: source.name, line: Math.max(pos.line, 1), column: Math.max(pos.col, 1), field: fieldPath(path), message };
+  return {
+    file: source.name,
+    line: Math.max(pos.line, 1),
+    column: Math.max(pos.col, 1),
+    field: fieldPath(path),
+    message,
+  };
 }
 
 /** Source offset of the node at `path`, or of its nearest existing ancestor. */
@@ -179,7 +218,8 @@ function knownKeysAt(path: readonly PathSeg[]): string[] {
     for (;;) {
       const def = (node as { _zod?: { def: Record<string, unknown> & { type: string } } } | undefined)?._zod?.def;
       if (!def) return undefined;
-      if (def.type === 'optional' || def.type === 'nullable' || def.type === 'default') node = def.innerType as z.ZodType;
+      if (def.type === 'optional' || def.type === 'nullable' || def.type === 'default')
+        node = def.innerType as z.ZodType;
       else if (def.type === 'pipe') node = def.in as z.ZodType;
       else if (def.type === 'union') {
         // The object branch, if there is one (e.g. { regex } beside a plain string).
@@ -214,7 +254,9 @@ function suggest(typo: string, known: readonly string[]): string | undefined {
 
 /** Optimal string alignment distance: edits, with a swap of neighbours counting as one. */
 function editDistance(a: string, b: string): number {
-  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
+  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) =>
+    Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)),
+  );
   for (let i = 1; i <= a.length; i++) {
     for (let j = 1; j <= b.length; j++) {
       const cost = a[i - 1] === b[j - 1] ? 0 : 1;
@@ -232,7 +274,8 @@ function mergeAndCheck(files: readonly ParsedFile[], errors: ConfigIssue[]): Mes
   const serviceOrigin = new Map<string, string>();
   const routes: RouteSpec[] = [];
   const routeOrigin = new Map<string, string>();
-  const err = (f: ParsedFile, path: PathSeg[], message: string, wantKey = false) => errors.push(at(f.source, f.doc, f.lines, path, wantKey, message));
+  const err = (f: ParsedFile, path: PathSeg[], message: string, wantKey = false) =>
+    errors.push(at(f.source, f.doc, f.lines, path, wantKey, message));
 
   for (const f of files) {
     for (const [name, svc] of Object.entries(f.spec.services ?? {})) {
@@ -245,7 +288,12 @@ function mergeAndCheck(files: readonly ParsedFile[], errors: ConfigIssue[]): Mes
       const versions = new Set<string>();
       svc.backends.forEach((b, i) => {
         if (b.version === undefined) return;
-        if (versions.has(b.version)) err(f, ['services', name, 'backends', i, 'version'], `version "${b.version}" appears twice in service "${name}"`);
+        if (versions.has(b.version))
+          err(
+            f,
+            ['services', name, 'backends', i, 'version'],
+            `version "${b.version}" appears twice in service "${name}"`,
+          );
         versions.add(b.version);
       });
     }
@@ -266,7 +314,11 @@ function mergeAndCheck(files: readonly ParsedFile[], errors: ConfigIssue[]): Mes
         const hint = suggest(name, Object.keys(rateLimits ?? {}));
         err(f, [...path, i], `unknown rate limit "${name}"${hint ? ` (did you mean "${hint}"?)` : ''}`);
       } else if (atGateway && (policy.key?.includes('caller') || policy.callers)) {
-        err(f, [...path, i], `rate limit "${name}" uses the caller ("caller" key or "callers"), which only exists for calls between services (policy.rateLimits)`);
+        err(
+          f,
+          [...path, i],
+          `rate limit "${name}" uses the caller ("caller" key or "callers"), which only exists for calls between services (policy.rateLimits)`,
+        );
       }
     });
   };
@@ -274,7 +326,12 @@ function mergeAndCheck(files: readonly ParsedFile[], errors: ConfigIssue[]): Mes
     const a = f.spec.auth;
     for (const [name, issuer] of Object.entries(a?.issuers ?? {})) {
       const sameIss = issuerOrigin.get(`iss:${issuer.issuer}`);
-      if (sameIss) err(f, ['auth', 'issuers', name, 'issuer'], `issuer URL "${issuer.issuer}" is already used by ${sameIss}; tokens are matched to issuers by "iss"`);
+      if (sameIss)
+        err(
+          f,
+          ['auth', 'issuers', name, 'issuer'],
+          `issuer URL "${issuer.issuer}" is already used by ${sameIss}; tokens are matched to issuers by "iss"`,
+        );
       else issuerOrigin.set(`iss:${issuer.issuer}`, posString(f, ['auth', 'issuers', name], true));
       const seen = issuerOrigin.get(name);
       if (seen) err(f, ['auth', 'issuers', name], `issuer "${name}" is already defined in ${seen}`, true);
@@ -296,22 +353,26 @@ function mergeAndCheck(files: readonly ParsedFile[], errors: ConfigIssue[]): Mes
       if (f.spec[key] !== undefined) once([key], key, () => (singles[key] = f.spec[key] as never));
     }
     for (const key of ['token', 'claimHeaders', 'verifiedCache'] as const) {
-      if (a?.[key] !== undefined) once(['auth', key], `auth.${key}`, () => ((auth as Record<string, unknown>)[key] = a[key]));
+      if (a?.[key] !== undefined)
+        once(['auth', key], `auth.${key}`, () => ((auth as Record<string, unknown>)[key] = a[key]));
     }
     for (const [name, policy] of Object.entries(f.spec.rateLimits ?? {})) {
       once(['rateLimits', name], `rateLimits.${name}`, () => ((rateLimits ??= {})[name] = policy));
     }
-    if (f.spec.rateLimitStore !== undefined) once(['rateLimitStore'], 'rateLimitStore', () => (rateLimitStore = f.spec.rateLimitStore));
+    if (f.spec.rateLimitStore !== undefined)
+      once(['rateLimitStore'], 'rateLimitStore', () => (rateLimitStore = f.spec.rateLimitStore));
     if (f.spec.identity !== undefined) once(['identity'], 'identity', () => (identity = f.spec.identity));
   }
 
   for (const f of files) {
     (f.spec.admin?.issuers ?? []).forEach((name, i) => {
-      if (!auth.issuers?.[name]) err(f, ['admin', 'issuers', i], `unknown issuer "${name}" (admin tokens are checked against auth.issuers)`);
+      if (!auth.issuers?.[name])
+        err(f, ['admin', 'issuers', i], `unknown issuer "${name}" (admin tokens are checked against auth.issuers)`);
     });
     for (const [name, policy] of Object.entries(f.spec.rateLimits ?? {})) {
       (policy.callers ?? []).forEach((caller, i) => {
-        if (caller !== 'gateway' && !services[caller]) err(f, ['rateLimits', name, 'callers', i], `unknown caller "${caller}": not "gateway" nor a service`);
+        if (caller !== 'gateway' && !services[caller])
+          err(f, ['rateLimits', name, 'callers', i], `unknown caller "${caller}": not "gateway" nor a service`);
       });
     }
     for (const [name, svc] of Object.entries(f.spec.services ?? {})) {
@@ -319,7 +380,11 @@ function mergeAndCheck(files: readonly ParsedFile[], errors: ConfigIssue[]): Mes
       (svc.policy?.allowCallers ?? []).forEach((caller, i) => {
         if (caller !== 'gateway' && !services[caller]) {
           const hint = suggest(caller, ['gateway', ...Object.keys(services)]);
-          err(f, ['services', name, 'policy', 'allowCallers', i], `unknown caller "${caller}": not "gateway" nor a service${hint ? ` (did you mean "${hint}"?)` : ''}`);
+          err(
+            f,
+            ['services', name, 'policy', 'allowCallers', i],
+            `unknown caller "${caller}": not "gateway" nor a service${hint ? ` (did you mean "${hint}"?)` : ''}`,
+          );
         }
       });
     }
@@ -340,10 +405,18 @@ function mergeAndCheck(files: readonly ParsedFile[], errors: ConfigIssue[]): Mes
         if (!svc) {
           const known = Object.keys(services);
           const hint = suggest(ref.service, known);
-          err(f, [...ref.path, 'service'], `unknown service "${ref.service}"${hint ? ` (did you mean "${hint}"?)` : ''}`);
+          err(
+            f,
+            [...ref.path, 'service'],
+            `unknown service "${ref.service}"${hint ? ` (did you mean "${hint}"?)` : ''}`,
+          );
         } else if (ref.version !== undefined && !svc.backends.some((b) => b.version === ref.version)) {
           const versions = svc.backends.flatMap((b) => (b.version ? [b.version] : []));
-          err(f, [...ref.path, 'version'], `service "${ref.service}" has no version "${ref.version}"${versions.length ? ` (has: ${versions.join(', ')})` : ''}`);
+          err(
+            f,
+            [...ref.path, 'version'],
+            `service "${ref.service}" has no version "${ref.version}"${versions.length ? ` (has: ${versions.join(', ')})` : ''}`,
+          );
         }
       }
 
@@ -353,7 +426,7 @@ function mergeAndCheck(files: readonly ParsedFile[], errors: ConfigIssue[]): Mes
         const kind = p && (p.exact !== undefined ? 'exact' : p.prefix !== undefined ? 'prefix' : 'pattern');
         const value = p?.exact ?? p?.prefix ?? p?.pattern;
         if (kind && value !== undefined && /^\/_mesh(\/|$)/.test(value)) {
-          err(f, [...mp, 'path', kind], 'paths under /_mesh/ are reserved for meshwork\'s own endpoints');
+          err(f, [...mp, 'path', kind], "paths under /_mesh/ are reserved for meshwork's own endpoints");
         }
         if (m.path?.pattern !== undefined) {
           try {
@@ -377,11 +450,16 @@ function mergeAndCheck(files: readonly ParsedFile[], errors: ConfigIssue[]): Mes
 
       if (route.auth && (route.auth.mode ?? 'required') !== 'off') {
         const known = Object.keys(auth.issuers ?? {});
-        if (known.length === 0) err(f, [...here, 'auth'], 'route requires authentication but no auth.issuers are configured');
+        if (known.length === 0)
+          err(f, [...here, 'auth'], 'route requires authentication but no auth.issuers are configured');
         (route.auth.issuers ?? []).forEach((name, j) => {
           if (!known.includes(name)) {
             const hint = suggest(name, known);
-            err(f, [...here, 'auth', 'issuers', j], `unknown issuer "${name}"${hint ? ` (did you mean "${hint}"?)` : known.length ? ` (known: ${known.join(', ')})` : ''}`);
+            err(
+              f,
+              [...here, 'auth', 'issuers', j],
+              `unknown issuer "${name}"${hint ? ` (did you mean "${hint}"?)` : known.length ? ` (known: ${known.join(', ')})` : ''}`,
+            );
           }
         });
       }
@@ -391,7 +469,12 @@ function mergeAndCheck(files: readonly ParsedFile[], errors: ConfigIssue[]): Mes
       if (route.rewrite?.pathPrefix !== undefined) {
         const matches = route.matches ?? [{}];
         const bad = matches.findIndex((m) => m.path !== undefined && m.path.prefix === undefined);
-        if (bad >= 0) err(f, [...here, 'rewrite', 'pathPrefix'], `"pathPrefix" rewrites need prefix path matches (matches[${bad}] is not a prefix match)`);
+        if (bad >= 0)
+          err(
+            f,
+            [...here, 'rewrite', 'pathPrefix'],
+            `"pathPrefix" rewrites need prefix path matches (matches[${bad}] is not a prefix match)`,
+          );
       }
       routes.push(route);
     });

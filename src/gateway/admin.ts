@@ -34,7 +34,10 @@ const DEFAULT_ADMIN_SCOPE = 'mesh:admin';
 
 async function sameSecret(a: string, b: string): Promise<boolean> {
   const enc = new TextEncoder();
-  const [ha, hb] = await Promise.all([crypto.subtle.digest('SHA-256', enc.encode(a)), crypto.subtle.digest('SHA-256', enc.encode(b))]);
+  const [ha, hb] = await Promise.all([
+    crypto.subtle.digest('SHA-256', enc.encode(a)),
+    crypto.subtle.digest('SHA-256', enc.encode(b)),
+  ]);
   return crypto.subtle.timingSafeEqual(ha, hb);
 }
 
@@ -78,17 +81,26 @@ function placeOf(files: ConfigSource[], path: Array<string | number>): Pick<Conf
 }
 
 /** Validates routes files exactly as `meshwork validate` does, plus what only the gateway can check. */
-async function bundleFromFiles(files: ConfigSource[], env: MeshEnv): Promise<{ bundle: MeshBundle } | { errors: ConfigIssue[] }> {
+async function bundleFromFiles(
+  files: ConfigSource[],
+  env: MeshEnv,
+): Promise<{ bundle: MeshBundle } | { errors: ConfigIssue[] }> {
   const result = validateSources(files);
   if (!result.ok) return { errors: result.errors };
   const errors: ConfigIssue[] = [];
-  const routed = new Set(result.config.routes.flatMap((r) => (r.backendRefs ? r.backendRefs.map((b) => b.service) : [r.service!])));
+  const routed = new Set(
+    result.config.routes.flatMap((r) => (r.backendRefs ? r.backendRefs.map((b) => b.service) : [r.service!])),
+  );
   for (const name of routed) {
     for (const [i, b] of (result.config.services[name]?.backends ?? []).entries()) {
       const bound = b.binding ? env[b.binding] : true;
       if (b.binding && (typeof bound !== 'object' || bound === null)) {
         const field = `services.${name}.backends[${i}].binding`;
-        errors.push({ ...placeOf(files, ['services', name, 'backends', i, 'binding']), field, message: `backend binding ${b.binding} is not bound in the gateway (add it to wrangler.toml and deploy first)` });
+        errors.push({
+          ...placeOf(files, ['services', name, 'backends', i, 'binding']),
+          field,
+          message: `backend binding ${b.binding} is not bound in the gateway (add it to wrangler.toml and deploy first)`,
+        });
       }
     }
   }
@@ -98,7 +110,11 @@ async function bundleFromFiles(files: ConfigSource[], env: MeshEnv): Promise<{ b
 
 /** 422 with the mesh's error body plus every issue, each with file, line, column and field. */
 function invalid(c: Context<AdminEnv>, errors: ConfigIssue[]): Response {
-  const error = { code: 'invalid_config', message: `${errors.length} error(s); nothing was applied`, requestId: rid(c) };
+  const error = {
+    code: 'invalid_config',
+    message: `${errors.length} error(s); nothing was applied`,
+    requestId: rid(c),
+  };
   return new Response(JSON.stringify({ error, errors }), {
     status: 422,
     headers: { 'content-type': 'application/json; charset=utf-8', 'x-request-id': rid(c), 'cache-control': 'no-store' },
@@ -120,7 +136,14 @@ export function adminApp(source: MeshSource | undefined): Hono<AdminEnv> {
     c.set('requestId', requestId);
     const challenge = { 'www-authenticate': 'Bearer realm="meshwork-admin"' };
     const m = /^Bearer +(\S+)\s*$/i.exec(c.req.header('authorization') ?? '');
-    if (!m) return errorResponse(401, 'unauthorized', 'the admin API needs Authorization: Bearer <admin token>', requestId, challenge);
+    if (!m)
+      return errorResponse(
+        401,
+        'unauthorized',
+        'the admin API needs Authorization: Bearer <admin token>',
+        requestId,
+        challenge,
+      );
     const token = m[1]!;
     const adminToken = c.env.MESH_ADMIN_TOKEN;
     if (typeof adminToken === 'string' && adminToken.length >= 16 && (await sameSecret(token, adminToken))) {
@@ -134,18 +157,29 @@ export function adminApp(source: MeshSource | undefined): Hono<AdminEnv> {
     const admin = mesh?.config.admin;
     if (mesh && admin?.issuers) {
       const exec = c.executionCtx;
-      const r = await mesh.auth.verify(token, new Set(admin.issuers), { env: c.env, kv: c.env.MESH_KV as KVNamespace | undefined, waitUntil: (p) => exec.waitUntil(p) });
+      const r = await mesh.auth.verify(token, new Set(admin.issuers), {
+        env: c.env,
+        kv: c.env.MESH_KV as KVNamespace | undefined,
+        waitUntil: (p) => exec.waitUntil(p),
+      });
       if (r.ok && r.user.scopes.includes(admin.scope ?? DEFAULT_ADMIN_SCOPE)) {
         c.set('actor', `${r.user.issuer}:${r.user.sub ?? '?'}`);
         return next();
       }
-      if (r.ok) return errorResponse(403, 'insufficient_scope', `admin tokens need scope ${admin.scope ?? DEFAULT_ADMIN_SCOPE}`, requestId);
+      if (r.ok)
+        return errorResponse(
+          403,
+          'insufficient_scope',
+          `admin tokens need scope ${admin.scope ?? DEFAULT_ADMIN_SCOPE}`,
+          requestId,
+        );
     }
     return errorResponse(401, 'invalid_token', 'not a valid admin token', requestId, challenge);
   });
 
   app.use('*', async (c, next) => {
-    if (!registry(c.env)) return errorResponse(503, 'no_registry', 'the gateway has no MESH_REGISTRY Durable Object binding', rid(c));
+    if (!registry(c.env))
+      return errorResponse(503, 'no_registry', 'the gateway has no MESH_REGISTRY Durable Object binding', rid(c));
     return next();
   });
 
@@ -186,19 +220,37 @@ export function adminApp(source: MeshSource | undefined): Hono<AdminEnv> {
       if (svc) svc.backends.push(row);
       else services.push({ name: inst.service, backends: [row] });
     }
-    return c.json({ revision: status.revision, configRevision: status.configRevision, configVersion: status.configVersion, services, instances: status.instances });
+    return c.json({
+      revision: status.revision,
+      configRevision: status.configRevision,
+      configVersion: status.configVersion,
+      services,
+      instances: status.instances,
+    });
   });
 
   app.get('/config', async (c) => {
     const active = await activeConfig(c.env);
-    return c.json({ revision: active.revision, version: active.bundle.version, applied: active.applied, files: active.bundle.sources ?? [], config: active.bundle.config });
+    return c.json({
+      revision: active.revision,
+      version: active.bundle.version,
+      applied: active.applied,
+      files: active.bundle.sources ?? [],
+      config: active.bundle.config,
+    });
   });
 
   app.post('/config', async (c) => {
     const body = await readJson<{ files?: unknown; message?: unknown }>(c);
     if (body instanceof Response) return body;
     const files = filesOf(body);
-    if (!files) return errorResponse(400, 'bad_request', 'body must be { "files": [{ "name", "text" }, ...], "message"? }', rid(c));
+    if (!files)
+      return errorResponse(
+        400,
+        'bad_request',
+        'body must be { "files": [{ "name", "text" }, ...], "message"? }',
+        rid(c),
+      );
     const built = await bundleFromFiles(files, c.env);
     if ('errors' in built) return invalid(c, built.errors);
     const message = typeof body.message === 'string' ? body.message.slice(0, 500) : undefined;
@@ -227,12 +279,19 @@ export function adminApp(source: MeshSource | undefined): Hono<AdminEnv> {
       // By config version: the latest revision that carried it (0 if it is the bundled routes).
       const status = await registry(c.env)!.status();
       const found = [...status.configs].reverse().find((cfg) => cfg.version === body.version);
-      const bundled = (await activeConfig(c.env)).revision === 0 ? (await activeConfig(c.env)).bundle.version : undefined;
+      const bundled =
+        (await activeConfig(c.env)).revision === 0 ? (await activeConfig(c.env)).bundle.version : undefined;
       revision = found?.revision ?? (body.version === bundled ? 0 : undefined);
-      if (revision === undefined) return errorResponse(409, 'rollback_refused', `config version ${body.version} is not in the history`, rid(c));
+      if (revision === undefined)
+        return errorResponse(409, 'rollback_refused', `config version ${body.version} is not in the history`, rid(c));
     }
     if (revision !== undefined && (typeof revision !== 'number' || !Number.isInteger(revision) || revision < 0)) {
-      return errorResponse(400, 'bad_request', '"revision" must be a config revision number (0 = the bundled routes)', rid(c));
+      return errorResponse(
+        400,
+        'bad_request',
+        '"revision" must be a config revision number (0 = the bundled routes)',
+        rid(c),
+      );
     }
     const reg = registry(c.env)!;
     const result = await reg.rollback(revision as number | undefined, c.get('actor'));
@@ -252,16 +311,28 @@ export function adminApp(source: MeshSource | undefined): Hono<AdminEnv> {
     // The registry's config, not this isolate's copy: a service applied a moment ago counts.
     const services = (await activeConfig(c.env)).bundle.config.services;
     if (typeof body?.service !== 'string' || !services[body.service]) {
-      return errorResponse(400, 'bad_request', `"service" must name a service in the config (${Object.keys(services).join(', ')})`, rid(c));
+      return errorResponse(
+        400,
+        'bad_request',
+        `"service" must name a service in the config (${Object.keys(services).join(', ')})`,
+        rid(c),
+      );
     }
-    if (body.url !== undefined && (typeof body.url !== 'string' || !/^https?:\/\//.test(body.url))) return errorResponse(400, 'bad_request', '"url" must be an http(s) URL', rid(c));
-    if (body.binding !== undefined && typeof body.binding !== 'string') return errorResponse(400, 'bad_request', '"binding" must be a binding name', rid(c));
-    if (body.version !== undefined && typeof body.version !== 'string') return errorResponse(400, 'bad_request', '"version" must be a string', rid(c));
-    if (body.weight !== undefined && (typeof body.weight !== 'number' || body.weight < 0)) return errorResponse(400, 'bad_request', '"weight" must be a number >= 0', rid(c));
+    if (body.url !== undefined && (typeof body.url !== 'string' || !/^https?:\/\//.test(body.url)))
+      return errorResponse(400, 'bad_request', '"url" must be an http(s) URL', rid(c));
+    if (body.binding !== undefined && typeof body.binding !== 'string')
+      return errorResponse(400, 'bad_request', '"binding" must be a binding name', rid(c));
+    if (body.version !== undefined && typeof body.version !== 'string')
+      return errorResponse(400, 'bad_request', '"version" must be a string', rid(c));
+    if (body.weight !== undefined && (typeof body.weight !== 'number' || body.weight < 0))
+      return errorResponse(400, 'bad_request', '"weight" must be a number >= 0', rid(c));
     const metadata = body.metadata;
     if (
       metadata !== undefined &&
-      (typeof metadata !== 'object' || metadata === null || Object.keys(metadata).length > 32 || !Object.values(metadata).every((v) => typeof v === 'string' && v.length <= 256))
+      (typeof metadata !== 'object' ||
+        metadata === null ||
+        Object.keys(metadata).length > 32 ||
+        !Object.values(metadata).every((v) => typeof v === 'string' && v.length <= 256))
     ) {
       return errorResponse(400, 'bad_request', '"metadata" must be an object of at most 32 string values', rid(c));
     }

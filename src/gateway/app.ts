@@ -27,7 +27,9 @@ type GatewayHono = Hono<{ Bindings: MeshEnv; Variables: { requestId: string } }>
 
 export function createGateway(options: GatewayOptions): GatewayHono {
   const { source } = options;
-  const fixed: ServedMesh | undefined = options.mesh ? { mesh: options.mesh, revision: -1, configRevision: 0 } : undefined;
+  const fixed: ServedMesh | undefined = options.mesh
+    ? { mesh: options.mesh, revision: -1, configRevision: 0 }
+    : undefined;
   if (!source && !fixed) throw new Error('createGateway needs a source or a mesh');
   const serve = (env: MeshEnv, exec: ExecutionContext): Promise<ServedMesh> | ServedMesh =>
     fixed ?? source!.get(env, (p) => exec.waitUntil(p));
@@ -39,7 +41,13 @@ export function createGateway(options: GatewayOptions): GatewayHono {
     return c.json(
       {
         status: 'ok',
-        config: { version: mesh.version, routes: mesh.router.size, services: mesh.services.size, revision: configRevision, snapshot: revision },
+        config: {
+          version: mesh.version,
+          routes: mesh.router.size,
+          services: mesh.services.size,
+          revision: configRevision,
+          snapshot: revision,
+        },
         // Counted per isolate since it started.
         rateLimitStoreFailures: { ...storeFailures },
       },
@@ -48,7 +56,9 @@ export function createGateway(options: GatewayOptions): GatewayHono {
     );
   });
   app.route('/_mesh/admin', adminApp(source));
-  app.all('/_mesh/*', (c) => errorResponse(404, 'not_found', `no meshwork endpoint at ${c.req.path}`, requestIdFrom(c.req.raw.headers)));
+  app.all('/_mesh/*', (c) =>
+    errorResponse(404, 'not_found', `no meshwork endpoint at ${c.req.path}`, requestIdFrom(c.req.raw.headers)),
+  );
 
   app.all('*', async (c) => {
     const request = c.req.raw;

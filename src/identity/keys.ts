@@ -60,7 +60,8 @@ export class MeshKeys {
           throw new KeysUnavailable(`env ${this.#signingEnv} is not a JSON Web Key`);
         }
         const member = memberOfKid(jwk.kid);
-        if (!jwk.d || !member) throw new KeysUnavailable(`env ${this.#signingEnv} must be a private JWK whose kid is "<member>.<id>"`);
+        if (!jwk.d || !member)
+          throw new KeysUnavailable(`env ${this.#signingEnv} must be a private JWK whose kid is "<member>.<id>"`);
         const alg = algorithmFor(jwk);
         return { member, kid: jwk.kid!, alg, key: (await importJWK(jwk, alg)) as CryptoKey };
       })();

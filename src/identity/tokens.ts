@@ -116,7 +116,8 @@ export class IdentityVerifier {
         clockTolerance: CLOCK_SKEW,
         crit: {},
       });
-      if (memberOfKid(kid) !== payload.sub) return { ok: false, description: 'identity token not signed by its subject' };
+      if (memberOfKid(kid) !== payload.sub)
+        return { ok: false, description: 'identity token not signed by its subject' };
       this.#identities.set(key, payload.sub!, payload.exp! * 1000);
       return { ok: true, caller: payload.sub! };
     } catch (e) {
@@ -141,10 +142,21 @@ export class IdentityVerifier {
         crit: {},
       });
       const usr = payload.usr as { issuer?: unknown; scopes?: unknown; claims?: unknown } | undefined;
-      if (!usr || typeof usr.issuer !== 'string' || !Array.isArray(usr.scopes) || typeof usr.claims !== 'object' || usr.claims === null) {
+      if (
+        !usr ||
+        typeof usr.issuer !== 'string' ||
+        !Array.isArray(usr.scopes) ||
+        typeof usr.claims !== 'object' ||
+        usr.claims === null
+      ) {
         return { ok: false, description: 'malformed user assertion' };
       }
-      const user: MeshUser = { sub: payload.sub, issuer: usr.issuer, scopes: usr.scopes.filter((s): s is string => typeof s === 'string'), claims: usr.claims as JWTPayload };
+      const user: MeshUser = {
+        sub: payload.sub,
+        issuer: usr.issuer,
+        scopes: usr.scopes.filter((s): s is string => typeof s === 'string'),
+        claims: usr.claims as JWTPayload,
+      };
       this.#users.set(token, user, payload.exp! * 1000);
       return { ok: true, user };
     } catch (e) {

@@ -118,7 +118,9 @@ function compileService(name: string, spec: MeshConfig['services'][string], limi
 }
 
 /** The weighted pickers of a service: over all its backends, and within each version. */
-export function buildPickers(weighted: ReadonlyArray<{ item: CompiledBackend; weight: number }>): Pick<CompiledService, 'backends' | 'picker' | 'byVersion'> {
+export function buildPickers(
+  weighted: ReadonlyArray<{ item: CompiledBackend; weight: number }>,
+): Pick<CompiledService, 'backends' | 'picker' | 'byVersion'> {
   const versions = new Map<string, Array<{ item: CompiledBackend; weight: number }>>();
   for (const w of weighted) {
     if (w.item.version === undefined) continue;
@@ -142,7 +144,10 @@ function compileRouteAuth(spec: RouteSpec, auth: AuthSpec | undefined): Compiled
     mode: a.mode ?? 'required',
     issuers: a.issuers ? new Set(a.issuers) : undefined,
     scopes: a.scopes ?? [],
-    claims: Object.entries(a.claims ?? {}).map(([name, v]) => ({ name, anyOf: new Set((Array.isArray(v) ? v : [v]).map(String)) })),
+    claims: Object.entries(a.claims ?? {}).map(([name, v]) => ({
+      name,
+      anyOf: new Set((Array.isArray(v) ? v : [v]).map(String)),
+    })),
     token: a.token ?? auth?.token ?? DEFAULT_TOKEN_SOURCE,
     forwardToken: a.forwardToken ?? true,
   };
@@ -150,9 +155,16 @@ function compileRouteAuth(spec: RouteSpec, auth: AuthSpec | undefined): Compiled
 
 function compileRoute(spec: RouteSpec, auth: AuthSpec | undefined, limits: Limits): CompiledRoute {
   const refs = spec.backendRefs
-    ? spec.backendRefs.map((r) => ({ item: { service: r.service, ...(r.version ? { version: r.version } : {}) }, weight: r.weight ?? 1 }))
+    ? spec.backendRefs.map((r) => ({
+        item: { service: r.service, ...(r.version ? { version: r.version } : {}) },
+        weight: r.weight ?? 1,
+      }))
     : [{ item: { service: spec.service!, ...(spec.version ? { version: spec.version } : {}) }, weight: 1 }];
-  const route: CompiledRoute = { name: spec.name, targets: new WeightedPicker(refs), rateLimits: limitsFor(spec.rateLimits, limits) };
+  const route: CompiledRoute = {
+    name: spec.name,
+    targets: new WeightedPicker(refs),
+    rateLimits: limitsFor(spec.rateLimits, limits),
+  };
   if (spec.rewrite?.pathPrefix !== undefined) route.rewrite = { pathPrefix: spec.rewrite.pathPrefix };
   else if (spec.rewrite?.path !== undefined) route.rewrite = { path: spec.rewrite.path };
   const routeAuth = compileRouteAuth(spec, auth);
@@ -160,7 +172,11 @@ function compileRoute(spec: RouteSpec, auth: AuthSpec | undefined, limits: Limit
   return route;
 }
 
-export const DEFAULT_CLAIM_HEADERS: Record<string, string> = { sub: 'x-mesh-sub', scopes: 'x-mesh-scopes', iss: 'x-mesh-issuer' };
+export const DEFAULT_CLAIM_HEADERS: Record<string, string> = {
+  sub: 'x-mesh-sub',
+  scopes: 'x-mesh-scopes',
+  iss: 'x-mesh-issuer',
+};
 
 export function compileMesh(bundle: MeshBundle): CompiledMesh {
   const limits = new Map(Object.entries(bundle.config.rateLimits ?? {}).map(([n, s]) => [n, compileLimit(n, s)]));
@@ -172,7 +188,9 @@ export function compileMesh(bundle: MeshBundle): CompiledMesh {
       ...(r.matches ? { matches: r.matches } : {}),
     })),
   );
-  const claimHeaders = Object.entries(bundle.config.auth?.claimHeaders ?? DEFAULT_CLAIM_HEADERS).map(([claim, header]) => [claim, header.toLowerCase()] as const);
+  const claimHeaders = Object.entries(bundle.config.auth?.claimHeaders ?? DEFAULT_CLAIM_HEADERS).map(
+    ([claim, header]) => [claim, header.toLowerCase()] as const,
+  );
   const keys = new MeshKeys(bundle.config.identity);
   const extra = new Set(claimHeaders.map(([, h]) => h).filter((h) => !h.startsWith(MESH_HEADER_PREFIX)));
   return {
@@ -183,7 +201,11 @@ export function compileMesh(bundle: MeshBundle): CompiledMesh {
     claimHeaders,
     extraStrippedHeaders: extra,
     gatewayDropped: new Set([...CLIENT_FORWARDING, ...extra]),
-    identity: { keys, minter: new IdentityMinter(keys, bundle.config.identity?.tokenTtl ?? 60), verifier: new IdentityVerifier(keys) },
+    identity: {
+      keys,
+      minter: new IdentityMinter(keys, bundle.config.identity?.tokenTtl ?? 60),
+      verifier: new IdentityVerifier(keys),
+    },
     limiter: new Limiter(bundle.config.rateLimitStore?.binding ?? DEFAULT_STORE_BINDING),
     registry: bundle.config.registry ?? {},
     config: bundle.config,
@@ -191,7 +213,11 @@ export function compileMesh(bundle: MeshBundle): CompiledMesh {
 }
 
 /** Picks a concrete backend for a service (optionally one version); undefined = none available. */
-export function pickBackend(mesh: CompiledMesh, choice: BackendChoice, random?: () => number): CompiledBackend | undefined {
+export function pickBackend(
+  mesh: CompiledMesh,
+  choice: BackendChoice,
+  random?: () => number,
+): CompiledBackend | undefined {
   const svc = mesh.services.get(choice.service);
   if (!svc) return undefined;
   const picker = choice.version === undefined ? svc.picker : svc.byVersion.get(choice.version);

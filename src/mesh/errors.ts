@@ -3,12 +3,7 @@
  *   { "error": { "code", "message", "requestId" } }
  */
 export type MeshErrorCode =
-  | 'route_not_found'
-  | 'not_found'
-  | 'unknown_service'
-  | 'no_backend'
-  | 'bad_gateway'
-  | 'internal';
+  'route_not_found' | 'not_found' | 'unknown_service' | 'no_backend' | 'bad_gateway' | 'internal';
 
 export function errorResponse(
   status: number,

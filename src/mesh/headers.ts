@@ -57,7 +57,13 @@ export function stripHopByHop(headers: Headers, stripMesh = false, alsoDrop?: Re
  * Forwarding headers the gateway does not set: a client could send them to mislead a service
  * about its address or the public URL, so they are dropped at the edge.
  */
-export const CLIENT_FORWARDING: ReadonlySet<string> = new Set(['forwarded', 'x-real-ip', 'x-forwarded-port', 'x-forwarded-prefix', 'x-forwarded-server']);
+export const CLIENT_FORWARDING: ReadonlySet<string> = new Set([
+  'forwarded',
+  'x-real-ip',
+  'x-forwarded-port',
+  'x-forwarded-prefix',
+  'x-forwarded-server',
+]);
 
 /**
  * Records how the client reached the gateway (after the CLIENT_FORWARDING headers were dropped

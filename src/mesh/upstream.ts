@@ -41,7 +41,12 @@ export function upstreamUrl(backend: CompiledBackend, origin: string, pathAndQue
  */
 export function upstreamRequest(url: string, source: Request, alsoDrop?: ReadonlySet<string>): Request {
   const hasBody = source.method !== 'GET' && source.method !== 'HEAD';
-  const request = new Request(url, { method: source.method, headers: source.headers, body: hasBody ? source.body : null, redirect: 'manual' });
+  const request = new Request(url, {
+    method: source.method,
+    headers: source.headers,
+    body: hasBody ? source.body : null,
+    redirect: 'manual',
+  });
   stripHopByHop(request.headers, true, alsoDrop);
   return request;
 }

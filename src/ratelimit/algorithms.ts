@@ -52,7 +52,12 @@ function tokenBucket(p: LimitParams, state: BucketState | undefined, cost: numbe
     const left = tokens - cost;
     return {
       state: { tokens: left, at: now },
-      decision: { allowed: true, remaining: Math.floor(left + 1e-9), resetMs: Math.ceil((p.burst - left) / perMs), retryAfterMs: 0 },
+      decision: {
+        allowed: true,
+        remaining: Math.floor(left + 1e-9),
+        resetMs: Math.ceil((p.burst - left) / perMs),
+        retryAfterMs: 0,
+      },
     };
   }
   return {
@@ -75,7 +80,12 @@ function gcra(p: LimitParams, state: BucketState | undefined, cost: number, now:
   if (allowAt <= now + 1e-6) {
     return {
       state: { tat: newTat },
-      decision: { allowed: true, remaining: Math.max(0, Math.floor((now + tolerance - newTat) / interval + 1e-9)), resetMs: Math.ceil(newTat - now), retryAfterMs: 0 },
+      decision: {
+        allowed: true,
+        remaining: Math.max(0, Math.floor((now + tolerance - newTat) / interval + 1e-9)),
+        resetMs: Math.ceil(newTat - now),
+        retryAfterMs: 0,
+      },
     };
   }
   return {
@@ -112,15 +122,28 @@ export function available(params: LimitParams, state: BucketState | undefined, n
  * refills only up to `burst - held`. Those units count as still in it, so an idle bucket cannot
  * fill up behind a lease, and giving them back later never makes room that was never there.
  */
-export function holdBack(params: LimitParams, state: BucketState | undefined, held: number, now: number): BucketState | undefined {
+export function holdBack(
+  params: LimitParams,
+  state: BucketState | undefined,
+  held: number,
+  now: number,
+): BucketState | undefined {
   if (!state || held <= 0) return state;
   if ('tat' in state) return { tat: Math.max(state.tat, now + (held * params.periodMs) / params.limit) };
   const perMs = params.limit / params.periodMs;
-  return { tokens: Math.max(0, Math.min(params.burst - held, state.tokens + Math.max(0, now - state.at) * perMs)), at: now };
+  return {
+    tokens: Math.max(0, Math.min(params.burst - held, state.tokens + Math.max(0, now - state.at) * perMs)),
+    at: now,
+  };
 }
 
 /** Puts back units taken but not used (an expiring lease); never above a full bucket. */
-export function giveBack(params: LimitParams, state: BucketState | undefined, units: number, now: number): BucketState | undefined {
+export function giveBack(
+  params: LimitParams,
+  state: BucketState | undefined,
+  units: number,
+  now: number,
+): BucketState | undefined {
   if (!state || units <= 0) return state;
   if ('tat' in state) return { tat: Math.max(now, state.tat - (units * params.periodMs) / params.limit) };
   const perMs = params.limit / params.periodMs;

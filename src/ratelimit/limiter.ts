@@ -46,7 +46,12 @@ export class Limiter {
 
   readonly #policyHeaders = new WeakMap<readonly CompiledLimit[], string>();
 
-  async check(all: readonly CompiledLimit[], facts: LimitFacts, env: Record<string, unknown>, requestId: string): Promise<LimitOutcome> {
+  async check(
+    all: readonly CompiledLimit[],
+    facts: LimitFacts,
+    env: Record<string, unknown>,
+    requestId: string,
+  ): Promise<LimitOutcome> {
     const applies = (l: CompiledLimit) => !l.callers || (facts.caller !== undefined && l.callers.has(facts.caller));
     const limits = all.every(applies) ? all : all.filter(applies);
     if (limits.length === 0) return { headers: [], reject: undefined };
@@ -57,27 +62,57 @@ export class Limiter {
     if (policy === undefined) this.#policyHeaders.set(limits, (policy = limits.map((l) => l.policyHeader).join(', ')));
     const headers: Array<[string, string]> = [['ratelimit-policy', policy]];
     const known = verdicts.filter((v): v is Extract<Verdict, { result: TakeResult }> => 'result' in v);
-    if (known.length > 0) headers.push(['ratelimit', known.map((v) => `"${v.limit.name}";r=${v.result.remaining};t=${Math.ceil(v.result.resetMs / 1000)}`).join(', ')]);
+    if (known.length > 0)
+      headers.push([
+        'ratelimit',
+        known
+          .map((v) => `"${v.limit.name}";r=${v.result.remaining};t=${Math.ceil(v.result.resetMs / 1000)}`)
+          .join(', '),
+      ]);
 
     const closed = verdicts.find((v) => 'failed' in v && !v.limit.failOpen);
     if (closed) {
-      return { headers, reject: errorResponse(503, 'rate_limit_unavailable', `rate limit "${closed.limit.name}" cannot be checked right now`, requestId, [...headers, ['retry-after', '1']]) };
+      return {
+        headers,
+        reject: errorResponse(
+          503,
+          'rate_limit_unavailable',
+          `rate limit "${closed.limit.name}" cannot be checked right now`,
+          requestId,
+          [...headers, ['retry-after', '1']],
+        ),
+      };
     }
     const denied = known.filter((v) => !v.result.allowed);
     if (denied.length === 0) return { headers, reject: undefined };
-    const waitMs = Math.max(...denied.map((v) => (Number.isFinite(v.result.retryAfterMs) ? v.result.retryAfterMs : v.limit.params.periodMs)));
+    const waitMs = Math.max(
+      ...denied.map((v) => (Number.isFinite(v.result.retryAfterMs) ? v.result.retryAfterMs : v.limit.params.periodMs)),
+    );
     const names = denied.map((v) => `"${v.limit.name}"`).join(', ');
     return {
       headers,
-      reject: errorResponse(429, 'rate_limited', `rate limit ${names} exceeded`, requestId, [...headers, ['retry-after', String(Math.max(1, Math.ceil(waitMs / 1000)))]]),
+      reject: errorResponse(429, 'rate_limited', `rate limit ${names} exceeded`, requestId, [
+        ...headers,
+        ['retry-after', String(Math.max(1, Math.ceil(waitMs / 1000)))],
+      ]),
     };
   }
 
-  #decide(limit: CompiledLimit, facts: LimitFacts, env: Record<string, unknown>, requestId: string): Verdict | Promise<Verdict> {
+  #decide(
+    limit: CompiledLimit,
+    facts: LimitFacts,
+    env: Record<string, unknown>,
+    requestId: string,
+  ): Verdict | Promise<Verdict> {
     const failed = (e: unknown): Verdict => {
       if (limit.failOpen) storeFailures.open++;
       else storeFailures.closed++;
-      logEvent('error', 'rate limit store failed', { requestId, policy: limit.name, failOpen: limit.failOpen, error: String((e as Error)?.message ?? e) });
+      logEvent('error', 'rate limit store failed', {
+        requestId,
+        policy: limit.name,
+        failOpen: limit.failOpen,
+        error: String((e as Error)?.message ?? e),
+      });
       return { limit, failed: true };
     };
     try {
@@ -89,9 +124,12 @@ export class Limiter {
           if (spent) return { limit, result: spent };
         }
         const ns = env[this.binding] as DurableObjectNamespace<RateLimiter> | undefined;
-        if (!ns || typeof ns.idFromName !== 'function') throw new Error(`Durable Object binding ${this.binding} is not bound`);
+        if (!ns || typeof ns.idFromName !== 'function')
+          throw new Error(`Durable Object binding ${this.binding} is not bound`);
         const stub = () => ns.get(ns.idFromName(k.id));
-        const result = limit.lease ? this.#fromLease(limit, k.id, params, stub) : stub().take({ params, cost: limit.cost });
+        const result = limit.lease
+          ? this.#fromLease(limit, k.id, params, stub)
+          : stub().take({ params, cost: limit.cost });
         return (result as Promise<TakeResult>).then((r) => ({ limit, result: r }), failed);
       };
       return key instanceof Promise ? key.then(decide).catch(failed) : decide(key);
@@ -117,7 +155,12 @@ export class Limiter {
     return { ...lease.last, allowed: true, remaining: lease.last.remaining + lease.units, retryAfterMs: 0 };
   }
 
-  async #fromLease(limit: CompiledLimit, id: string, params: CompiledLimit['params'], stub: () => DurableObjectStub<RateLimiter>): Promise<TakeResult> {
+  async #fromLease(
+    limit: CompiledLimit,
+    id: string,
+    params: CompiledLimit['params'],
+    stub: () => DurableObjectStub<RateLimiter>,
+  ): Promise<TakeResult> {
     const { size, ttlMs } = limit.lease!;
     for (;;) {
       const spent = this.#spendLease(limit, id);
@@ -133,12 +176,17 @@ export class Limiter {
       const request = (async () => {
         const returning = lease?.id ? { lease: lease.id, units: lease.units } : undefined;
         this.#leases.delete(id);
-        const r = await stub().take({ params, cost: limit.cost, want: Math.max(size, limit.cost), leaseTtlMs: ttlMs, ...(returning ? { returning } : {}) });
+        const r = await stub().take({
+          params,
+          cost: limit.cost,
+          want: Math.max(size, limit.cost),
+          leaseTtlMs: ttlMs,
+          ...(returning ? { returning } : {}),
+        });
         if (r.allowed) {
           this.#leases.set(id, { id: r.lease, units: r.granted, expiresAt: Date.now() + ttlMs, last: r });
           this.#sweep();
-        }
-        else denied = r;
+        } else denied = r;
       })();
       this.#pending.set(id, request);
       try {

@@ -7,7 +7,12 @@ import { tokenHash } from '../auth/lru.ts';
 import type { RateLimitPolicySpec } from '../config/schema.ts';
 import type { LimitParams } from './algorithms.ts';
 
-export type KeyPart = { kind: 'ip' } | { kind: 'route' } | { kind: 'caller' } | { kind: 'claim'; name: string } | { kind: 'header'; name: string };
+export type KeyPart =
+  | { kind: 'ip' }
+  | { kind: 'route' }
+  | { kind: 'caller' }
+  | { kind: 'claim'; name: string }
+  | { kind: 'header'; name: string };
 
 export interface CompiledLimit {
   name: string;
@@ -58,7 +63,11 @@ export function compileLimit(name: string, spec: RateLimitPolicySpec): CompiledL
   const overrides = new Map<string, LimitParams>();
   for (const [value, o] of Object.entries(spec.overrides ?? {})) {
     const m = o.multiplier ?? 1;
-    overrides.set(value, { ...params, limit: Math.max(1, (o.limit ?? params.limit) * m), burst: Math.max(1, Math.round((o.burst ?? params.burst) * m)) });
+    overrides.set(value, {
+      ...params,
+      limit: Math.max(1, (o.limit ?? params.limit) * m),
+      burst: Math.max(1, Math.round((o.burst ?? params.burst) * m)),
+    });
   }
   const mode = spec.mode ?? 'exact';
   return {
@@ -92,7 +101,8 @@ export function clientNetwork(ip: string): string {
   const [head, tail] = ip.toLowerCase().split('::') as [string, string | undefined];
   const h = head ? head.split(':') : [];
   const t = tail === undefined ? [] : tail ? tail.split(':') : [];
-  const groups = tail === undefined ? h : [...h, ...Array<string>(Math.max(0, 8 - h.length - t.length)).fill('0'), ...t];
+  const groups =
+    tail === undefined ? h : [...h, ...Array<string>(Math.max(0, 8 - h.length - t.length)).fill('0'), ...t];
   return `${groups
     .slice(0, 4)
     .map((g) => g.replace(/^0+(?=.)/, ''))
@@ -129,7 +139,8 @@ export function bucketKey(limit: CompiledLimit, facts: LimitFacts): BucketKey | 
     raw.push(value ?? MISSING);
     if (value === undefined) encoded.push(MISSING);
     // Two issuers may both say sub=alice: their users get separate buckets.
-    else if (part.kind === 'claim') encoded.push(`${encodeURIComponent(facts.issuer ?? '')}~${encodeURIComponent(value)}`);
+    else if (part.kind === 'claim')
+      encoded.push(`${encodeURIComponent(facts.issuer ?? '')}~${encodeURIComponent(value)}`);
     else if (part.kind === 'header') {
       // Header values (API keys...) never become object names or log lines: only their hash.
       encoded.push(tokenHash(value).then((h) => h.slice(0, 32)));

@@ -10,7 +10,16 @@
  * spending. An alarm forgets a bucket once it would be full again: idle keys cost nothing.
  */
 import { DurableObject } from 'cloudflare:workers';
-import { available, giveBack, holdBack, idleAt, take, type BucketState, type Decision, type LimitParams } from './algorithms.ts';
+import {
+  available,
+  giveBack,
+  holdBack,
+  idleAt,
+  take,
+  type BucketState,
+  type Decision,
+  type LimitParams,
+} from './algorithms.ts';
 
 export interface TakeRequest {
   params: LimitParams;
@@ -75,7 +84,12 @@ export class RateLimiter extends DurableObject {
     const { params, cost } = req;
     // Leases past their end (and grace) were spent or abandoned: their units stay taken.
     const lent = (this.#stored?.lent ?? []).filter((l) => l.until > now);
-    let bucket = holdBack(params, this.#stored?.bucket, lent.reduce((n, l) => n + l.units, 0), now);
+    let bucket = holdBack(
+      params,
+      this.#stored?.bucket,
+      lent.reduce((n, l) => n + l.units, 0),
+      now,
+    );
     const back = req.returning && lent.find((l) => l.id === req.returning!.lease);
     if (back) {
       bucket = giveBack(params, bucket, Math.min(req.returning!.units, back.units), now);

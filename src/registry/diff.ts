@@ -18,7 +18,9 @@ export interface ConfigDiff {
 function byName<T>(before: Record<string, T>, after: Record<string, T>) {
   const added = Object.keys(after).filter((k) => !(k in before));
   const removed = Object.keys(before).filter((k) => !(k in after));
-  const changed = Object.keys(after).filter((k) => k in before && JSON.stringify(before[k]) !== JSON.stringify(after[k]));
+  const changed = Object.keys(after).filter(
+    (k) => k in before && JSON.stringify(before[k]) !== JSON.stringify(after[k]),
+  );
   return { added, removed, changed };
 }
 
@@ -28,7 +30,16 @@ export function diffBundles(from: MeshBundle, to: MeshBundle): ConfigDiff {
   const names = [...new Set([...a.keys(), ...b.keys()])].sort();
   const patch = names
     .filter((n) => a.get(n) !== b.get(n))
-    .map((n) => createTwoFilesPatch(a.has(n) ? `a/${n}` : '/dev/null', b.has(n) ? `b/${n}` : '/dev/null', a.get(n) ?? '', b.get(n) ?? '', `live ${from.version}`, `new ${to.version}`))
+    .map((n) =>
+      createTwoFilesPatch(
+        a.has(n) ? `a/${n}` : '/dev/null',
+        b.has(n) ? `b/${n}` : '/dev/null',
+        a.get(n) ?? '',
+        b.get(n) ?? '',
+        `live ${from.version}`,
+        `new ${to.version}`,
+      ),
+    )
     .join('');
   const routes = (c: MeshConfig) => Object.fromEntries(c.routes.map((r) => [r.name, r]));
   const sections = (['auth', 'identity', 'rateLimits', 'rateLimitStore', 'registry', 'admin'] as const).filter(
@@ -38,6 +49,10 @@ export function diffBundles(from: MeshBundle, to: MeshBundle): ConfigDiff {
     from: from.version,
     to: to.version,
     patch,
-    summary: { routes: byName(routes(from.config), routes(to.config)), services: byName(from.config.services, to.config.services), sections },
+    summary: {
+      routes: byName(routes(from.config), routes(to.config)),
+      services: byName(from.config.services, to.config.services),
+      sections,
+    },
   };
 }

@@ -23,12 +23,22 @@ export interface HeartbeatInfo {
 
 export class RegistryHeartbeat extends WorkerEntrypoint<Record<string, unknown>> {
   /** A refusal is an answer, not an exception: the caller logs it. */
-  async heartbeat(identityToken: string, info: HeartbeatInfo): Promise<{ ok: true; id: string; status: string } | { ok: false; error: string }> {
-    const check = await verifier.verifyIdentity(String(identityToken), REGISTRY_AUDIENCE, { env: this.env, waitUntil: (p) => this.ctx.waitUntil(p) });
+  async heartbeat(
+    identityToken: string,
+    info: HeartbeatInfo,
+  ): Promise<{ ok: true; id: string; status: string } | { ok: false; error: string }> {
+    const check = await verifier.verifyIdentity(String(identityToken), REGISTRY_AUDIENCE, {
+      env: this.env,
+      waitUntil: (p) => this.ctx.waitUntil(p),
+    });
     if (!check.ok) return { ok: false, error: `heartbeat refused: ${check.description}` };
-    if (check.caller !== info?.service) return { ok: false, error: `heartbeat refused: ${check.caller} cannot speak for ${String(info?.service)}` };
+    if (check.caller !== info?.service)
+      return { ok: false, error: `heartbeat refused: ${check.caller} cannot speak for ${String(info?.service)}` };
     const ns = this.env.MESH_REGISTRY as DurableObjectNamespace<MeshRegistry>;
-    const healthPath = typeof info.healthPath === 'string' && info.healthPath.startsWith('/') ? info.healthPath.slice(0, 256) : undefined;
+    const healthPath =
+      typeof info.healthPath === 'string' && info.healthPath.startsWith('/')
+        ? info.healthPath.slice(0, 256)
+        : undefined;
     const result = await ns.get(ns.idFromName(REGISTRY_NAME)).heartbeat({
       service: info.service,
       ...(typeof info.version === 'string' ? { version: info.version.slice(0, 63) } : {}),

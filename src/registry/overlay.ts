@@ -29,7 +29,12 @@ export function overlayService(svc: CompiledService, instances: readonly Instanc
   }
   for (const inst of mine) {
     if (!inst.binding && !inst.url) continue;
-    if (svc.weightedBackends.some((b) => instanceId(b.item.service, b.item.version) === instanceId(inst.service, inst.version))) continue;
+    if (
+      svc.weightedBackends.some(
+        (b) => instanceId(b.item.service, b.item.version) === instanceId(inst.service, inst.version),
+      )
+    )
+      continue;
     if (!inRotation(inst)) continue;
     const label = instanceId(inst.service, inst.version);
     const item: CompiledBackend = inst.binding

@@ -11,7 +11,17 @@ import { DurableObject } from 'cloudflare:workers';
 import { bundledConfig } from '../generated/bundle.ts';
 import type { MeshBundle, MeshConfig } from '../config/schema.ts';
 import { logEvent } from '../mesh/upstream.ts';
-import { instanceId, SNAPSHOT_KEY, SNAPSHOT_REVISION_KEY, snapshotKey, type AppliedConfig, type AuditEntry, type Instance, type InstanceInfo, type Snapshot } from './types.ts';
+import {
+  instanceId,
+  SNAPSHOT_KEY,
+  SNAPSHOT_REVISION_KEY,
+  snapshotKey,
+  type AppliedConfig,
+  type AuditEntry,
+  type Instance,
+  type InstanceInfo,
+  type Snapshot,
+} from './types.ts';
 
 export { REGISTRY_NAME } from './types.ts';
 const DEFAULT_TTL_S = 90;
@@ -45,7 +55,15 @@ export interface RegistryStatus {
 }
 
 export class MeshRegistry extends DurableObject<Record<string, unknown>> {
-  #s: Persisted = { instances: {}, configs: [], head: 0, heads: [0], revision: 0, epoch: crypto.randomUUID(), audit: [] };
+  #s: Persisted = {
+    instances: {},
+    configs: [],
+    head: 0,
+    heads: [0],
+    revision: 0,
+    epoch: crypto.randomUUID(),
+    audit: [],
+  };
   #lastPublish = 0;
   #publishTimer: ReturnType<typeof setTimeout> | undefined;
   /** Calls per method since this object started (tests check the request path makes none). */
@@ -103,7 +121,15 @@ export class MeshRegistry extends DurableObject<Record<string, unknown>> {
     const now = Date.now();
     const prior = this.#s.instances[id];
     const wasActive = prior?.status === 'active';
-    const fresh: Instance = { ...info, id, registeredAt: now, lastHeartbeat: now, status: 'active', health: 'unknown', source: 'self' };
+    const fresh: Instance = {
+      ...info,
+      id,
+      registeredAt: now,
+      lastHeartbeat: now,
+      status: 'active',
+      health: 'unknown',
+      source: 'self',
+    };
     // In place: a probe running meanwhile holds this object and records its result on it.
     const inst = prior ? Object.assign(prior, info, { lastHeartbeat: now, status: 'active' as const }) : fresh;
     this.#s.instances[id] = inst;
@@ -124,9 +150,21 @@ export class MeshRegistry extends DurableObject<Record<string, unknown>> {
     this.#count('register');
     const id = instanceId(info.service, info.version);
     const now = Date.now();
-    const inst: Instance = { ...info, id, registeredAt: now, lastHeartbeat: now, status: 'active', health: 'unknown', source: 'admin' };
+    const inst: Instance = {
+      ...info,
+      id,
+      registeredAt: now,
+      lastHeartbeat: now,
+      status: 'active',
+      health: 'unknown',
+      source: 'admin',
+    };
     this.#s.instances[id] = inst;
-    this.#audit(actor, 'register', `${id} registered${info.url ? ` at ${info.url}` : info.binding ? ` via ${info.binding}` : ''}`);
+    this.#audit(
+      actor,
+      'register',
+      `${id} registered${info.url ? ` at ${info.url}` : info.binding ? ` via ${info.binding}` : ''}`,
+    );
     await this.#changed();
     return inst;
   }
@@ -140,11 +178,22 @@ export class MeshRegistry extends DurableObject<Record<string, unknown>> {
     return true;
   }
 
-  async applyConfig(bundle: MeshBundle, actor: string, message?: string): Promise<{ revision: number; version: string; unchanged: boolean }> {
+  async applyConfig(
+    bundle: MeshBundle,
+    actor: string,
+    message?: string,
+  ): Promise<{ revision: number; version: string; unchanged: boolean }> {
     this.#count('applyConfig');
-    if (this.#active().version === bundle.version) return { revision: this.#s.head, version: bundle.version, unchanged: true };
+    if (this.#active().version === bundle.version)
+      return { revision: this.#s.head, version: bundle.version, unchanged: true };
     const revision = Math.max(0, ...this.#s.configs.map((c) => c.revision)) + 1;
-    this.#s.configs.push({ revision, bundle, appliedAt: Date.now(), appliedBy: actor, ...(message ? { message } : {}) });
+    this.#s.configs.push({
+      revision,
+      bundle,
+      appliedAt: Date.now(),
+      appliedBy: actor,
+      ...(message ? { message } : {}),
+    });
     if (this.#s.configs.length > MAX_HISTORY) this.#s.configs.splice(0, this.#s.configs.length - MAX_HISTORY);
     this.#setHead(revision);
     this.#audit(actor, 'apply', `config revision ${revision} (${bundle.version})${message ? `: ${message}` : ''}`);
@@ -156,13 +205,17 @@ export class MeshRegistry extends DurableObject<Record<string, unknown>> {
    * Back to an earlier config revision (default: the one before the current). Revision 0 is the
    * bundled routes/. The rollback is itself a new entry in the audit log, not a rewrite of history.
    */
-  async rollback(target: number | undefined, actor: string): Promise<{ revision: number; version: string } | { error: string }> {
+  async rollback(
+    target: number | undefined,
+    actor: string,
+  ): Promise<{ revision: number; version: string } | { error: string }> {
     this.#count('rollback');
     const known = [0, ...this.#s.configs.map((c) => c.revision)];
     // Default: the config that was in force before this one (still in the history).
     const to = target ?? [...this.#s.heads].reverse().find((r) => r !== this.#s.head && known.includes(r));
     if (to === undefined) return { error: 'there is no earlier config to roll back to' };
-    if (!known.includes(to)) return { error: `config revision ${to} is not in the history (have: ${known.join(', ')})` };
+    if (!known.includes(to))
+      return { error: `config revision ${to} is not in the history (have: ${known.join(', ')})` };
     if (to === this.#s.head) return { error: `config revision ${to} is already in force` };
     this.#setHead(to);
     const version = this.#active().version;
@@ -261,7 +314,10 @@ export class MeshRegistry extends DurableObject<Record<string, unknown>> {
       await kv.put(SNAPSHOT_KEY, body);
       await kv.put(SNAPSHOT_REVISION_KEY, marker);
     } catch (e) {
-      logEvent('error', 'registry publish failed', { revision: snap.revision, error: String((e as Error)?.message ?? e) });
+      logEvent('error', 'registry publish failed', {
+        revision: snap.revision,
+        error: String((e as Error)?.message ?? e),
+      });
       this.#schedulePublish();
     }
   }
@@ -275,15 +331,24 @@ export class MeshRegistry extends DurableObject<Record<string, unknown>> {
     for (const inst of Object.values(this.#s.instances)) {
       if (inst.source === 'self' && inst.status === 'active' && now - inst.lastHeartbeat > ttlMs) {
         inst.status = 'expired';
-        this.#audit('registry', 'expire', `${inst.id}: no heartbeat for ${Math.round((now - inst.lastHeartbeat) / 1000)}s`);
+        this.#audit(
+          'registry',
+          'expire',
+          `${inst.id}: no heartbeat for ${Math.round((now - inst.lastHeartbeat) / 1000)}s`,
+        );
         changed = true;
       }
     }
-    const probes = await Promise.all(Object.values(this.#s.instances).filter((i) => i.status === 'active').map((i) => this.#probe(i)));
+    const probes = await Promise.all(
+      Object.values(this.#s.instances)
+        .filter((i) => i.status === 'active')
+        .map((i) => this.#probe(i)),
+    );
     await this.#wakeUnregistered();
     changed = probes.some(Boolean) || changed;
     if (changed) await this.#changed();
-    if (Object.keys(this.#s.instances).length > 0) await this.ctx.storage.setAlarm(Date.now() + Math.min(probeMs, ttlMs));
+    if (Object.keys(this.#s.instances).length > 0)
+      await this.ctx.storage.setAlarm(Date.now() + Math.min(probeMs, ttlMs));
   }
 
   /**
@@ -321,9 +386,15 @@ export class MeshRegistry extends DurableObject<Record<string, unknown>> {
     } else {
       try {
         const path = inst.healthPath ?? '/_mesh/health';
-        const res = target.kind === 'binding'
-          ? await target.fetcher.fetch(`https://${inst.service}${path}`, { signal: AbortSignal.timeout(PROBE_TIMEOUT_MS) })
-          : await fetch(new URL(path.replace(/^\//, ''), target.url.endsWith('/') ? target.url : `${target.url}/`), { signal: AbortSignal.timeout(PROBE_TIMEOUT_MS), redirect: 'manual' });
+        const res =
+          target.kind === 'binding'
+            ? await target.fetcher.fetch(`https://${inst.service}${path}`, {
+                signal: AbortSignal.timeout(PROBE_TIMEOUT_MS),
+              })
+            : await fetch(new URL(path.replace(/^\//, ''), target.url.endsWith('/') ? target.url : `${target.url}/`), {
+                signal: AbortSignal.timeout(PROBE_TIMEOUT_MS),
+                redirect: 'manual',
+              });
         await res.body?.cancel();
         ok = res.status >= 200 && res.status < 300;
         detail = `HTTP ${res.status}`;

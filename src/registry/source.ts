@@ -56,7 +56,10 @@ export class MeshSource {
       // requests arriving meanwhile wait for the same load.
       if (!this.#firstLoad) {
         this.#lastCheck = now;
-        this.#firstLoad = Promise.race([this.#refresh(kv), new Promise((r) => setTimeout(r, FIRST_LOAD_TIMEOUT_MS))]).finally(() => {
+        this.#firstLoad = Promise.race([
+          this.#refresh(kv),
+          new Promise((r) => setTimeout(r, FIRST_LOAD_TIMEOUT_MS)),
+        ]).finally(() => {
           this.#loaded = true;
         });
       }
@@ -79,7 +82,10 @@ export class MeshSource {
         // Never back to an older snapshot of the same registry; a new epoch (storage reset) starts over.
         if (snap && (snap.epoch !== this.#served.epoch || snap.revision > this.#served.revision)) this.apply(snap);
       } catch (e) {
-        logEvent('warn', 'snapshot refresh failed; serving the last one', { revision: this.#served.revision, error: String((e as Error)?.message ?? e) });
+        logEvent('warn', 'snapshot refresh failed; serving the last one', {
+          revision: this.#served.revision,
+          error: String((e as Error)?.message ?? e),
+        });
       } finally {
         this.#inflight = undefined;
       }
@@ -90,7 +96,12 @@ export class MeshSource {
   /** Serves a snapshot (also used directly by tests). */
   apply(snap: Snapshot): void {
     const base = this.#compile(snap.bundle ?? this.bundled);
-    this.#served = { mesh: withInstances(base, snap.instances), revision: snap.revision, epoch: snap.epoch, configRevision: snap.configRevision };
+    this.#served = {
+      mesh: withInstances(base, snap.instances),
+      revision: snap.revision,
+      epoch: snap.epoch,
+      configRevision: snap.configRevision,
+    };
   }
 
   /** Compiled once per config version; caches inside (verified tokens, leases) survive instance changes. */
@@ -107,5 +118,8 @@ export class MeshSource {
 
 export function withInstances(base: CompiledMesh, instances: readonly Instance[]): CompiledMesh {
   if (instances.length === 0) return base;
-  return { ...base, services: new Map([...base.services].map(([name, svc]) => [name, overlayService(svc, instances)])) };
+  return {
+    ...base,
+    services: new Map([...base.services].map(([name, svc]) => [name, overlayService(svc, instances)])),
+  };
 }

@@ -81,5 +81,7 @@ const ENCODED_UNRESERVED = /%(?:4[1-9A-Fa-f]|5[0-9Aa]|6[1-9A-Fa-f]|7[0-9Aa]|3[0-
  * otherwise /svc/%61dmin would slip past a route for /svc/admin and reach the same handler.
  */
 export function normalizePath(path: string): string {
-  return path.includes('%') ? path.replace(ENCODED_UNRESERVED, (m) => String.fromCharCode(Number.parseInt(m.slice(1), 16))) : path;
+  return path.includes('%')
+    ? path.replace(ENCODED_UNRESERVED, (m) => String.fromCharCode(Number.parseInt(m.slice(1), 16)))
+    : path;
 }

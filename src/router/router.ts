@@ -11,7 +11,15 @@
  *   6. declaration order (files by name, then position in the file).
  */
 import type { MatchSpec, ValueMatchSpec } from '../config/schema.ts';
-import { compilePathPattern, encodePath, firstSegmentOf, matchPattern, normalizePrefix, segmentCount, type PathPattern } from './path.ts';
+import {
+  compilePathPattern,
+  encodePath,
+  firstSegmentOf,
+  matchPattern,
+  normalizePrefix,
+  segmentCount,
+  type PathPattern,
+} from './path.ts';
 
 export interface ValueMatcher {
   name: string;
@@ -62,11 +70,13 @@ function valueMatcher(name: string, spec: ValueMatchSpec): ValueMatcher {
 export function compileMatch(spec: MatchSpec, order: number): CompiledMatch {
   const headers = Object.entries(spec.headers ?? {}).map(([n, v]) => valueMatcher(n.toLowerCase(), v));
   const query = Object.entries(spec.query ?? {}).map(([n, v]) => valueMatcher(n, v));
-  const methods = spec.method === undefined ? undefined : new Set(Array.isArray(spec.method) ? spec.method : [spec.method]);
+  const methods =
+    spec.method === undefined ? undefined : new Set(Array.isArray(spec.method) ? spec.method : [spec.method]);
   const base = { headers, query, order, ...(methods ? { methods } : {}) };
   const p = spec.path;
   if (p?.exact !== undefined) return { kind: 'exact', path: encodePath(p.exact), ...base };
-  if (p?.pattern !== undefined) return { kind: 'pattern', path: p.pattern, pattern: compilePathPattern(p.pattern), ...base };
+  if (p?.pattern !== undefined)
+    return { kind: 'pattern', path: p.pattern, pattern: compilePathPattern(p.pattern), ...base };
   return { kind: 'prefix', path: normalizePrefix(encodePath(p?.prefix ?? '/')), ...base };
 }
 
@@ -83,7 +93,12 @@ function compareConditions(a: CompiledMatch, b: CompiledMatch): number {
 function comparePatterns(a: CompiledMatch, b: CompiledMatch): number {
   const pa = a.pattern!;
   const pb = b.pattern!;
-  return pb.literalSegments - pa.literalSegments || pb.staticChars - pa.staticChars || pa.keys.length - pb.keys.length || compareConditions(a, b);
+  return (
+    pb.literalSegments - pa.literalSegments ||
+    pb.staticChars - pa.staticChars ||
+    pa.keys.length - pb.keys.length ||
+    compareConditions(a, b)
+  );
 }
 
 function conditionsHold(m: CompiledMatch, req: RequestFacts): boolean {
@@ -131,9 +146,15 @@ class HostTable<R> {
 
     const byPattern = this.#firstPattern(this.patternsBySegment.get(firstSegmentOf(path)), req);
     const other = this.#firstPattern(this.patternsOther, req);
-    const pattern = byPattern && other ? (comparePatterns(byPattern.match, other.match) <= 0 ? byPattern : other) : byPattern ?? other;
+    const pattern =
+      byPattern && other
+        ? comparePatterns(byPattern.match, other.match) <= 0
+          ? byPattern
+          : other
+        : (byPattern ?? other);
     const prefix = this.#longestPrefix(req);
-    if (pattern && prefix) return pattern.match.pattern!.literalSegments >= segmentCount(prefix.match.path) ? pattern : prefix;
+    if (pattern && prefix)
+      return pattern.match.pattern!.literalSegments >= segmentCount(prefix.match.path) ? pattern : prefix;
     return pattern ?? prefix;
   }
 

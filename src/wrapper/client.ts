@@ -23,9 +23,16 @@ export interface ClientScope {
   userAssertion: string | undefined;
 }
 
-export async function meshFetch(scope: ClientScope, service: string, path: string, init: MeshFetchInit = {}): Promise<Response> {
+export async function meshFetch(
+  scope: ClientScope,
+  service: string,
+  path: string,
+  init: MeshFetchInit = {},
+): Promise<Response> {
   if (typeof path !== 'string' || !path.startsWith('/')) {
-    throw new TypeError(`mesh.fetch(${JSON.stringify(service)}, path): path must start with "/", got ${JSON.stringify(path)}`);
+    throw new TypeError(
+      `mesh.fetch(${JSON.stringify(service)}, path): path must start with "/", got ${JSON.stringify(path)}`,
+    );
   }
   const { mesh, requestId } = scope;
   if (!mesh.services.has(service)) {
@@ -34,7 +41,12 @@ export async function meshFetch(scope: ClientScope, service: string, path: strin
   const { version, ...requestInit } = init;
   const backend = pickBackend(mesh, version === undefined ? { service } : { service, version });
   if (!backend) {
-    return errorResponse(503, 'no_backend', `no backend available for ${version ? `${service}@${version}` : service}`, requestId);
+    return errorResponse(
+      503,
+      'no_backend',
+      `no backend available for ${version ? `${service}@${version}` : service}`,
+      requestId,
+    );
   }
   const upstream = upstreamFor(scope.env, backend);
   if (!upstream) {
@@ -59,12 +71,22 @@ export async function meshFetch(scope: ClientScope, service: string, path: strin
   } catch (e) {
     if (!(e instanceof KeysUnavailable)) throw e;
     logEvent('error', 'mesh signing key unavailable', { requestId, caller: scope.self, error: e.message });
-    return errorResponse(500, 'internal', `${scope.self} cannot sign its mesh identity (signing key missing or invalid)`, requestId);
+    return errorResponse(
+      500,
+      'internal',
+      `${scope.self} cannot sign its mesh identity (signing key missing or invalid)`,
+      requestId,
+    );
   }
   try {
     return await upstream.fetch(request);
   } catch (e) {
-    logEvent('error', 'backend failed', { requestId, caller: scope.self, backend: backend.label, error: String((e as Error)?.message ?? e) });
+    logEvent('error', 'backend failed', {
+      requestId,
+      caller: scope.self,
+      backend: backend.label,
+      error: String((e as Error)?.message ?? e),
+    });
     return errorResponse(502, 'bad_gateway', `backend ${backend.label} failed to answer`, requestId);
   }
 }

@@ -42,4 +42,8 @@ export type MeshVariables = { mesh: MeshContext };
  * A policy the wrapper runs before the handler, in order; returning a Response answers the
  * request without reaching the handler (e.g. 401/403/429).
  */
-export type InboundPolicy = (request: Request, mesh: MeshContext, env: Record<string, unknown>) => Response | undefined | Promise<Response | undefined>;
+export type InboundPolicy = (
+  request: Request,
+  mesh: MeshContext,
+  env: Record<string, unknown>,
+) => Response | undefined | Promise<Response | undefined>;

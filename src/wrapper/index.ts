@@ -39,7 +39,12 @@ export interface MeshOptions<E = MeshEnv> {
   policies?: readonly InboundPolicy[];
 }
 
-export type MeshHandler<E = MeshEnv> = (request: Request, env: E, ctx: ExecutionContext, mesh: MeshContext) => Response | Promise<Response>;
+export type MeshHandler<E = MeshEnv> = (
+  request: Request,
+  env: E,
+  ctx: ExecutionContext,
+  mesh: MeshContext,
+) => Response | Promise<Response>;
 
 /** Structural, so any Hono version (or copy) is accepted; method syntax keeps env types compatible. */
 interface HonoLike {
@@ -63,7 +68,12 @@ export const HEALTH_PATH = '/_mesh/health';
 const HEARTBEAT_EVERY_S = 30;
 
 function isHono(h: unknown): h is HonoLike {
-  return typeof h === 'object' && h !== null && Array.isArray((h as HonoLike).routes) && typeof (h as HonoLike).route === 'function';
+  return (
+    typeof h === 'object' &&
+    h !== null &&
+    Array.isArray((h as HonoLike).routes) &&
+    typeof (h as HonoLike).route === 'function'
+  );
 }
 
 /**
@@ -77,16 +87,29 @@ function honoHandler(app: HonoLike): MeshHandler {
   const contexts = new WeakMap<Request, MeshContext>();
   let root: Hono<{ Variables: { mesh: MeshContext } }> | undefined;
   const build = () => {
-    const r = new Hono<{ Variables: { mesh: MeshContext } }>(typeof app.getPath === 'function' ? { getPath: app.getPath as never } : {});
+    const r = new Hono<{ Variables: { mesh: MeshContext } }>(
+      typeof app.getPath === 'function' ? { getPath: app.getPath as never } : {},
+    );
     r.use('*', async (c, next) => {
       c.set('mesh', contexts.get(c.req.raw)!);
       await next();
     });
     r.route('/', app as unknown as Hono);
-    r.notFound((c) => errorResponse(404, 'not_found', `no handler for ${c.req.method} ${c.req.path}`, contexts.get(c.req.raw)!.requestId));
+    r.notFound((c) =>
+      errorResponse(
+        404,
+        'not_found',
+        `no handler for ${c.req.method} ${c.req.path}`,
+        contexts.get(c.req.raw)!.requestId,
+      ),
+    );
     r.onError((err, c) => {
       const mesh = contexts.get(c.req.raw)!;
-      logEvent('error', 'handler error', { service: mesh.service, requestId: mesh.requestId, error: String(err?.message ?? err) });
+      logEvent('error', 'handler error', {
+        service: mesh.service,
+        requestId: mesh.requestId,
+        error: String(err?.message ?? err),
+      });
       return errorResponse(500, 'internal', `${mesh.service} failed to handle the request`, mesh.requestId);
     });
     return r;
@@ -105,7 +128,10 @@ export interface MeshWorker<E> {
   scheduled(controller: ScheduledController, env: E, ctx: ExecutionContext): Promise<void>;
 }
 
-export function withMesh<E extends object = MeshEnv>(app: HonoLike | MeshHandler<E>, options: MeshOptions<E>): MeshWorker<E> {
+export function withMesh<E extends object = MeshEnv>(
+  app: HonoLike | MeshHandler<E>,
+  options: MeshOptions<E>,
+): MeshWorker<E> {
   const self = options.service;
   // A fixed config is compiled once; the default one follows the registry like the gateway.
   const fixed = options.config ? new MeshSource(options.config) : undefined;
@@ -130,9 +156,15 @@ export function withMesh<E extends object = MeshEnv>(app: HonoLike | MeshHandler
     const beat = (async () => {
       // The registry believes only a service's own signed identity.
       const token = await mesh.identity.minter.identityFor(REGISTRY_AUDIENCE, env as MeshEnv);
-      const answer = await registry.heartbeat(token, { service: self, ...(version ? { version } : {}), healthPath: HEALTH_PATH });
+      const answer = await registry.heartbeat(token, {
+        service: self,
+        ...(version ? { version } : {}),
+        healthPath: HEALTH_PATH,
+      });
       if (!answer.ok) throw new Error(answer.error);
-    })().catch((e: unknown) => logEvent('warn', 'registry heartbeat failed', { service: self, error: String((e as Error)?.message ?? e) }));
+    })().catch((e: unknown) =>
+      logEvent('warn', 'registry heartbeat failed', { service: self, error: String((e as Error)?.message ?? e) }),
+    );
     ctx.waitUntil(beat);
   };
 
@@ -147,23 +179,47 @@ export function withMesh<E extends object = MeshEnv>(app: HonoLike | MeshHandler
         // Liveness for the registry's probes: no identity needed, nothing about callers revealed.
         if (request.method === 'GET' && new URL(request.url).pathname === HEALTH_PATH) {
           const version = versionOf(env);
-          return Response.json({ status: 'ok', service: self, ...(version ? { version } : {}) }, { headers: { 'cache-control': 'no-store' } });
+          return Response.json(
+            { status: 'ok', service: self, ...(version ? { version } : {}) },
+            { headers: { 'cache-control': 'no-store' } },
+          );
         }
         // The service as the config in force defines it (policies may change with an apply).
         const service = mesh.services.get(self) ?? declared;
-        const facts = await identify(request, mesh, service, { env: meshEnv, waitUntil: (p) => ctx.waitUntil(p) }, requestId);
+        const facts = await identify(
+          request,
+          mesh,
+          service,
+          { env: meshEnv, waitUntil: (p) => ctx.waitUntil(p) },
+          requestId,
+        );
         if (facts instanceof Response) return facts;
         const denied = authorizeCaller(service, facts.caller, requestId);
         if (denied) return denied;
         const route = facts.caller === 'gateway' ? (request.headers.get(ROUTE_HEADER) ?? undefined) : undefined;
         let limitHeaders: Array<[string, string]> | undefined;
         if (service.policy.rateLimits.length > 0) {
-          const limitFacts = { clientIp: request.headers.get('cf-connecting-ip'), route, caller: facts.caller, claims: facts.user?.claims, issuer: facts.user?.issuer, headers: request.headers };
+          const limitFacts = {
+            clientIp: request.headers.get('cf-connecting-ip'),
+            route,
+            caller: facts.caller,
+            claims: facts.user?.claims,
+            issuer: facts.user?.issuer,
+            headers: request.headers,
+          };
           const outcome = await mesh.limiter.check(service.policy.rateLimits, limitFacts, meshEnv, requestId);
           if (outcome.reject) return outcome.reject;
           limitHeaders = outcome.headers;
         }
-        const scope = { mesh, env: meshEnv, self, requestId, trace, user: facts.user, userAssertion: facts.userAssertion };
+        const scope = {
+          mesh,
+          env: meshEnv,
+          self,
+          requestId,
+          trace,
+          user: facts.user,
+          userAssertion: facts.userAssertion,
+        };
         const meshCtx: MeshContext = {
           service: self,
           caller: facts.caller,

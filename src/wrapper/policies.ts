@@ -37,7 +37,12 @@ export async function identify(
       if (!r.ok) return errorResponse(401, 'invalid_identity', `${r.description} for ${service.name}`, requestId);
       facts.caller = r.caller;
     } else if (!service.policy.allowAnonymous) {
-      return errorResponse(401, 'unauthenticated_caller', `${service.name} accepts calls through the mesh only (no mesh identity presented)`, requestId);
+      return errorResponse(
+        401,
+        'unauthenticated_caller',
+        `${service.name} accepts calls through the mesh only (no mesh identity presented)`,
+        requestId,
+      );
     }
     const assertion = request.headers.get(USER_HEADER);
     // A user travels only with an identified caller: an anonymous request cannot bring one.
@@ -49,12 +54,17 @@ export async function identify(
     }
     return facts;
   } catch (e) {
-    if (e instanceof KeysUnavailable) return authUnavailable(requestId, `${service.name} cannot verify mesh identities: ${e.message}`);
+    if (e instanceof KeysUnavailable)
+      return authUnavailable(requestId, `${service.name} cannot verify mesh identities: ${e.message}`);
     throw e;
   }
 }
 
-export function authorizeCaller(service: CompiledService, caller: string | undefined, requestId: string): Response | undefined {
+export function authorizeCaller(
+  service: CompiledService,
+  caller: string | undefined,
+  requestId: string,
+): Response | undefined {
   const allowed = service.policy.allowCallers;
   if (!allowed || caller === undefined) return undefined;
   if (allowed.has(caller)) return undefined;
@@ -70,7 +80,8 @@ export function authorizeCaller(service: CompiledService, caller: string | undef
 export function sanitizeInbound(request: Request, mesh: CompiledMesh, facts: CallerFacts): Request {
   if (facts.caller === 'gateway') return request;
   const spoofable = (name: string) =>
-    (name.startsWith(MESH_HEADER_PREFIX) && name !== IDENTITY_HEADER && name !== USER_HEADER) || mesh.extraStrippedHeaders.has(name);
+    (name.startsWith(MESH_HEADER_PREFIX) && name !== IDENTITY_HEADER && name !== USER_HEADER) ||
+    mesh.extraStrippedHeaders.has(name);
   const drop = [...request.headers.keys()].filter(spoofable);
   if (drop.length === 0 && !facts.user) return request;
   const headers = new Headers(request.headers);

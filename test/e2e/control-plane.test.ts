@@ -48,7 +48,12 @@ function adminToken(): string {
   return JSON.parse(readFileSync('.meshwork/dev-keys.json', 'utf8')).adminToken;
 }
 
-async function adminStatus(): Promise<{ configRevision: number; configVersion: string; revision: number; services: Array<{ name: string; backends: Array<{ version: string | null; status: string }> }> }> {
+async function adminStatus(): Promise<{
+  configRevision: number;
+  configVersion: string;
+  revision: number;
+  services: Array<{ name: string; backends: Array<{ version: string | null; status: string }> }>;
+}> {
   const res = await fetch(`${mesh.url}/_mesh/admin/status`, { headers: { authorization: `Bearer ${adminToken()}` } });
   expect(res.status).toBe(200);
   return res.json() as never;
@@ -69,7 +74,9 @@ describe('control plane against the local mesh (CLI over real HTTP)', () => {
     while (Date.now() < deadline) {
       await status('/service-b');
       const s = await adminStatus();
-      registered = s.services.flatMap((svc) => svc.backends.filter((b) => b.status === 'active').map((b) => `${svc.name}${b.version ? `@${b.version}` : ''}`));
+      registered = s.services.flatMap((svc) =>
+        svc.backends.filter((b) => b.status === 'active').map((b) => `${svc.name}${b.version ? `@${b.version}` : ''}`),
+      );
       if (registered.includes('service-b@v1') && registered.includes('service-b@v2')) break;
       await new Promise((r) => setTimeout(r, 500));
     }
@@ -85,7 +92,11 @@ describe('control plane against the local mesh (CLI over real HTTP)', () => {
     const before = await adminStatus();
     const files = [{ name: 'mesh.yaml', text: readFileSync(join(routesWith(HELLO_ROUTE), 'mesh.yaml'), 'utf8') }];
     for (const headers of [{}, { authorization: 'Bearer wrong-token-wrong-token' }] as Array<Record<string, string>>) {
-      const res = await fetch(`${mesh.url}/_mesh/admin/config`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify({ files }) });
+      const res = await fetch(`${mesh.url}/_mesh/admin/config`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...headers },
+        body: JSON.stringify({ files }),
+      });
       expect(res.status).toBe(401);
       expect(((await res.json()) as { error: { code: string } }).error.code).toMatch(/unauthorized|invalid_token/);
     }
@@ -110,7 +121,9 @@ describe('control plane against the local mesh (CLI over real HTTP)', () => {
     const waited = await until('/hello', 200);
     const total = Date.now() - start;
     // Documented bound locally: refreshInterval (5 s) after the snapshot is published.
-    console.log(`propagation: apply returned after ${total - waited} ms, /hello served ${waited} ms later (${total} ms in all)`);
+    console.log(
+      `propagation: apply returned after ${total - waited} ms, /hello served ${waited} ms later (${total} ms in all)`,
+    );
     expect(waited).toBeLessThan(7_000);
     const res = await fetch(`${mesh.url}/hello`);
     expect(await res.json()).toEqual({ service_b: 'Hello from service-b' });
@@ -126,7 +139,9 @@ describe('control plane against the local mesh (CLI over real HTTP)', () => {
 `);
     const r = meshwork('apply', dir);
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/mesh\.yaml:\d+:\d+: routes\[\d+\]\.servce: unknown field "servce" \(did you mean "service"\?\)/);
+    expect(r.stderr).toMatch(
+      /mesh\.yaml:\d+:\d+: routes\[\d+\]\.servce: unknown field "servce" \(did you mean "service"\?\)/,
+    );
     expect(r.stderr).toContain('nothing was sent');
     // The gateway applies the same validation when it receives files directly.
     const files = [{ name: 'mesh.yaml', text: readFileSync(join(dir, 'mesh.yaml'), 'utf8') }];
@@ -137,7 +152,12 @@ describe('control plane against the local mesh (CLI over real HTTP)', () => {
     });
     expect(res.status).toBe(422);
     const body = (await res.json()) as { errors: Array<{ file: string; line: number; column: number; field: string }> };
-    expect(body.errors[0]).toMatchObject({ file: 'mesh.yaml', field: expect.stringMatching(/^routes\[\d+\]\.servce$/), line: expect.any(Number), column: expect.any(Number) });
+    expect(body.errors[0]).toMatchObject({
+      file: 'mesh.yaml',
+      field: expect.stringMatching(/^routes\[\d+\]\.servce$/),
+      line: expect.any(Number),
+      column: expect.any(Number),
+    });
     const after = await adminStatus();
     expect(after.configVersion).toBe(before.configVersion);
     expect(await status('/hello')).toBe(200);

@@ -7,10 +7,14 @@ import { MESH_WORKER_CONFIGS, QUIET_WRANGLER_ENV } from '../../scripts/workers.t
 
 function dryRun(config: string): { code: number | null; out: string; dir: string } {
   const dir = mkdtempSync(join(tmpdir(), 'meshwork-bundle-'));
-  const r = spawnSync(process.execPath, ['node_modules/wrangler/bin/wrangler.js', 'deploy', '--dry-run', '--outdir', dir, '-c', config], {
-    encoding: 'utf8',
-    env: { ...process.env, ...QUIET_WRANGLER_ENV },
-  });
+  const r = spawnSync(
+    process.execPath,
+    ['node_modules/wrangler/bin/wrangler.js', 'deploy', '--dry-run', '--outdir', dir, '-c', config],
+    {
+      encoding: 'utf8',
+      env: { ...process.env, ...QUIET_WRANGLER_ENV },
+    },
+  );
   return { code: r.status, out: r.stdout + r.stderr, dir };
 }
 

@@ -28,14 +28,18 @@ describe('the local mesh (npm run dev), over real HTTP', () => {
   });
 
   it('/service-a with a token lacking read:a: 403 insufficient_scope', async () => {
-    const res = await fetch(`${mesh.url}/service-a`, { headers: { authorization: `Bearer ${devToken('--sub', 'bob', '--ttl', '10m')}` } });
+    const res = await fetch(`${mesh.url}/service-a`, {
+      headers: { authorization: `Bearer ${devToken('--sub', 'bob', '--ttl', '10m')}` },
+    });
     expect(res.status).toBe(403);
     expect(res.headers.get('www-authenticate')).toContain('error="insufficient_scope", scope="read:a"');
   });
 
   it('client -> gateway -> service-a -> service-b -> back, with a token from `meshwork token`', async () => {
     const token = devToken('--sub', 'alice', '--scope', 'read:a', '--ttl', '1h');
-    const res = await fetch(`${mesh.url}/service-a`, { headers: { authorization: `Bearer ${token}`, 'x-request-id': 'e2e-1' } });
+    const res = await fetch(`${mesh.url}/service-a`, {
+      headers: { authorization: `Bearer ${token}`, 'x-request-id': 'e2e-1' },
+    });
     expect(res.status).toBe(200);
     expect(res.headers.get('x-request-id')).toBe('e2e-1');
     const body = (await res.json()) as Record<string, unknown>;
@@ -52,10 +56,19 @@ describe('the local mesh (npm run dev), over real HTTP', () => {
   it('service-b knows both the user and the calling service, and spoofed mesh headers change nothing', async () => {
     const token = devToken('--sub', 'alice', '--scope', 'read:a');
     const res = await fetch(`${mesh.url}/service-a/whoami-b`, {
-      headers: { authorization: `Bearer ${token}`, 'x-mesh-user': 'forged', 'x-mesh-identity': 'forged', 'x-mesh-sub': 'mallory' },
+      headers: {
+        authorization: `Bearer ${token}`,
+        'x-mesh-user': 'forged',
+        'x-mesh-identity': 'forged',
+        'x-mesh-sub': 'mallory',
+      },
     });
     expect(res.status).toBe(200);
-    expect(await res.json()).toMatchObject({ service: 'service-b', caller: 'service-a', user: { sub: 'alice', scopes: ['read:a'] } });
+    expect(await res.json()).toMatchObject({
+      service: 'service-b',
+      caller: 'service-a',
+      user: { sub: 'alice', scopes: ['read:a'] },
+    });
   });
 
   it('service-b answers its greeting through the gateway', async () => {

@@ -38,10 +38,19 @@ async function foreignTokens(dir: string) {
   const ec = await generateKeyPair('ES256', { extractable: true });
   const toPem = async (k: CryptoKey) => {
     const der = Buffer.from(await crypto.subtle.exportKey('pkcs8', k));
-    return `-----BEGIN PRIVATE KEY-----\n${der.toString('base64').match(/.{1,64}/g)!.join('\n')}\n-----END PRIVATE KEY-----\n`;
+    return `-----BEGIN PRIVATE KEY-----\n${der
+      .toString('base64')
+      .match(/.{1,64}/g)!
+      .join('\n')}\n-----END PRIVATE KEY-----\n`;
   };
-  const jsonwebtokenRS256 = jsonwebtoken.sign({ ...claims, sub: 'jsonwebtoken-rs256' }, await toPem(rsa.privateKey), { algorithm: 'RS256', keyid: 'jwt-rs' });
-  const jsonwebtokenES256 = jsonwebtoken.sign({ ...claims, sub: 'jsonwebtoken-es256' }, await toPem(ec.privateKey), { algorithm: 'ES256', keyid: 'jwt-ec' });
+  const jsonwebtokenRS256 = jsonwebtoken.sign({ ...claims, sub: 'jsonwebtoken-rs256' }, await toPem(rsa.privateKey), {
+    algorithm: 'RS256',
+    keyid: 'jwt-rs',
+  });
+  const jsonwebtokenES256 = jsonwebtoken.sign({ ...claims, sub: 'jsonwebtoken-es256' }, await toPem(ec.privateKey), {
+    algorithm: 'ES256',
+    keyid: 'jwt-ec',
+  });
 
   // openssl: an Ed25519 key and a raw signature over "header.payload".
   const keyPem = join(dir, 'ed25519.pem');
@@ -101,7 +110,15 @@ export async function setup(project: TestProject): Promise<void> {
         return;
       }
       res.setHeader('content-type', 'application/json');
-      res.end(JSON.stringify({ name: 'url-backend', method: req.method, url: req.url, headers: req.headers, body: Buffer.concat(chunks).toString() }));
+      res.end(
+        JSON.stringify({
+          name: 'url-backend',
+          method: req.method,
+          url: req.url,
+          headers: req.headers,
+          body: Buffer.concat(chunks).toString(),
+        }),
+      );
     });
   });
   await new Promise<void>((r) => server!.listen(0, '127.0.0.1', r));
@@ -118,7 +135,10 @@ export async function setup(project: TestProject): Promise<void> {
   for (const alg of ['RS256', 'PS256', 'ES256', 'EdDSA'] as const) {
     const { privateKey, publicKey } = await generateKeyPair(alg, { extractable: true });
     const kid = `${alg}-1`;
-    issuerKeys[alg] = { privateJwk: { ...(await exportJWK(privateKey)), kid, alg }, publicJwk: { ...(await exportJWK(publicKey)), kid, alg } };
+    issuerKeys[alg] = {
+      privateJwk: { ...(await exportJWK(privateKey)), kid, alg },
+      publicJwk: { ...(await exportJWK(publicKey)), kid, alg },
+    };
   }
   project.provide('issuerKeys', issuerKeys);
 

@@ -28,10 +28,14 @@ export async function freePort(): Promise<number> {
 export async function startMesh(options: { timeoutMs?: number; persistTo?: string } = {}): Promise<RunningMesh> {
   const port = await freePort();
   const persistTo = options.persistTo ?? mkdtempSync(join(tmpdir(), 'meshwork-state-'));
-  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', 'scripts/dev.ts', '--port', String(port), '--persist-to', persistTo], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    detached: true, // own process group: stop() takes wrangler and workerd down together
-  });
+  const child: ChildProcess = spawn(
+    process.execPath,
+    ['--import', 'tsx', 'scripts/dev.ts', '--port', String(port), '--persist-to', persistTo],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true, // own process group: stop() takes wrangler and workerd down together
+    },
+  );
   let log = '';
   child.stdout!.on('data', (d: Buffer) => (log += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (log += d.toString()));

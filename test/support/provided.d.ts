@@ -17,6 +17,13 @@ declare module 'vitest' {
     foreignTokens: { jsonwebtokenRS256: string; jsonwebtokenES256: string; opensslEdDSA: string };
     /** Public keys for the foreign tokens, as a JWKS JSON string. */
     foreignJwks: string;
-    bundles: { serviceA: string; serviceB: string; intruder: string; gateway: string; faultyStore: string; dir: string };
+    bundles: {
+      serviceA: string;
+      serviceB: string;
+      intruder: string;
+      gateway: string;
+      faultyStore: string;
+      dir: string;
+    };
   }
 }

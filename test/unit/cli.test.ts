@@ -20,7 +20,10 @@ describe('meshwork validate', () => {
 
   it('exits 1 and prints file:line:column for a typo in a field name', () => {
     const dir = mkdtempSync(join(tmpdir(), 'meshwork-cli-'));
-    writeFileSync(join(dir, 'mesh.yaml'), 'services:\n  s:\n    backends:\n      - binding: S\nroutes:\n  - name: r\n    servce: s\n');
+    writeFileSync(
+      join(dir, 'mesh.yaml'),
+      'services:\n  s:\n    backends:\n      - binding: S\nroutes:\n  - name: r\n    servce: s\n',
+    );
     const r = meshwork('validate', dir);
     expect(r.code).toBe(1);
     expect(r.stderr).toContain(`mesh.yaml:7:5: routes[0].servce: unknown field "servce" (did you mean "service"?)`);
@@ -28,7 +31,10 @@ describe('meshwork validate', () => {
 
   it('checks the gateway declares every binding its routes use', () => {
     const dir = mkdtempSync(join(tmpdir(), 'meshwork-bindings-'));
-    writeFileSync(join(dir, 'wrangler.toml'), 'name = "gw"\nmain = "x.ts"\n[[services]]\nbinding = "SERVICE_A"\nservice = "service-a"\n');
+    writeFileSync(
+      join(dir, 'wrangler.toml'),
+      'name = "gw"\nmain = "x.ts"\n[[services]]\nbinding = "SERVICE_A"\nservice = "service-a"\n',
+    );
     const r = meshwork('validate', '--check-bindings', join(dir, 'wrangler.toml'));
     expect(r.code).toBe(1);
     expect(r.stderr).toContain('service "service-b" backend binding SERVICE_B_V1 is not declared');
@@ -62,13 +68,27 @@ describe('JSON Schema for editors', () => {
   });
 
   it('the routes files point yaml-language-server at it', () => {
-    expect(readFileSync('routes/mesh.yaml', 'utf8')).toMatch(/^# yaml-language-server: \$schema=\.\.\/schema\/routes\.schema\.json/);
+    expect(readFileSync('routes/mesh.yaml', 'utf8')).toMatch(
+      /^# yaml-language-server: \$schema=\.\.\/schema\/routes\.schema\.json/,
+    );
   });
 });
 
 describe('meshwork token', () => {
   it('prints, alone on its last line, a token signed by the dev issuer the example routes trust', async () => {
-    const r = meshwork('token', '--sub', 'alice', '--scope', 'read:a', '--scope', 'write:a', '--ttl', '1h', '--claim', 'tenant=acme');
+    const r = meshwork(
+      'token',
+      '--sub',
+      'alice',
+      '--scope',
+      'read:a',
+      '--scope',
+      'write:a',
+      '--ttl',
+      '1h',
+      '--claim',
+      'tenant=acme',
+    );
     expect(r.code).toBe(0);
     const token = r.stdout.trim().split('\n').at(-1)!;
     expect(token).toMatch(/^[\w-]+\.[\w-]+\.[\w-]+$/);

@@ -54,12 +54,26 @@ describe('end-to-end headers', () => {
 
   it('drops hop-by-hop headers and those the Connection header names', () => {
     expect(
-      stripped({ connection: 'keep-alive, X-Private', 'keep-alive': 'timeout=5', 'x-private': '1', te: 'trailers', 'proxy-authorization': 'Basic x', upgrade: 'h2c', accept: 'text/plain' }, true),
+      stripped(
+        {
+          connection: 'keep-alive, X-Private',
+          'keep-alive': 'timeout=5',
+          'x-private': '1',
+          te: 'trailers',
+          'proxy-authorization': 'Basic x',
+          upgrade: 'h2c',
+          accept: 'text/plain',
+        },
+        true,
+      ),
     ).toEqual(['accept']);
   });
 
   it('keeps the Upgrade header of a WebSocket handshake', () => {
-    expect(stripped({ connection: 'Upgrade', upgrade: 'websocket', 'sec-websocket-key': 'k' }, true)).toEqual(['sec-websocket-key', 'upgrade']);
+    expect(stripped({ connection: 'Upgrade', upgrade: 'websocket', 'sec-websocket-key': 'k' }, true)).toEqual([
+      'sec-websocket-key',
+      'upgrade',
+    ]);
   });
 
   it('strips x-mesh-* only when asked', () => {
@@ -76,7 +90,14 @@ describe('end-to-end headers', () => {
   });
 
   it('drops forwarding headers the client could use to mislead a service', () => {
-    const h = new Headers({ forwarded: 'for=1.2.3.4', 'x-real-ip': '1.2.3.4', 'x-forwarded-port': '1', 'x-forwarded-prefix': '/admin', 'x-forwarded-proto': 'http', 'x-forwarded-host': 'evil' });
+    const h = new Headers({
+      forwarded: 'for=1.2.3.4',
+      'x-real-ip': '1.2.3.4',
+      'x-forwarded-port': '1',
+      'x-forwarded-prefix': '/admin',
+      'x-forwarded-proto': 'http',
+      'x-forwarded-host': 'evil',
+    });
     stripHopByHop(h, true, CLIENT_FORWARDING);
     setForwarded(h, new URL('https://api.example.com/x'), null);
     expect([...h].sort()).toEqual([

@@ -1,5 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { available, giveBack, holdBack, idleAt, take, type BucketState, type LimitParams } from '../../src/ratelimit/algorithms.ts';
+import {
+  available,
+  giveBack,
+  holdBack,
+  idleAt,
+  take,
+  type BucketState,
+  type LimitParams,
+} from '../../src/ratelimit/algorithms.ts';
 import { clientNetwork, compileLimit } from '../../src/ratelimit/policy.ts';
 
 const SECOND = 1000;
@@ -43,7 +51,10 @@ describe('token bucket', () => {
 
   it('over a long run admits exactly burst + rate x elapsed', () => {
     // A request every 10 ms from 0 to 9.99 s: the bucket's 20 plus 99.9 refilled tokens.
-    const allowed = run(p, Array.from({ length: 1000 }, (_, i) => i * 10));
+    const allowed = run(
+      p,
+      Array.from({ length: 1000 }, (_, i) => i * 10),
+    );
     expect(allowed.filter(Boolean).length).toBe(20 + 99);
   });
 
@@ -76,7 +87,10 @@ describe('token bucket', () => {
   });
 
   it('a cost above the burst can never pass, and says so', () => {
-    expect(take(p, undefined, 21, 0).decision).toMatchObject({ allowed: false, retryAfterMs: Number.POSITIVE_INFINITY });
+    expect(take(p, undefined, 21, 0).decision).toMatchObject({
+      allowed: false,
+      retryAfterMs: Number.POSITIVE_INFINITY,
+    });
   });
 
   it('a shrunk bucket (new config) is clamped to its new capacity', () => {
@@ -123,7 +137,10 @@ describe('GCRA', () => {
 
   it('over a long run admits at most burst + rate x elapsed', () => {
     const b5 = { ...p, burst: 5 };
-    const allowed = run(b5, Array.from({ length: 1000 }, (_, i) => i * 10));
+    const allowed = run(
+      b5,
+      Array.from({ length: 1000 }, (_, i) => i * 10),
+    );
     expect(allowed.filter(Boolean).length).toBeLessThanOrEqual(5 + 100);
     expect(allowed.filter(Boolean).length).toBeGreaterThanOrEqual(100);
   });
@@ -143,12 +160,23 @@ describe('compiled policies', () => {
   it('defaults: token bucket, burst = limit, key [ip], cost 1, exact, fail open', () => {
     const c = compileLimit('p', { limit: 10, period: 60 });
     expect(c.params).toEqual({ algorithm: 'token-bucket', limit: 10, periodMs: 60_000, burst: 10 });
-    expect(c).toMatchObject({ cost: 1, key: [{ kind: 'ip' }], failOpen: true, lease: undefined, policyHeader: '"p";q=10;w=60' });
+    expect(c).toMatchObject({
+      cost: 1,
+      key: [{ kind: 'ip' }],
+      failOpen: true,
+      lease: undefined,
+      policyHeader: '"p";q=10;w=60',
+    });
     expect(compileLimit('g', { algorithm: 'gcra', limit: 10, period: 1 }).params.burst).toBe(1);
   });
 
   it('applies overrides per key value, multiplier scaling limit and burst', () => {
-    const c = compileLimit('p', { limit: 10, period: 1, burst: 20, overrides: { acme: { multiplier: 10 }, small: { limit: 1, burst: 2 } } });
+    const c = compileLimit('p', {
+      limit: 10,
+      period: 1,
+      burst: 20,
+      overrides: { acme: { multiplier: 10 }, small: { limit: 1, burst: 2 } },
+    });
     expect(c.overrides.get('acme')).toMatchObject({ limit: 100, burst: 200 });
     expect(c.overrides.get('small')).toMatchObject({ limit: 1, burst: 2 });
   });

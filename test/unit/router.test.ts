@@ -5,12 +5,28 @@ import { Router, type RouterEntry } from '../../src/router/router.ts';
 type E = { name: string; hostnames?: string[]; matches?: MatchSpec[] };
 
 function router(...entries: E[]): Router<string> {
-  return new Router<string>(entries.map((e): RouterEntry<string> => ({ route: e.name, ...(e.hostnames ? { hostnames: e.hostnames } : {}), ...(e.matches ? { matches: e.matches } : {}) })));
+  return new Router<string>(
+    entries.map((e): RouterEntry<string> => ({
+      route: e.name,
+      ...(e.hostnames ? { hostnames: e.hostnames } : {}),
+      ...(e.matches ? { matches: e.matches } : {}),
+    })),
+  );
 }
 
-function find(r: Router<string>, target: string, init: { method?: string; headers?: Record<string, string> } = {}): string | undefined {
+function find(
+  r: Router<string>,
+  target: string,
+  init: { method?: string; headers?: Record<string, string> } = {},
+): string | undefined {
   const url = new URL(target.startsWith('http') ? target : `https://example.com${target}`);
-  return r.find({ host: url.hostname, path: url.pathname, method: init.method ?? 'GET', headers: new Headers(init.headers), url })?.route;
+  return r.find({
+    host: url.hostname,
+    path: url.pathname,
+    method: init.method ?? 'GET',
+    headers: new Headers(init.headers),
+    url,
+  })?.route;
 }
 
 describe('path matching', () => {
@@ -56,7 +72,10 @@ describe('path matching', () => {
   });
 
   it('matches non-ASCII config paths against percent-encoded request paths', () => {
-    const r = router({ name: 'cafe', matches: [{ path: { exact: '/café' } }] }, { name: 'menu', matches: [{ path: { pattern: '/menü/:item' } }] });
+    const r = router(
+      { name: 'cafe', matches: [{ path: { exact: '/café' } }] },
+      { name: 'menu', matches: [{ path: { pattern: '/menü/:item' } }] },
+    );
     expect(find(r, '/café')).toBe('cafe');
     expect(find(r, '/caf%C3%A9')).toBe('cafe');
     expect(find(r, '/menü/tea')).toBe('menu');
@@ -65,13 +84,18 @@ describe('path matching', () => {
   it('returns pattern parameters', () => {
     const r = router({ name: 'user', matches: [{ path: { pattern: '/users/:id/posts/:post' } }] });
     const url = new URL('https://example.com/users/7/posts/9');
-    expect(r.find({ host: url.hostname, path: url.pathname, method: 'GET', headers: new Headers(), url })?.params).toEqual({ id: '7', post: '9' });
+    expect(
+      r.find({ host: url.hostname, path: url.pathname, method: 'GET', headers: new Headers(), url })?.params,
+    ).toEqual({ id: '7', post: '9' });
   });
 });
 
 describe('precedence (Gateway API order)', () => {
   it('exact beats prefix, even a longer prefix declared first', () => {
-    const r = router({ name: 'prefix', matches: [{ path: { prefix: '/a/b' } }] }, { name: 'exact', matches: [{ path: { exact: '/a/b' } }] });
+    const r = router(
+      { name: 'prefix', matches: [{ path: { prefix: '/a/b' } }] },
+      { name: 'exact', matches: [{ path: { exact: '/a/b' } }] },
+    );
     expect(find(r, '/a/b')).toBe('exact');
     expect(find(r, '/a/b/c')).toBe('prefix');
   });
@@ -112,7 +136,10 @@ describe('precedence (Gateway API order)', () => {
   });
 
   it('on the same path, a method condition beats none', () => {
-    const r = router({ name: 'any', matches: [{ path: { prefix: '/a' } }] }, { name: 'post', matches: [{ path: { prefix: '/a' }, method: 'POST' }] });
+    const r = router(
+      { name: 'any', matches: [{ path: { prefix: '/a' } }] },
+      { name: 'post', matches: [{ path: { prefix: '/a' }, method: 'POST' }] },
+    );
     expect(find(r, '/a', { method: 'POST' })).toBe('post');
     expect(find(r, '/a', { method: 'GET' })).toBe('any');
   });
@@ -138,17 +165,26 @@ describe('precedence (Gateway API order)', () => {
   });
 
   it('the path outranks conditions: a longer prefix without conditions beats a shorter one with them', () => {
-    const r = router({ name: 'short', matches: [{ path: { prefix: '/a' }, method: 'GET', headers: { 'x-a': '1' } }] }, { name: 'long', matches: [{ path: { prefix: '/a/b' } }] });
+    const r = router(
+      { name: 'short', matches: [{ path: { prefix: '/a' }, method: 'GET', headers: { 'x-a': '1' } }] },
+      { name: 'long', matches: [{ path: { prefix: '/a/b' } }] },
+    );
     expect(find(r, '/a/b', { headers: { 'x-a': '1' } })).toBe('long');
   });
 
   it('falls back to declaration order on a full tie', () => {
-    const r = router({ name: 'first', matches: [{ path: { prefix: '/a' } }] }, { name: 'second', matches: [{ path: { prefix: '/a' } }] });
+    const r = router(
+      { name: 'first', matches: [{ path: { prefix: '/a' } }] },
+      { name: 'second', matches: [{ path: { prefix: '/a' } }] },
+    );
     expect(find(r, '/a')).toBe('first');
   });
 
   it('a longer prefix whose conditions fail falls back to a shorter one', () => {
-    const r = router({ name: 'root', matches: [{ path: { prefix: '/' } }] }, { name: 'a-post', matches: [{ path: { prefix: '/a' }, method: 'POST' }] });
+    const r = router(
+      { name: 'root', matches: [{ path: { prefix: '/' } }] },
+      { name: 'a-post', matches: [{ path: { prefix: '/a' }, method: 'POST' }] },
+    );
     expect(find(r, '/a/x', { method: 'GET' })).toBe('root');
   });
 });
@@ -175,7 +211,10 @@ describe('header and query conditions', () => {
   });
 
   it('a route matches if any one of its matches does', () => {
-    const r = router({ name: 'either', matches: [{ path: { exact: '/a' } }, { path: { prefix: '/b' }, method: 'POST' }] });
+    const r = router({
+      name: 'either',
+      matches: [{ path: { exact: '/a' } }, { path: { prefix: '/b' }, method: 'POST' }],
+    });
     expect(find(r, '/a')).toBe('either');
     expect(find(r, '/b/1', { method: 'POST' })).toBe('either');
     expect(find(r, '/b/1')).toBeUndefined();
@@ -219,7 +258,12 @@ describe('scale', () => {
       const kind = i % 3;
       entries.push({
         name: `r${i}`,
-        matches: [{ path: kind === 0 ? { exact: `/svc${i}/x` } : kind === 1 ? { prefix: `/svc${i}` } : { pattern: `/svc${i}/:id` } }],
+        matches: [
+          {
+            path:
+              kind === 0 ? { exact: `/svc${i}/x` } : kind === 1 ? { prefix: `/svc${i}` } : { pattern: `/svc${i}/:id` },
+          },
+        ],
       });
     }
     const r = router(...entries);

@@ -45,7 +45,9 @@ routes:
     expect(rest).toEqual([]);
     expect(e).toMatchObject({ file: 'routes/mesh.yaml', line: 15, column: 9, field: 'routes[0].matches[0].pth' });
     expect(e!.message).toBe('unknown field "pth" (did you mean "path"?)');
-    expect(formatIssue(e!)).toBe('routes/mesh.yaml:15:9: routes[0].matches[0].pth: unknown field "pth" (did you mean "path"?)');
+    expect(formatIssue(e!)).toBe(
+      'routes/mesh.yaml:15:9: routes[0].matches[0].pth: unknown field "pth" (did you mean "path"?)',
+    );
   });
 
   it('reports a wrong type at the value', () => {
@@ -102,13 +104,25 @@ routes:
   });
 
   it.each([
-    ['a backend with both binding and url', 'services:\n  s:\n    backends:\n      - { binding: A, url: "http://x" }\n', 'exactly one of "binding" or "url"'],
-    ['a backend with neither', 'services:\n  s:\n    backends:\n      - { version: v1 }\n', 'exactly one of "binding" or "url"'],
+    [
+      'a backend with both binding and url',
+      'services:\n  s:\n    backends:\n      - { binding: A, url: "http://x" }\n',
+      'exactly one of "binding" or "url"',
+    ],
+    [
+      'a backend with neither',
+      'services:\n  s:\n    backends:\n      - { version: v1 }\n',
+      'exactly one of "binding" or "url"',
+    ],
     ['a negative weight', 'services:\n  s:\n    backends:\n      - { binding: A, weight: -1 }\n', '>=0'],
     ['a fractional weight', 'services:\n  s:\n    backends:\n      - { binding: A, weight: 1.5 }\n', 'whole number'],
     ['a non-http URL', 'services:\n  s:\n    backends:\n      - { url: "ftp://x" }\n', 'http:// or https://'],
     ['an upper-case service name', 'services:\n  Svc:\n    backends:\n      - { binding: A }\n', 'DNS label'],
-    ['the reserved service name "gateway"', 'services:\n  gateway:\n    backends:\n      - { binding: A }\n', 'reserved'],
+    [
+      'the reserved service name "gateway"',
+      'services:\n  gateway:\n    backends:\n      - { binding: A }\n',
+      'reserved',
+    ],
     ['a service without backends', 'services:\n  s:\n    backends: []\n', 'at least one backend'],
   ])('rejects %s', (_what, text, message) => {
     const e = errorsOf(text);
@@ -118,7 +132,11 @@ routes:
 
   it.each([
     ['a path without a leading slash', '      - path: { prefix: api }', 'must start with "/"'],
-    ['two path kinds at once', '      - path: { prefix: /a, exact: /a }', 'exactly one of "exact", "prefix" or "pattern"'],
+    [
+      'two path kinds at once',
+      '      - path: { prefix: /a, exact: /a }',
+      'exactly one of "exact", "prefix" or "pattern"',
+    ],
     ['an invalid pattern', '      - path: { pattern: "/a/:" }', 'invalid pattern'],
     ['an invalid header regex', '      - headers: { x-a: { regex: "(" } }', 'invalid regular expression'],
     ['a reserved /_mesh path', '      - path: { prefix: /_mesh/admin }', 'reserved'],
@@ -142,7 +160,9 @@ routes:
     matches:
       - headers: { x-a: { regx: "^a" } }
 `);
-    expect(e.map((i) => [i.line, i.column, i.field, i.message])).toEqual([[16, 27, 'routes[0].matches[0].headers.x-a.regx', 'unknown field "regx" (did you mean "regex"?)']]);
+    expect(e.map((i) => [i.line, i.column, i.field, i.message])).toEqual([
+      [16, 27, 'routes[0].matches[0].headers.x-a.regx', 'unknown field "regx" (did you mean "regex"?)'],
+    ]);
   });
 
   it('reports a misspelt backend key once, not also as a missing binding', () => {
@@ -156,7 +176,9 @@ routes:
   });
 
   it('refuses to write claims onto credential or mesh identity headers', () => {
-    const e = errorsOf(`${SERVICES}\nauth:\n  claimHeaders: { sub: x-mesh-identity, email: Authorization, tenant: x-tenant }\n`);
+    const e = errorsOf(
+      `${SERVICES}\nauth:\n  claimHeaders: { sub: x-mesh-identity, email: Authorization, tenant: x-tenant }\n`,
+    );
     expect(e.map((i) => i.field)).toEqual(['auth.claimHeaders.sub', 'auth.claimHeaders.email']);
     expect(e[0]!.message).toContain('is reserved');
   });
@@ -164,7 +186,10 @@ routes:
   it('refuses HS algorithms next to public keys, and non-HS ones with a shared secret', () => {
     const base = `${SERVICES}\nauth:\n  issuers:\n    idp:\n      issuer: https://idp\n      audiences: [api]\n`;
     const mixed = errorsOf(`${base}      algorithms: [RS256, HS256]\n      jwksUri: https://idp/jwks\n`);
-    expect(mixed[0]).toMatchObject({ field: 'auth.issuers.idp.algorithms', message: expect.stringContaining('algorithm confusion') });
+    expect(mixed[0]).toMatchObject({
+      field: 'auth.issuers.idp.algorithms',
+      message: expect.stringContaining('algorithm confusion'),
+    });
     const secret = errorsOf(`${base}      algorithms: [HS256, RS256]\n      secret: { env: S }\n`);
     expect(secret[0]!.message).toContain('HS256/HS384/HS512 only');
     const none = errorsOf(`${base}      algorithms: [none]\n      jwksUri: https://idp/jwks\n`);
@@ -196,12 +221,19 @@ routes:
     service: svc
     auth: { issuers: [crop] }
 `);
-    expect(e2.map((i) => [i.field, i.message])).toEqual([['routes[0].auth.issuers[0]', 'unknown issuer "crop" (did you mean "corp"?)']]);
+    expect(e2.map((i) => [i.field, i.message])).toEqual([
+      ['routes[0].auth.issuers[0]', 'unknown issuer "crop" (did you mean "corp"?)'],
+    ]);
   });
 
   it('checks allowCallers names', () => {
-    const e = errorsOf(`services:\n  svc:\n    backends: [{ binding: S }]\n    policy: { allowCallers: [gateway, svx] }\n`);
-    expect(e[0]).toMatchObject({ field: 'services.svc.policy.allowCallers[1]', message: 'unknown caller "svx": not "gateway" nor a service (did you mean "svc"?)' });
+    const e = errorsOf(
+      `services:\n  svc:\n    backends: [{ binding: S }]\n    policy: { allowCallers: [gateway, svx] }\n`,
+    );
+    expect(e[0]).toMatchObject({
+      field: 'services.svc.policy.allowCallers[1]',
+      message: 'unknown caller "svx": not "gateway" nor a service (did you mean "svc"?)',
+    });
   });
 
   it('checks rate-limit policies and where they are used', () => {
@@ -233,13 +265,21 @@ routes:
 `);
     expect(e2.map((i) => [i.field, i.message])).toEqual([
       ['routes[0].rateLimits[0]', 'unknown rate limit "per-usr" (did you mean "per-user"?)'],
-      ['routes[0].rateLimits[1]', 'rate limit "per-caller" uses the caller ("caller" key or "callers"), which only exists for calls between services (policy.rateLimits)'],
+      [
+        'routes[0].rateLimits[1]',
+        'rate limit "per-caller" uses the caller ("caller" key or "callers"), which only exists for calls between services (policy.rateLimits)',
+      ],
     ]);
   });
 
   it('refuses allowAnonymous together with allowCallers', () => {
-    const e = errorsOf(`services:\n  svc:\n    backends: [{ binding: S }]\n    policy: { allowCallers: [gateway], allowAnonymous: true }\n`);
-    expect(e[0]).toMatchObject({ field: 'services.svc.policy.allowAnonymous', message: expect.stringContaining('cannot go with allowCallers') });
+    const e = errorsOf(
+      `services:\n  svc:\n    backends: [{ binding: S }]\n    policy: { allowCallers: [gateway], allowAnonymous: true }\n`,
+    );
+    expect(e[0]).toMatchObject({
+      field: 'services.svc.policy.allowAnonymous',
+      message: expect.stringContaining('cannot go with allowCallers'),
+    });
   });
 
   it('bounds the identity token lifetime', () => {
@@ -247,10 +287,13 @@ routes:
   });
 
   it('rejects a route with neither or both of service and backendRefs', () => {
-    expect(errorsOf(`${SERVICES}\nroutes:\n  - name: r1\n`)[0]!.message).toContain('exactly one of "service" or "backendRefs"');
-    expect(errorsOf(`${SERVICES}\nroutes:\n  - name: r1\n    service: svc\n    backendRefs: [{ service: svc }]\n`)[0]!.message).toContain(
+    expect(errorsOf(`${SERVICES}\nroutes:\n  - name: r1\n`)[0]!.message).toContain(
       'exactly one of "service" or "backendRefs"',
     );
+    expect(
+      errorsOf(`${SERVICES}\nroutes:\n  - name: r1\n    service: svc\n    backendRefs: [{ service: svc }]\n`)[0]!
+        .message,
+    ).toContain('exactly one of "service" or "backendRefs"');
   });
 
   it('rejects a prefix rewrite on a route that does not match by prefix', () => {
@@ -267,14 +310,19 @@ routes:
 
   it('rejects a wildcard that is not a leading "*." label, and hostnames with ports', () => {
     const e1 = errorsOf(`${SERVICES}\nroutes:\n  - name: r1\n    service: svc\n    hostnames: ["api.*.com"]\n`);
-    const e2 = errorsOf(`${SERVICES}\nroutes:\n  - name: r1\n    service: svc\n    hostnames: ["api.example.com:8080"]\n`);
+    const e2 = errorsOf(
+      `${SERVICES}\nroutes:\n  - name: r1\n    service: svc\n    hostnames: ["api.example.com:8080"]\n`,
+    );
     expect(e1[0]!.field).toBe('routes[0].hostnames[0]');
     expect(e2[0]!.field).toBe('routes[0].hostnames[0]');
   });
 
   it('merges several files in name order and rejects names defined twice, naming both places', () => {
     const dir = mkdtempSync(join(tmpdir(), 'meshwork-routes-'));
-    writeFileSync(join(dir, '20-routes.yaml'), 'routes:\n  - name: r1\n    service: svc\n  - name: r1\n    service: svc\n');
+    writeFileSync(
+      join(dir, '20-routes.yaml'),
+      'routes:\n  - name: r1\n    service: svc\n  - name: r1\n    service: svc\n',
+    );
     writeFileSync(join(dir, '10-services.yml'), SERVICES);
     writeFileSync(join(dir, 'notes.txt'), 'not a routes file');
     const sources = readRoutesDir(dir, dir);

@@ -16,7 +16,12 @@ const UP = inject('upstreamUrl');
 const issuerKeys = inject('issuerKeys');
 const pub = (alg: TestAlg, kid = `${alg}-1`): JWK => ({ ...issuerKeys[alg].publicJwk, kid });
 const inline = (...keys: JWK[]) => JSON.stringify({ keys });
-const ISS: Record<TestAlg, string> = { RS256: 'https://rsa.test', PS256: 'https://pss.test', ES256: 'https://ec.test', EdDSA: 'https://ed.test' };
+const ISS: Record<TestAlg, string> = {
+  RS256: 'https://rsa.test',
+  PS256: 'https://pss.test',
+  ES256: 'https://ec.test',
+  EdDSA: 'https://ed.test',
+};
 const SECRET = 'a shared secret of at least 32 bytes!';
 
 const YAML = `
@@ -54,14 +59,20 @@ const gateway = createGateway({ mesh: meshFrom(YAML) });
 
 type MeshError = { error: { code: string; message: string; requestId: string } };
 
-async function get(path: string, headers: Record<string, string> = {}, bindings: object = ENV, gw = gateway): Promise<Response> {
+async function get(
+  path: string,
+  headers: Record<string, string> = {},
+  bindings: object = ENV,
+  gw = gateway,
+): Promise<Response> {
   return call(gw, `${BASE}${path}`, { headers }, bindings);
 }
 
 const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
 
 /** A token from the issuer configured for `alg` in YAML above. */
-const token = (alg: TestAlg, claims: JWTPayload = {}, header = {}) => issuerToken(alg, { iss: ISS[alg], ...claims }, header);
+const token = (alg: TestAlg, claims: JWTPayload = {}, header = {}) =>
+  issuerToken(alg, { iss: ISS[alg], ...claims }, header);
 
 async function expectAccepted(res: Response): Promise<Echo> {
   if (res.status !== 200) throw new Error(`expected 200, got ${res.status}: ${await res.text()}`);
@@ -84,13 +95,18 @@ async function expectInvalid(res: Response, description?: string | RegExp): Prom
 const b64json = (v: unknown) => base64url.encode(JSON.stringify(v));
 
 describe('valid tokens', () => {
-  it.each(['RS256', 'PS256', 'ES256', 'EdDSA'] as const)('accepts a %s token (jose) and forwards the verified claims', async (alg) => {
-    const seen = await expectAccepted(await get('/api/x', bearer(await token(alg, { sub: `user-${alg}`, scope: 'read:a write:a' }))));
-    expect(seen.headers['x-mesh-sub']).toBe(`user-${alg}`);
-    expect(seen.headers['x-mesh-scopes']).toBe('read:a write:a');
-    // forwardToken defaults to true: the backend gets the user's token as sent.
-    expect(seen.headers.authorization).toMatch(/^Bearer ey/);
-  });
+  it.each(['RS256', 'PS256', 'ES256', 'EdDSA'] as const)(
+    'accepts a %s token (jose) and forwards the verified claims',
+    async (alg) => {
+      const seen = await expectAccepted(
+        await get('/api/x', bearer(await token(alg, { sub: `user-${alg}`, scope: 'read:a write:a' }))),
+      );
+      expect(seen.headers['x-mesh-sub']).toBe(`user-${alg}`);
+      expect(seen.headers['x-mesh-scopes']).toBe('read:a write:a');
+      // forwardToken defaults to true: the backend gets the user's token as sent.
+      expect(seen.headers.authorization).toMatch(/^Bearer ey/);
+    },
+  );
 
   it.each([
     ['jsonwebtoken', 'RS256', 'jsonwebtokenRS256', 'jsonwebtoken-rs256'],
@@ -103,11 +119,13 @@ describe('valid tokens', () => {
   });
 
   it('accepts scope as an array (scp) and as a space-separated string together', async () => {
-    const seen = await expectAccepted(await get('/scoped', bearer(await token('ES256', { scope: 'read:a', scp: ['write:a', 'other'] }))));
+    const seen = await expectAccepted(
+      await get('/scoped', bearer(await token('ES256', { scope: 'read:a', scp: ['write:a', 'other'] }))),
+    );
     expect(seen.headers['x-mesh-scopes']?.split(' ').sort()).toEqual(['other', 'read:a', 'write:a']);
   });
 
-  it('accepts any of the issuer\'s audiences, also when aud is an array', async () => {
+  it("accepts any of the issuer's audiences, also when aud is an array", async () => {
     await expectAccepted(await get('/api', bearer(await token('ES256', { aud: 'other-api' }))));
     await expectAccepted(await get('/api', bearer(await token('ES256', { aud: ['unrelated', 'meshwork'] }))));
   });
@@ -146,7 +164,10 @@ describe('refused tokens', () => {
     const now = Math.floor(Date.now() / 1000);
     const payload = b64json({ iss: ISS.RS256, aud: 'meshwork', sub: 'mallory', exp: now + 600 });
     for (const alg of ['none', 'None', 'NONE']) {
-      await expectInvalid(await get('/api', bearer(`${b64json({ alg, typ: 'JWT' })}.${payload}.`)), 'algorithm not allowed');
+      await expectInvalid(
+        await get('/api', bearer(`${b64json({ alg, typ: 'JWT' })}.${payload}.`)),
+        'algorithm not allowed',
+      );
     }
   });
 
@@ -162,9 +183,12 @@ describe('refused tokens', () => {
     }
   });
 
-  it('an algorithm outside the issuer\'s allowlist, even with a valid signature: 401', async () => {
+  it("an algorithm outside the issuer's allowlist, even with a valid signature: 401", async () => {
     // Signed by the PS256 key but claiming the RS256-only issuer.
-    await expectInvalid(await get('/api', bearer(await token('PS256', { iss: ISS.RS256 }, { kid: 'RS256-1' }))), 'algorithm not allowed');
+    await expectInvalid(
+      await get('/api', bearer(await token('PS256', { iss: ISS.RS256 }, { kid: 'RS256-1' }))),
+      'algorithm not allowed',
+    );
   });
 
   it('wrong signature: 401', async () => {
@@ -186,7 +210,10 @@ describe('refused tokens', () => {
 
   it('expired (beyond the clock skew): 401', async () => {
     const now = Math.floor(Date.now() / 1000);
-    await expectInvalid(await get('/api', bearer(await token('ES256', { iat: now - 3600, exp: now - 60 }))), 'token expired');
+    await expectInvalid(
+      await get('/api', bearer(await token('ES256', { iat: now - 3600, exp: now - 60 }))),
+      'token expired',
+    );
   });
 
   it('no exp at all: 401', async () => {
@@ -200,11 +227,17 @@ describe('refused tokens', () => {
 
   it('issued in the future (iat beyond the clock skew): 401', async () => {
     const now = Math.floor(Date.now() / 1000);
-    await expectInvalid(await get('/api', bearer(await token('ES256', { iat: now + 120, exp: now + 720 }))), 'token issued in the future');
+    await expectInvalid(
+      await get('/api', bearer(await token('ES256', { iat: now + 120, exp: now + 720 }))),
+      'token issued in the future',
+    );
   });
 
   it('wrong iss: unknown issuer, missing iss, or an issuer the route does not accept: 401', async () => {
-    await expectInvalid(await get('/api', bearer(await token('ES256', { iss: 'https://evil.test' }))), 'issuer not accepted');
+    await expectInvalid(
+      await get('/api', bearer(await token('ES256', { iss: 'https://evil.test' }))),
+      'issuer not accepted',
+    );
     await expectInvalid(await get('/api', bearer(await token('ES256', { iss: undefined }))), 'issuer not accepted');
     // Valid for issuer "rsa", but /only-ec accepts issuer "ec" only.
     const rsa = await token('RS256');
@@ -214,22 +247,41 @@ describe('refused tokens', () => {
   });
 
   it('wrong aud, or none: 401', async () => {
-    await expectInvalid(await get('/api', bearer(await token('ES256', { aud: 'another-api' }))), 'audience not accepted');
+    await expectInvalid(
+      await get('/api', bearer(await token('ES256', { aud: 'another-api' }))),
+      'audience not accepted',
+    );
     await expectInvalid(await get('/api', bearer(await token('ES256', { aud: undefined }))), 'audience not accepted');
   });
 
   it('typ, when the issuer requires one', async () => {
-    await expectInvalid(await get('/typed', bearer(await issuerToken('ES256', { iss: 'https://typed.test' }, { typ: 'JWT' }))));
-    await expectInvalid(await get('/typed', bearer(await issuerToken('ES256', { iss: 'https://typed.test' }, { typ: undefined }))));
-    await expectAccepted(await get('/typed', bearer(await issuerToken('ES256', { iss: 'https://typed.test' }, { typ: 'at+jwt' }))));
-    await expectAccepted(await get('/typed', bearer(await issuerToken('ES256', { iss: 'https://typed.test' }, { typ: 'application/at+jwt' }))));
+    await expectInvalid(
+      await get('/typed', bearer(await issuerToken('ES256', { iss: 'https://typed.test' }, { typ: 'JWT' }))),
+    );
+    await expectInvalid(
+      await get('/typed', bearer(await issuerToken('ES256', { iss: 'https://typed.test' }, { typ: undefined }))),
+    );
+    await expectAccepted(
+      await get('/typed', bearer(await issuerToken('ES256', { iss: 'https://typed.test' }, { typ: 'at+jwt' }))),
+    );
+    await expectAccepted(
+      await get(
+        '/typed',
+        bearer(await issuerToken('ES256', { iss: 'https://typed.test' }, { typ: 'application/at+jwt' })),
+      ),
+    );
   });
 
   it('a crit header parameter the gateway does not understand: 401 (RFC 7515 4.1.11)', async () => {
     const key = await importJWK(issuerKeys.ES256.privateJwk, 'ES256');
     const now = Math.floor(Date.now() / 1000);
     const critical = await new SignJWT({ iss: ISS.ES256, aud: 'meshwork', sub: 'alice', exp: now + 600 })
-      .setProtectedHeader({ alg: 'ES256', kid: 'ES256-1', crit: ['https://example.com/must-understand'], 'https://example.com/must-understand': true })
+      .setProtectedHeader({
+        alg: 'ES256',
+        kid: 'ES256-1',
+        crit: ['https://example.com/must-understand'],
+        'https://example.com/must-understand': true,
+      })
       .sign(key, { crit: { 'https://example.com/must-understand': true } });
     await expectInvalid(await get('/api', bearer(critical)));
   });
@@ -237,7 +289,9 @@ describe('refused tokens', () => {
   it('missing scope: 403 insufficient_scope, naming the required scopes', async () => {
     const res = await get('/scoped', bearer(await token('ES256', { scope: 'read:a' })));
     expect(res.status).toBe(403);
-    expect(res.headers.get('www-authenticate')).toBe('Bearer realm="meshwork", error="insufficient_scope", scope="read:a write:a"');
+    expect(res.headers.get('www-authenticate')).toBe(
+      'Bearer realm="meshwork", error="insufficient_scope", scope="read:a write:a"',
+    );
     const body = (await res.json()) as MeshError;
     expect(body.error.code).toBe('insufficient_scope');
     expect(body.error.message).toContain('write:a');
@@ -248,9 +302,16 @@ describe('refused tokens', () => {
   });
 
   it('claim requirements: one of a list, an array claim containing the value', async () => {
-    await expectAccepted(await get('/tenant', bearer(await token('ES256', { tenant: 'globex', groups: ['users', 'admins'] }))));
+    await expectAccepted(
+      await get('/tenant', bearer(await token('ES256', { tenant: 'globex', groups: ['users', 'admins'] }))),
+    );
     await expectAccepted(await get('/tenant', bearer(await token('ES256', { tenant: 'acme', groups: 'admins' }))));
-    for (const claims of [{ tenant: 'initech', groups: ['admins'] }, { tenant: 'acme', groups: ['users'] }, { groups: ['admins'] }, { tenant: ['initech'], groups: 'admins' }]) {
+    for (const claims of [
+      { tenant: 'initech', groups: ['admins'] },
+      { tenant: 'acme', groups: ['users'] },
+      { groups: ['admins'] },
+      { tenant: ['initech'], groups: 'admins' },
+    ]) {
       const res = await get('/tenant', bearer(await token('ES256', claims)));
       expect(res.status).toBe(403);
       expect(((await res.json()) as MeshError).error.code).toBe('forbidden');
@@ -258,7 +319,10 @@ describe('refused tokens', () => {
   });
 
   it('never echoes token contents in the error', async () => {
-    const res = await get('/api', bearer(await token('ES256', { iss: 'https://evil.test/<script>', sub: 'secret-sub' })));
+    const res = await get(
+      '/api',
+      bearer(await token('ES256', { iss: 'https://evil.test/<script>', sub: 'secret-sub' })),
+    );
     const text = await res.clone().text();
     expect(text).not.toContain('secret-sub');
     expect(text).not.toContain('evil');
@@ -281,7 +345,9 @@ describe('where the token comes from', () => {
 
   it('a custom header, with or without the Bearer prefix', async () => {
     const t = await token('RS256', { sub: 'header-user' });
-    expect((await expectAccepted(await get('/header', { 'x-api-token': t }))).headers['x-mesh-sub']).toBe('header-user');
+    expect((await expectAccepted(await get('/header', { 'x-api-token': t }))).headers['x-mesh-sub']).toBe(
+      'header-user',
+    );
     await expectAccepted(await get('/header', { 'x-api-token': `Bearer ${t}` }));
     expect((await get('/header', bearer(t))).status).toBe(401);
   });
@@ -293,7 +359,9 @@ describe('where the token comes from', () => {
     expect(anon.headers).not.toHaveProperty('x-tenant');
     expect(anon.headers).not.toHaveProperty('x-mesh-user');
     await expectInvalid(await get('/maybe', bearer('not.a.token')));
-    await expectInvalid(await get('/maybe', bearer(await token('ES256', { exp: Math.floor(Date.now() / 1000) - 3600 }))));
+    await expectInvalid(
+      await get('/maybe', bearer(await token('ES256', { exp: Math.floor(Date.now() / 1000) - 3600 }))),
+    );
     const user = await expectAccepted(await get('/maybe', bearer(await token('ES256', { sub: 'maybe-user' }))));
     expect(user.headers['x-mesh-sub']).toBe('maybe-user');
     expect(user.headers['x-mesh-user']).toBeDefined();
@@ -307,10 +375,21 @@ describe('where the token comes from', () => {
 });
 
 describe('claims forwarded to the backend', () => {
-  const spoofed = { 'x-mesh-sub': 'root', 'x-mesh-scopes': 'admin', 'x-mesh-issuer': 'forged', 'x-tenant': 'forged-tenant', 'X-Tenant': 'forged-again' };
+  const spoofed = {
+    'x-mesh-sub': 'root',
+    'x-mesh-scopes': 'admin',
+    'x-mesh-issuer': 'forged',
+    'x-tenant': 'forged-tenant',
+    'X-Tenant': 'forged-again',
+  };
 
   it('sends verified claims as the configured headers, replacing client-sent copies', async () => {
-    const seen = await expectAccepted(await get('/api', { ...spoofed, ...bearer(await token('ES256', { sub: 'bob', scope: 'read:a', tenant: 'acme' })) }));
+    const seen = await expectAccepted(
+      await get('/api', {
+        ...spoofed,
+        ...bearer(await token('ES256', { sub: 'bob', scope: 'read:a', tenant: 'acme' })),
+      }),
+    );
     expect(seen.headers['x-mesh-sub']).toBe('bob');
     expect(seen.headers['x-mesh-scopes']).toBe('read:a');
     expect(seen.headers['x-tenant']).toBe('acme');
@@ -319,7 +398,9 @@ describe('claims forwarded to the backend', () => {
   });
 
   it('strips client-sent claim headers when the token lacks those claims', async () => {
-    const seen = await expectAccepted(await get('/api', { ...spoofed, ...bearer(await token('ES256', { sub: undefined, scope: undefined })) }));
+    const seen = await expectAccepted(
+      await get('/api', { ...spoofed, ...bearer(await token('ES256', { sub: undefined, scope: undefined })) }),
+    );
     for (const h of ['x-mesh-sub', 'x-tenant']) expect(seen.headers).not.toHaveProperty(h);
     // No scope granted: the header says so (empty), and never carries the client's value.
     expect(seen.headers['x-mesh-scopes']).toBe('');
@@ -327,11 +408,14 @@ describe('claims forwarded to the backend', () => {
 
   it('strips client-sent claim headers, including custom non-x-mesh names, on routes without auth', async () => {
     const seen = await expectAccepted(await get('/open', spoofed));
-    for (const h of ['x-mesh-sub', 'x-mesh-scopes', 'x-mesh-issuer', 'x-tenant']) expect(seen.headers).not.toHaveProperty(h);
+    for (const h of ['x-mesh-sub', 'x-mesh-scopes', 'x-mesh-issuer', 'x-tenant'])
+      expect(seen.headers).not.toHaveProperty(h);
   });
 
   it('renders claims header-safe: no header injection from claim values', async () => {
-    const seen = await expectAccepted(await get('/api', bearer(await token('ES256', { sub: 'évil\r\nx-injected: 1', tenant: { nested: true } }))));
+    const seen = await expectAccepted(
+      await get('/api', bearer(await token('ES256', { sub: 'évil\r\nx-injected: 1', tenant: { nested: true } }))),
+    );
     expect(seen.headers).not.toHaveProperty('x-injected');
     expect(decodeURIComponent(seen.headers['x-mesh-sub']!)).toBe('évil\r\nx-injected: 1');
     expect(seen.headers['x-tenant']).toBe('{"nested":true}');
@@ -347,8 +431,15 @@ services: { echo: { backends: [{ binding: ECHO }] } }
 routes: [{ name: api, service: echo, auth: {} }]
 `),
     });
-    const seen = await expectAccepted(await get('/x', { ...bearer(await token('ES256', { sub: 'dana', scope: 'a b' })), 'x-tenant': 'kept' }, env, gw));
-    expect(seen.headers).toMatchObject({ 'x-mesh-sub': 'dana', 'x-mesh-scopes': 'a b', 'x-mesh-issuer': ISS.ES256, 'x-tenant': 'kept' });
+    const seen = await expectAccepted(
+      await get('/x', { ...bearer(await token('ES256', { sub: 'dana', scope: 'a b' })), 'x-tenant': 'kept' }, env, gw),
+    );
+    expect(seen.headers).toMatchObject({
+      'x-mesh-sub': 'dana',
+      'x-mesh-scopes': 'a b',
+      'x-mesh-issuer': ISS.ES256,
+      'x-tenant': 'kept',
+    });
   });
 });
 
@@ -367,7 +458,10 @@ describe('HS256 issuer with a shared secret from env', () => {
 
   it('503 auth_unavailable when the secret is shorter than 32 bytes or missing', async () => {
     const short = 'too short a secret';
-    for (const bindings of [{ ...ENV, HS_SECRET: short }, { ...env, FOREIGN_JWKS: inject('foreignJwks') }]) {
+    for (const bindings of [
+      { ...ENV, HS_SECRET: short },
+      { ...env, FOREIGN_JWKS: inject('foreignJwks') },
+    ]) {
       const res = await get('/api', bearer(await hs(short, { jti: crypto.randomUUID() })), bindings);
       expect(res.status).toBe(503);
       expect(((await res.json()) as MeshError).error.code).toBe('auth_unavailable');
@@ -412,7 +506,9 @@ describe('remote JWKS', () => {
     const ep = unique('many');
     await jwksEndpoint(ep, { keys: [pub('ES256'), pub('EdDSA')] });
     const { gateway: gw } = remoteGateway(ep);
-    const first = await Promise.all(Array.from({ length: 10 }, async (_, i) => get('/x', bearer(await idpToken(i % 2 ? 'ES256' : 'EdDSA')), env, gw)));
+    const first = await Promise.all(
+      Array.from({ length: 10 }, async (_, i) => get('/x', bearer(await idpToken(i % 2 ? 'ES256' : 'EdDSA')), env, gw)),
+    );
     for (const r of first) await expectAccepted(r);
     for (let i = 0; i < 10; i++) await expectAccepted(await get('/x', bearer(await idpToken()), env, gw));
     expect(await fetchesOf(ep)).toBe(1);
@@ -424,7 +520,11 @@ describe('remote JWKS', () => {
     await jwksEndpoint(ep, { keys: [pub('ES256')] });
     await jwksEndpoint(evil, { keys: [pub('EdDSA', 'evil-1')] });
     const { gateway: gw } = remoteGateway(ep);
-    const t = await issuerToken('EdDSA', { iss: 'https://idp.test' }, { kid: 'evil-1', jku: `${UP}/jwks/${evil}`, x5u: `${UP}/jwks/${evil}` });
+    const t = await issuerToken(
+      'EdDSA',
+      { iss: 'https://idp.test' },
+      { kid: 'evil-1', jku: `${UP}/jwks/${evil}`, x5u: `${UP}/jwks/${evil}` },
+    );
     await expectInvalid(await get('/x', bearer(t), env, gw));
     expect(await fetchesOf(evil)).toBe(0);
   });
@@ -436,10 +536,19 @@ describe('remote JWKS', () => {
     await expectAccepted(await get('/x', bearer(await idpToken()), env, gw));
     expect(await fetchesOf(ep)).toBe(1);
     await sleep(1100);
-    await expectInvalid(await get('/x', bearer(await idpToken('ES256', 'forged-1')), env, gw), 'no key matches the token (kid)');
+    await expectInvalid(
+      await get('/x', bearer(await idpToken('ES256', 'forged-1')), env, gw),
+      'no key matches the token (kid)',
+    );
     expect(await fetchesOf(ep)).toBe(2);
-    await expectInvalid(await get('/x', bearer(await idpToken('ES256', 'forged-2')), env, gw), 'no key matches the token (kid)');
-    await expectInvalid(await get('/x', bearer(await idpToken('ES256', 'forged-1')), env, gw), 'no key matches the token (kid)');
+    await expectInvalid(
+      await get('/x', bearer(await idpToken('ES256', 'forged-2')), env, gw),
+      'no key matches the token (kid)',
+    );
+    await expectInvalid(
+      await get('/x', bearer(await idpToken('ES256', 'forged-1')), env, gw),
+      'no key matches the token (kid)',
+    );
     expect(await fetchesOf(ep)).toBe(2);
     // Known keys keep working meanwhile, without fetching.
     await expectAccepted(await get('/x', bearer(await idpToken()), env, gw));
@@ -453,7 +562,9 @@ describe('remote JWKS', () => {
     await expectAccepted(await get('/x', bearer(await idpToken('ES256', 'old')), env, gw));
     await jwksEndpoint(ep, { keys: [pub('ES256', 'old'), pub('EdDSA', 'new')] });
     await sleep(250);
-    const seen = await expectAccepted(await get('/x', bearer(await idpToken('EdDSA', 'new', { sub: 'rotated' })), env, gw));
+    const seen = await expectAccepted(
+      await get('/x', bearer(await idpToken('EdDSA', 'new', { sub: 'rotated' })), env, gw),
+    );
     expect(seen.headers['x-mesh-sub']).toBe('rotated');
     await expectAccepted(await get('/x', bearer(await idpToken('ES256', 'old')), env, gw));
     expect(await fetchesOf(ep)).toBe(2);
@@ -514,7 +625,12 @@ describe('remote JWKS', () => {
     const down = await get('/x', bearer(await idpToken()), env, gw);
     expect(down.status).toBe(503);
     expect(((await down.json()) as MeshError).error.code).toBe('auth_unavailable');
-    const ok = await get('/x', bearer(await issuerToken('RS256', { iss: 'https://good.test', sub: 'good-user' })), env, gw);
+    const ok = await get(
+      '/x',
+      bearer(await issuerToken('RS256', { iss: 'https://good.test', sub: 'good-user' })),
+      env,
+      gw,
+    );
     expect((await expectAccepted(ok)).headers['x-mesh-sub']).toBe('good-user');
     // A bad token for the failing issuer is still a 401 where no key is needed to tell.
     const [header] = (await idpToken()).split('.');

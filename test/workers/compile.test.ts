@@ -73,7 +73,11 @@ describe('compiled services', () => {
   it('uses service weights when no version is pinned, and reaches a weight-0 version when pinned', () => {
     const m = mesh(`${SVC}routes: []\n`);
     for (let i = 0; i < 50; i++) expect(pickBackend(m, { service: 'b' })?.version).toBe('v1');
-    expect(pickBackend(m, { service: 'b', version: 'v2' })).toMatchObject({ kind: 'binding', binding: 'B2', label: 'b@v2' });
+    expect(pickBackend(m, { service: 'b', version: 'v2' })).toMatchObject({
+      kind: 'binding',
+      binding: 'B2',
+      label: 'b@v2',
+    });
     expect(pickBackend(m, { service: 'b', version: 'v3' })).toMatchObject({ kind: 'url' });
     expect(pickBackend(m, { service: 'b', version: 'v9' })).toBeUndefined();
     expect(pickBackend(m, { service: 'nope' })).toBeUndefined();
@@ -105,7 +109,10 @@ describe('path rewrite', () => {
     rewrite: ${JSON.stringify(rw)}
 `);
     const url = new URL(`https://x${path}`);
-    return rewritePath(m.router.find({ host: 'x', path: url.pathname, method: 'GET', headers: new Headers(), url })!, url.pathname);
+    return rewritePath(
+      m.router.find({ host: 'x', path: url.pathname, method: 'GET', headers: new Headers(), url })!,
+      url.pathname,
+    );
   }
 
   it.each([

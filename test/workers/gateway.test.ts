@@ -93,13 +93,26 @@ describe('gateway forwarding', () => {
 
   it('strips hop-by-hop headers and client-sent x-mesh-* headers, and proves who is calling', async () => {
     const { seen } = await echo('/echo', {
-      headers: { connection: 'x-secret-hop', 'x-secret-hop': '1', 'keep-alive': 'timeout=5', 'proxy-authorization': 'Basic eA==', 'x-mesh-identity': 'forged', 'x-mesh-sub': 'root', 'x-mesh-user': 'forged' },
+      headers: {
+        connection: 'x-secret-hop',
+        'x-secret-hop': '1',
+        'keep-alive': 'timeout=5',
+        'proxy-authorization': 'Basic eA==',
+        'x-mesh-identity': 'forged',
+        'x-mesh-sub': 'root',
+        'x-mesh-user': 'forged',
+      },
     });
-    for (const h of ['x-secret-hop', 'keep-alive', 'proxy-authorization', 'x-mesh-sub', 'x-mesh-user']) expect(seen.headers).not.toHaveProperty(h);
+    for (const h of ['x-secret-hop', 'keep-alive', 'proxy-authorization', 'x-mesh-sub', 'x-mesh-user'])
+      expect(seen.headers).not.toHaveProperty(h);
     expect(seen.headers['x-mesh-route']).toBe('echo');
     // The gateway's own identity token, addressed to the service it calls.
     const identity = seen.headers['x-mesh-identity']!;
-    expect(decodeProtectedHeader(identity)).toMatchObject({ alg: 'EdDSA', typ: 'mesh-id+jwt', kid: expect.stringMatching(/^gateway\./) });
+    expect(decodeProtectedHeader(identity)).toMatchObject({
+      alg: 'EdDSA',
+      typ: 'mesh-id+jwt',
+      kid: expect.stringMatching(/^gateway\./),
+    });
     const claims = decodeJwt(identity);
     expect(claims).toMatchObject({ iss: 'meshwork', sub: 'gateway', aud: 'echo' });
     expect(claims.exp! - claims.iat!).toBe(60);
@@ -117,11 +130,15 @@ describe('gateway forwarding', () => {
 
   it('continues an incoming W3C trace with a new span, or starts one', async () => {
     const traceId = '4bf92f3577b34da6a3ce929d0e0e4736';
-    const { seen } = await echo('/echo', { headers: { traceparent: `00-${traceId}-00f067aa0ba902b7-01`, tracestate: 'congo=t61rcWkgMzE' } });
+    const { seen } = await echo('/echo', {
+      headers: { traceparent: `00-${traceId}-00f067aa0ba902b7-01`, tracestate: 'congo=t61rcWkgMzE' },
+    });
     expect(seen.headers.traceparent).toMatch(new RegExp(`^00-${traceId}-(?!00f067aa0ba902b7)[0-9a-f]{16}-01$`));
     expect(seen.headers.tracestate).toBe('congo=t61rcWkgMzE');
 
-    const started = await echo('/echo', { headers: { traceparent: 'not-a-traceparent', tracestate: 'congo=t61rcWkgMzE' } });
+    const started = await echo('/echo', {
+      headers: { traceparent: 'not-a-traceparent', tracestate: 'congo=t61rcWkgMzE' },
+    });
     expect(started.seen.headers.traceparent).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/);
     // Without a valid traceparent the client's tracestate means nothing (W3C 3.3.1.1): dropped.
     expect(started.seen.headers).not.toHaveProperty('tracestate');
@@ -130,12 +147,16 @@ describe('gateway forwarding', () => {
   it('routes by hostname, headers and query through the gateway', async () => {
     expect((await echo('/echo')).seen.name).toBe('echo');
     expect((await call(gateway, 'https://a.tenant.example.com/echo')).headers.get('x-echo-name')).toBe('echo-v2');
-    expect((await call(gateway, `${BASE}/echo?beta=1`, { headers: { 'x-canary': 'yes' } })).headers.get('x-echo-name')).toBe('echo-v2');
+    expect(
+      (await call(gateway, `${BASE}/echo?beta=1`, { headers: { 'x-canary': 'yes' } })).headers.get('x-echo-name'),
+    ).toBe('echo-v2');
     expect((await call(gateway, `${BASE}/echo?beta=1`)).headers.get('x-echo-name')).toBe('echo');
   });
 
   it('proxies a WebSocket both ways', async () => {
-    const res = await call(gateway, `${BASE}/echo/socket`, { headers: { upgrade: 'websocket', connection: 'Upgrade' } });
+    const res = await call(gateway, `${BASE}/echo/socket`, {
+      headers: { upgrade: 'websocket', connection: 'Upgrade' },
+    });
     expect(res.status).toBe(101);
     const ws = res.webSocket!;
     ws.accept();
@@ -146,7 +167,9 @@ describe('gateway forwarding', () => {
   });
 
   it('adds x-forwarded-for/proto/host', async () => {
-    const { seen } = await echo('/echo', { headers: { 'cf-connecting-ip': '203.0.113.9', 'x-forwarded-for': '198.51.100.1' } });
+    const { seen } = await echo('/echo', {
+      headers: { 'cf-connecting-ip': '203.0.113.9', 'x-forwarded-for': '198.51.100.1' },
+    });
     expect(seen.headers['x-forwarded-for']).toBe('198.51.100.1, 203.0.113.9');
     expect(seen.headers['x-forwarded-proto']).toBe('https');
     expect(seen.headers['x-forwarded-host']).toBe('gw.example.com');
@@ -183,7 +206,11 @@ describe('gateway forwarding', () => {
   });
 
   it('forwards to a URL backend outside Workers over real HTTP, below its base path', async () => {
-    const { res, seen } = await echo('/ext/a/b?q=1', { method: 'POST', body: 'payload', headers: { 'x-trace-me': 'yes' } });
+    const { res, seen } = await echo('/ext/a/b?q=1', {
+      method: 'POST',
+      body: 'payload',
+      headers: { 'x-trace-me': 'yes' },
+    });
     expect(res.status).toBe(200);
     expect(seen.name).toBe('url-backend');
     expect(seen.url).toBe('/base/ext/a/b?q=1');
@@ -224,7 +251,7 @@ describe('gateway errors', () => {
     expect(body.error.message).not.toContain('exploded');
   });
 
-  it('backend error statuses are the backend\'s answer, passed through', async () => {
+  it("backend error statuses are the backend's answer, passed through", async () => {
     const res = await call(gateway, `${BASE}/echo?status=500`);
     expect(res.status).toBe(500);
     expect(((await res.json()) as Echo).name).toBe('echo');
@@ -233,7 +260,11 @@ describe('gateway errors', () => {
   it('answers /_mesh/health with 200 and the config version', async () => {
     const res = await call(gateway, `${BASE}/_mesh/health`);
     expect(res.status).toBe(200);
-    expect(await res.json()).toMatchObject({ status: 'ok', config: { version: 'test-version', routes: 11, services: 4 }, rateLimitStoreFailures: { open: expect.any(Number), closed: expect.any(Number) } });
+    expect(await res.json()).toMatchObject({
+      status: 'ok',
+      config: { version: 'test-version', routes: 11, services: 4 },
+      rateLimitStoreFailures: { open: expect.any(Number), closed: expect.any(Number) },
+    });
     expect((await call(gateway, `${BASE}/_mesh/nope`)).status).toBe(404);
   });
 });
@@ -246,7 +277,11 @@ describe('gateway streaming', () => {
     // Not awaited: the write completes only once the gateway has started reading the body.
     const firstWritten = writer.write(enc.encode('first-chunk;'));
     // The response arrives while the request body is still open: nothing waited for the end.
-    const res = await call(gateway, `${BASE}/echo/stream`, { method: 'POST', body: readable, duplex: 'half' } as RequestInit);
+    const res = await call(gateway, `${BASE}/echo/stream`, {
+      method: 'POST',
+      body: readable,
+      duplex: 'half',
+    } as RequestInit);
     expect(res.status).toBe(200);
     const reader = res.body!.getReader();
     const dec = new TextDecoder();

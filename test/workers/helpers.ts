@@ -25,7 +25,12 @@ interface Fetchable {
 }
 
 /** Calls a worker's fetch handler in this isolate, with the test env's real bindings. */
-export async function call(worker: Fetchable, input: string | Request, init?: RequestInit, bindings: object = env): Promise<Response> {
+export async function call(
+  worker: Fetchable,
+  input: string | Request,
+  init?: RequestInit,
+  bindings: object = env,
+): Promise<Response> {
   const request = typeof input === 'string' ? new Request(input, init) : input;
   const ctx = createExecutionContext();
   const res = await worker.fetch(request, bindings as never, ctx);
@@ -56,7 +61,11 @@ const issuerSigningKeys = new Map<TestAlg, Promise<CryptoKey | Uint8Array>>();
  * (kid "<alg>-1"), aud meshwork, sub alice, valid for 10 minutes. `claims` and `header` override
  * (a claim set to undefined is left out).
  */
-export async function issuerToken(alg: TestAlg, claims: JWTPayload = {}, header: Partial<JWTHeaderParameters> = {}): Promise<string> {
+export async function issuerToken(
+  alg: TestAlg,
+  claims: JWTPayload = {},
+  header: Partial<JWTHeaderParameters> = {},
+): Promise<string> {
   let key = issuerSigningKeys.get(alg);
   if (!key) issuerSigningKeys.set(alg, (key = importJWK(inject('issuerKeys')[alg].privateJwk, alg)));
   const now = Math.floor(Date.now() / 1000);

@@ -5,7 +5,16 @@
  * and forged calls, and mesh key rotation.
  */
 import { env } from 'cloudflare:test';
-import { decodeJwt, decodeProtectedHeader, exportJWK, generateKeyPair, importJWK, SignJWT, type JWK, type JWTPayload } from 'jose';
+import {
+  decodeJwt,
+  decodeProtectedHeader,
+  exportJWK,
+  generateKeyPair,
+  importJWK,
+  SignJWT,
+  type JWK,
+  type JWTPayload,
+} from 'jose';
 import { describe, expect, inject, it } from 'vitest';
 import { createGateway } from '../../src/gateway/app.ts';
 import { bundledConfig } from '../../src/generated/bundle.ts';
@@ -19,7 +28,12 @@ const BASE = 'https://gw.example.com';
 const gateway = createGateway({ mesh: compileMesh(bundledConfig) });
 const memberKeys = inject('memberKeys');
 
-type Whoami = { service: string; version: string; caller: string | null; user: { sub: string | null; scopes: string[] } | null };
+type Whoami = {
+  service: string;
+  version: string;
+  caller: string | null;
+  user: { sub: string | null; scopes: string[] } | null;
+};
 type MeshError = { error: { code: string; message: string; requestId: string } };
 
 const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
@@ -38,12 +52,21 @@ async function signAs(member: string, payload: JWTPayload, header: { typ: string
     .sign(await importJWK(jwk, 'EdDSA'));
 }
 
-const identityClaims = (sub: string, aud: string): JWTPayload => ({ iss: 'meshwork', sub, aud, iat: now(), exp: now() + 60 });
+const identityClaims = (sub: string, aud: string): JWTPayload => ({
+  iss: 'meshwork',
+  sub,
+  aud,
+  iat: now(),
+  exp: now() + 60,
+});
 
 /** A user assertion genuinely signed by the gateway's key, as the gateway mints them. */
 async function gatewayAssertion(sub: string, scopes: string[]): Promise<string> {
   const minter = new IdentityMinter(new MeshKeys(undefined), 60);
-  return minter.userAssertion({ issuer: 'local-dev', sub, scopes, claims: { sub }, exp: now() + 300 }, memberEnv('gateway'));
+  return minter.userAssertion(
+    { issuer: 'local-dev', sub, scopes, claims: { sub }, exp: now() + 300 },
+    memberEnv('gateway'),
+  );
 }
 
 async function expectError(res: Response, status: number, code: string): Promise<MeshError> {
@@ -60,22 +83,37 @@ describe('gateway -> service-a -> service-b (the example mesh)', () => {
     expect(none.headers.get('www-authenticate')).toBe('Bearer realm="meshwork"');
     const noScope = await call(gateway, `${BASE}/service-a`, { headers: bearer(await devToken({ scope: 'read:b' })) });
     await expectError(noScope, 403, 'insufficient_scope');
-    const ok = await call(gateway, `${BASE}/service-a`, { headers: bearer(await devToken({ sub: 'alice', scope: 'read:a' })) });
+    const ok = await call(gateway, `${BASE}/service-a`, {
+      headers: bearer(await devToken({ sub: 'alice', scope: 'read:a' })),
+    });
     expect(ok.status).toBe(200);
-    expect(await ok.json()).toMatchObject({ service_a: 'Hello from service-a', service_b: 'Hello from service-b', called_by: 'gateway', user: 'alice' });
+    expect(await ok.json()).toMatchObject({
+      service_a: 'Hello from service-a',
+      service_b: 'Hello from service-b',
+      called_by: 'gateway',
+      user: 'alice',
+    });
   });
 
   it('service-b knows both the calling service and the end user', async () => {
-    const res = await call(gateway, `${BASE}/service-a/whoami-b`, { headers: bearer(await devToken({ sub: 'alice', scope: 'read:a' })) });
+    const res = await call(gateway, `${BASE}/service-a/whoami-b`, {
+      headers: bearer(await devToken({ sub: 'alice', scope: 'read:a' })),
+    });
     expect(res.status).toBe(200);
     const who = (await res.json()) as Whoami;
-    expect(who).toMatchObject({ service: 'service-b', caller: 'service-a', user: { sub: 'alice', scopes: ['read:a'] } });
+    expect(who).toMatchObject({
+      service: 'service-b',
+      caller: 'service-a',
+      user: { sub: 'alice', scopes: ['read:a'] },
+    });
     expect(['v1', 'v2']).toContain(who.version);
   });
 
   it('a token the gateway accepts within its clock skew past exp still carries the user to service-b', async () => {
     for (const exp of [now() - 10, now() + 2]) {
-      const res = await call(gateway, `${BASE}/service-a/whoami-b`, { headers: bearer(await devToken({ sub: 'late', scope: 'read:a', exp })) });
+      const res = await call(gateway, `${BASE}/service-a/whoami-b`, {
+        headers: bearer(await devToken({ sub: 'late', scope: 'read:a', exp })),
+      });
       expect(res.status).toBe(200);
       expect(await res.json()).toMatchObject({ caller: 'service-a', user: { sub: 'late' } });
     }
@@ -109,26 +147,62 @@ describe('callers service-b refuses', () => {
   it.each([
     ['garbage', async () => 'garbage'],
     ['a JWT-shaped nothing', async () => 'eyJhbGciOiJFZERTQSJ9.e30.c2ln'],
-    ['signed by service-c but claiming to be the gateway', () => signAs('service-c', identityClaims('gateway', 'service-b'), { typ: 'mesh-id+jwt' })],
     [
-      'signed by service-c under the gateway\'s kid',
-      () => signAs('service-c', identityClaims('gateway', 'service-b'), { typ: 'mesh-id+jwt', kid: memberKeys.gateway!.publicJwk.kid! }),
+      'signed by service-c but claiming to be the gateway',
+      () => signAs('service-c', identityClaims('gateway', 'service-b'), { typ: 'mesh-id+jwt' }),
     ],
-    ['signed by service-a for another audience', () => signAs('service-a', identityClaims('service-a', 'service-a'), { typ: 'mesh-id+jwt' })],
-    ['expired', () => signAs('service-a', { ...identityClaims('service-a', 'service-b'), iat: now() - 600, exp: now() - 300 }, { typ: 'mesh-id+jwt' })],
-    ['a user assertion used as identity', () => signAs('gateway', identityClaims('gateway', 'service-b'), { typ: 'mesh-user+jwt' })],
+    [
+      "signed by service-c under the gateway's kid",
+      () =>
+        signAs('service-c', identityClaims('gateway', 'service-b'), {
+          typ: 'mesh-id+jwt',
+          kid: memberKeys.gateway!.publicJwk.kid!,
+        }),
+    ],
+    [
+      'signed by service-a for another audience',
+      () => signAs('service-a', identityClaims('service-a', 'service-a'), { typ: 'mesh-id+jwt' }),
+    ],
+    [
+      'expired',
+      () =>
+        signAs(
+          'service-a',
+          { ...identityClaims('service-a', 'service-b'), iat: now() - 600, exp: now() - 300 },
+          { typ: 'mesh-id+jwt' },
+        ),
+    ],
+    [
+      'a user assertion used as identity',
+      () => signAs('gateway', identityClaims('gateway', 'service-b'), { typ: 'mesh-user+jwt' }),
+    ],
     ['an end-user token', () => devToken({ sub: 'gateway', aud: 'service-b', iss: 'meshwork' })],
   ])('a forged or invalid x-mesh-identity (%s): 401', async (_what, make) => {
-    await expectError(await callServiceB('/service-b/whoami', { 'x-mesh-identity': await make() }), 401, 'invalid_identity');
+    await expectError(
+      await callServiceB('/service-b/whoami', { 'x-mesh-identity': await make() }),
+      401,
+      'invalid_identity',
+    );
   });
 
   it('a user assertion not signed by the gateway: 401', async () => {
     const identity = await identityHeaders('service-a', 'service-b');
-    const user = { iss: 'meshwork', aud: 'meshwork-user', sub: 'mallory', iat: now(), exp: now() + 300, usr: { issuer: 'local-dev', scopes: ['admin'], claims: { sub: 'mallory' } } };
+    const user = {
+      iss: 'meshwork',
+      aud: 'meshwork-user',
+      sub: 'mallory',
+      iat: now(),
+      exp: now() + 300,
+      usr: { issuer: 'local-dev', scopes: ['admin'], claims: { sub: 'mallory' } },
+    };
     // service-a inventing a user, under its own kid or the gateway's.
     for (const kid of [memberKeys['service-a']!.publicJwk.kid!, memberKeys.gateway!.publicJwk.kid!]) {
       const forged = await signAs('service-a', user, { typ: 'mesh-user+jwt', kid });
-      await expectError(await callServiceB('/service-b/whoami', { ...identity, 'x-mesh-user': forged }), 401, 'invalid_identity');
+      await expectError(
+        await callServiceB('/service-b/whoami', { ...identity, 'x-mesh-user': forged }),
+        401,
+        'invalid_identity',
+      );
     }
     // The same claims signed by the gateway are believed: the refusals above are about the signer.
     const genuine = await signAs('gateway', user, { typ: 'mesh-user+jwt' });
@@ -139,12 +213,18 @@ describe('callers service-b refuses', () => {
 });
 
 describe('a service that cannot read the mesh public keys', () => {
-  it('answers 503 auth_unavailable, not 401 (the fault is not the caller\'s)', async () => {
+  it("answers 503 auth_unavailable, not 401 (the fault is not the caller's)", async () => {
     const svc = withMesh(() => new Response('reached'), { service: 'service-b' });
     const { MESH_PUBLIC_KEYS: _keys, ...withoutKeys } = memberEnv('service-b');
     const headers = await identityHeaders('service-a', 'service-b');
-    await expectError(await call(svc, 'https://service-b.internal/', { headers }, withoutKeys), 503, 'auth_unavailable');
-    expect(await (await call(svc, 'https://service-b.internal/', { headers }, memberEnv('service-b'))).text()).toBe('reached');
+    await expectError(
+      await call(svc, 'https://service-b.internal/', { headers }, withoutKeys),
+      503,
+      'auth_unavailable',
+    );
+    expect(await (await call(svc, 'https://service-b.internal/', { headers }, memberEnv('service-b'))).text()).toBe(
+      'reached',
+    );
   });
 });
 
@@ -157,13 +237,17 @@ describe('spoofed x-mesh-* headers sent to the gateway', () => {
       'x-mesh-sub': 'mallory',
       'x-mesh-scopes': 'admin',
     };
-    const res = await call(gateway, `${BASE}/service-a/whoami-b`, { headers: { ...spoofed, ...bearer(await devToken({ sub: 'alice', scope: 'read:a' })) } });
+    const res = await call(gateway, `${BASE}/service-a/whoami-b`, {
+      headers: { ...spoofed, ...bearer(await devToken({ sub: 'alice', scope: 'read:a' })) },
+    });
     expect(res.status).toBe(200);
     expect(await res.json()).toMatchObject({ caller: 'service-a', user: { sub: 'alice', scopes: ['read:a'] } });
   });
 
   it('a genuine gateway-signed user assertion replayed by a client is dropped on a route without auth', async () => {
-    const res = await call(gateway, `${BASE}/service-b/whoami`, { headers: { 'x-mesh-user': await gatewayAssertion('mallory', ['admin']), 'x-mesh-sub': 'mallory' } });
+    const res = await call(gateway, `${BASE}/service-b/whoami`, {
+      headers: { 'x-mesh-user': await gatewayAssertion('mallory', ['admin']), 'x-mesh-sub': 'mallory' },
+    });
     expect(res.status).toBe(200);
     expect(await res.json()).toMatchObject({ caller: 'gateway', user: null });
   });
@@ -173,11 +257,17 @@ describe('identity tokens', () => {
   it('are cached and reused by the caller, and live about 60 s', async () => {
     // An ES256 gateway key: its signatures are randomised, so equal tokens mean a reused token.
     const es = await generateKeyPair('ES256', { extractable: true });
-    const bindings = { ...env, MESH_SIGNING_KEY: JSON.stringify({ ...(await exportJWK(es.privateKey)), kid: 'gateway.es' }) };
+    const bindings = {
+      ...env,
+      MESH_SIGNING_KEY: JSON.stringify({ ...(await exportJWK(es.privateKey)), kid: 'gateway.es' }),
+    };
     const gw = createGateway({
-      mesh: meshFrom('services: { echo: { backends: [{ binding: ECHO }] }, echo2: { backends: [{ binding: ECHO_V2 }] } }\nroutes: [{ name: two, matches: [{ path: { prefix: /two } }], service: echo2 }, { name: all, service: echo }]'),
+      mesh: meshFrom(
+        'services: { echo: { backends: [{ binding: ECHO }] }, echo2: { backends: [{ binding: ECHO_V2 }] } }\nroutes: [{ name: two, matches: [{ path: { prefix: /two } }], service: echo2 }, { name: all, service: echo }]',
+      ),
     });
-    const seen = async (path: string) => ((await (await call(gw, `${BASE}${path}`, {}, bindings)).json()) as Echo).headers['x-mesh-identity']!;
+    const seen = async (path: string) =>
+      ((await (await call(gw, `${BASE}${path}`, {}, bindings)).json()) as Echo).headers['x-mesh-identity']!;
     const first = await seen('/x');
     expect(decodeProtectedHeader(first)).toMatchObject({ alg: 'ES256', kid: 'gateway.es', typ: 'mesh-id+jwt' });
     const claims = decodeJwt(first);
@@ -194,11 +284,22 @@ describe('identity tokens', () => {
   it('key rotation: with old and new public keys of a member listed, tokens from both verify', async () => {
     const pair = async (kid: string) => {
       const { privateKey, publicKey } = await generateKeyPair('EdDSA', { extractable: true });
-      return { privateJwk: { ...(await exportJWK(privateKey)), kid }, publicJwk: { ...(await exportJWK(publicKey)), kid } as JWK };
+      return {
+        privateJwk: { ...(await exportJWK(privateKey)), kid },
+        publicJwk: { ...(await exportJWK(publicKey)), kid } as JWK,
+      };
     };
-    const [oldKey, newKey, unlisted] = await Promise.all([pair('service-a.2025'), pair('service-a.2026'), pair('service-a.rogue')]);
-    const mint = (k: { privateJwk: JWK }) => new IdentityMinter(new MeshKeys(undefined), 60).identityFor('service-b', { MESH_SIGNING_KEY: JSON.stringify(k.privateJwk) });
-    const verifier = (...keys: JWK[]) => new IdentityVerifier(new MeshKeys({ publicKeys: { keys: keys as Array<Record<string, unknown>> } }));
+    const [oldKey, newKey, unlisted] = await Promise.all([
+      pair('service-a.2025'),
+      pair('service-a.2026'),
+      pair('service-a.rogue'),
+    ]);
+    const mint = (k: { privateJwk: JWK }) =>
+      new IdentityMinter(new MeshKeys(undefined), 60).identityFor('service-b', {
+        MESH_SIGNING_KEY: JSON.stringify(k.privateJwk),
+      });
+    const verifier = (...keys: JWK[]) =>
+      new IdentityVerifier(new MeshKeys({ publicKeys: { keys: keys as Array<Record<string, unknown>> } }));
     const io = { env: {}, waitUntil: () => {} };
 
     const during = verifier(oldKey.publicJwk, newKey.publicJwk);

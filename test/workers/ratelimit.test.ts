@@ -25,7 +25,14 @@ type Gateway = ReturnType<typeof createGateway>;
 type MeshError = { error: { code: string; message: string; requestId: string } };
 
 const ECHO = { echo: { backends: [{ binding: 'ECHO' }] } };
-const DEV_ISSUER = { dev: { issuer: 'https://dev.meshwork.local', audiences: ['meshwork'], algorithms: ['ES256'], jwks: { env: 'MESH_DEV_JWKS' } } };
+const DEV_ISSUER = {
+  dev: {
+    issuer: 'https://dev.meshwork.local',
+    audiences: ['meshwork'],
+    algorithms: ['ES256'],
+    jwks: { env: 'MESH_DEV_JWKS' },
+  },
+};
 
 /** A gateway for a mesh given as an object (JSON is YAML), compiled as the control plane does. */
 function gatewayFor(config: Record<string, unknown>): Gateway {
@@ -33,8 +40,22 @@ function gatewayFor(config: Record<string, unknown>): Gateway {
 }
 
 /** One route /limited to the echo fixture, with these policies (names already unique). */
-function limitedGateway(rateLimits: Record<string, Record<string, unknown>>, routeExtra: Record<string, unknown> = {}): Gateway {
-  return gatewayFor({ rateLimits, routes: [{ name: 'limited', matches: [{ path: { prefix: '/limited' } }], service: 'echo', rateLimits: Object.keys(rateLimits), ...routeExtra }] });
+function limitedGateway(
+  rateLimits: Record<string, Record<string, unknown>>,
+  routeExtra: Record<string, unknown> = {},
+): Gateway {
+  return gatewayFor({
+    rateLimits,
+    routes: [
+      {
+        name: 'limited',
+        matches: [{ path: { prefix: '/limited' } }],
+        service: 'echo',
+        rateLimits: Object.keys(rateLimits),
+        ...routeExtra,
+      },
+    ],
+  });
 }
 
 function get(gateway: Gateway, path: string, headers: Record<string, string> = {}): Promise<Response> {
@@ -42,7 +63,12 @@ function get(gateway: Gateway, path: string, headers: Record<string, string> = {
 }
 
 /** Statuses of `n` requests sent one after another. */
-async function statuses(gateway: Gateway, n: number, path: string, headers: Record<string, string> = {}): Promise<number[]> {
+async function statuses(
+  gateway: Gateway,
+  n: number,
+  path: string,
+  headers: Record<string, string> = {},
+): Promise<number[]> {
   const out: number[] = [];
   for (let i = 0; i < n; i++) {
     const res = await get(gateway, path, headers);
@@ -74,7 +100,9 @@ async function expectLimited(res: Response, names: string[]): Promise<MeshError>
   expect(res.status).toBe(429);
   expect(res.headers.get('content-type')).toMatch(/^application\/json/);
   const body = (await res.json()) as MeshError;
-  expect(body).toEqual({ error: { code: 'rate_limited', message: expect.any(String), requestId: res.headers.get('x-request-id') } });
+  expect(body).toEqual({
+    error: { code: 'rate_limited', message: expect.any(String), requestId: res.headers.get('x-request-id') },
+  });
   for (const name of names) expect(body.error.message).toContain(`"${name}"`);
   return body;
 }
@@ -83,7 +111,8 @@ async function expectLimited(res: Response, names: string[]): Promise<MeshError>
 function countingBackend(name: string) {
   return {
     service: { backends: [{ url: `${env.UPSTREAM_URL}/jwks/${name}` }] },
-    reached: async () => ((await (await fetch(`${env.UPSTREAM_URL}/jwks-control/${name}`)).json()) as { fetches: number }).fetches,
+    reached: async () =>
+      ((await (await fetch(`${env.UPSTREAM_URL}/jwks-control/${name}`)).json()) as { fetches: number }).fetches,
   };
 }
 
@@ -99,7 +128,12 @@ interface Tally {
  * answered, for `ms`; client i goes through gateways[i % gateways.length] (each gateway is a
  * separately compiled mesh with its own Limiter: an isolate of its own for lease mode).
  */
-async function drive(gateways: Gateway[], clients: number, ms: number, headers: Record<string, string>): Promise<Tally> {
+async function drive(
+  gateways: Gateway[],
+  clients: number,
+  ms: number,
+  headers: Record<string, string>,
+): Promise<Tally> {
   // Any I/O first: workerd's clock only moves on I/O, so `start` is now, not the last I/O's time.
   await env.MESH_RATE_LIMITER.get(env.MESH_RATE_LIMITER.idFromName(`clock-${RUN}`)).peek();
   const start = Date.now();
@@ -120,7 +154,8 @@ async function drive(gateways: Gateway[], clients: number, ms: number, headers: 
 }
 
 /** The most a token bucket may admit in `ms`: burst + limit × ms / period. */
-const bound = (burst: number, limit: number, periodMs: number, ms: number) => Math.floor(burst + (limit * ms) / periodMs);
+const bound = (burst: number, limit: number, periodMs: number, ms: number) =>
+  Math.floor(burst + (limit * ms) / periodMs);
 
 describe('exactness under concurrency (one key, many clients)', () => {
   // Observed (local workerd, five runs, 3,500-5,000 requests/s offered against 100/s): exact
@@ -141,7 +176,9 @@ describe('exactness under concurrency (one key, many clients)', () => {
   }, 20_000);
 
   it('lease mode, two isolates with leases of 5: never above the same bound either, and at least 90% of it', async () => {
-    const policy = { [P('conc-lease')]: { limit, period: '1s', burst, key: ['header:x-api-key'], mode: 'lease', lease: { size: 5 } } };
+    const policy = {
+      [P('conc-lease')]: { limit, period: '1s', burst, key: ['header:x-api-key'], mode: 'lease', lease: { size: 5 } },
+    };
     const t = await drive([limitedGateway(policy), limitedGateway(policy)], 40, 3000, { 'x-api-key': 'conc-lease' });
     const max = bound(burst, limit, 1000, t.elapsedMs);
     console.log(`lease mode: admitted ${t.admitted} of bound ${max} (${t.refused} refused, ${t.elapsedMs} ms)`);
@@ -156,7 +193,16 @@ describe('exactness under concurrency (one key, many clients)', () => {
     // ends. Then B empties the bucket and A asks again, returning its 9. Counting from the moment
     // the bucket was full, the bound holds only if those 9 were never refilled as well
     // (before the fix: 29 admitted against a bound of 20).
-    const policy = { [P('giveback')]: { limit: 20, period: '1s', burst: 20, key: ['header:x-api-key'], mode: 'lease', lease: { size: 10, ttl: '1s' } } };
+    const policy = {
+      [P('giveback')]: {
+        limit: 20,
+        period: '1s',
+        burst: 20,
+        key: ['header:x-api-key'],
+        mode: 'lease',
+        lease: { size: 10, ttl: '1s' },
+      },
+    };
     const [a, b] = [limitedGateway(policy), limitedGateway(policy)];
     const headers = { 'x-api-key': 'giveback' };
     expect((await get(a, '/limited', headers)).status).toBe(200);
@@ -243,13 +289,16 @@ describe('responses on limited routes', () => {
     const gateway = gatewayFor({
       services: { counted: counter.service },
       rateLimits: { [name]: { limit: 3, period: '60s', key: ['route'] } },
-      routes: [{ name: 'counted', matches: [{ path: { prefix: '/counted' } }], service: 'counted', rateLimits: [name] }],
+      routes: [
+        { name: 'counted', matches: [{ path: { prefix: '/counted' } }], service: 'counted', rateLimits: [name] },
+      ],
     });
     const results: number[] = [];
     for (let i = 0; i < 8; i++) {
       const res = await call(gateway, `${BASE}/counted`, { method: 'POST', body: `request ${i}` });
       results.push(res.status);
-      if (res.status === 200) expect(await res.json()).toEqual({ keys: [] }); // the backend's answer
+      if (res.status === 200)
+        expect(await res.json()).toEqual({ keys: [] }); // the backend's answer
       else await expectLimited(res, [name]);
     }
     expect(results).toEqual([200, 200, 200, 429, 429, 429, 429, 429]);
@@ -270,7 +319,12 @@ describe('algorithms and policy options through the gateway', () => {
       },
       routes: [
         { name: 'smooth', matches: [{ path: { prefix: '/smooth' } }], service: 'echo', rateLimits: [smooth] },
-        { name: 'smooth-burst', matches: [{ path: { prefix: '/burst3' } }], service: 'echo', rateLimits: [smoothBurst] },
+        {
+          name: 'smooth-burst',
+          matches: [{ path: { prefix: '/burst3' } }],
+          service: 'echo',
+          rateLimits: [smoothBurst],
+        },
         { name: 'bucket', matches: [{ path: { prefix: '/bucket' } }], service: 'echo', rateLimits: [bucket] },
       ],
     });
@@ -315,11 +369,20 @@ describe('algorithms and policy options through the gateway', () => {
 
     // Key 1: the per-second policy runs out first.
     const k1 = { 'x-api-key': 'multi-1' };
-    for (const [r1, r2] of [[1, 2], [0, 1]]) {
+    for (const [r1, r2] of [
+      [1, 2],
+      [0, 1],
+    ]) {
       const res = await get(gateway, '/limited', k1);
       expect(res.status).toBe(200);
-      expect(items(res.headers.get('ratelimit-policy'), 'q;w')).toEqual({ [perSecond]: { q: 2, w: 1 }, [perMinute]: { q: 3, w: 60 } });
-      expect(items(res.headers.get('ratelimit'), 'r;t')).toMatchObject({ [perSecond]: { r: r1 }, [perMinute]: { r: r2 } });
+      expect(items(res.headers.get('ratelimit-policy'), 'q;w')).toEqual({
+        [perSecond]: { q: 2, w: 1 },
+        [perMinute]: { q: 3, w: 60 },
+      });
+      expect(items(res.headers.get('ratelimit'), 'r;t')).toMatchObject({
+        [perSecond]: { r: r1 },
+        [perMinute]: { r: r2 },
+      });
     }
     const first = await get(gateway, '/limited', k1);
     const body = await expectLimited(first, [perSecond]);
@@ -341,7 +404,9 @@ describe('algorithms and policy options through the gateway', () => {
 
   it('per-key overrides: tenant acme (multiplier 3) gets three times the budget of others', async () => {
     const name = P('tenants');
-    const gateway = limitedGateway({ [name]: { limit: 2, period: '60s', key: ['header:x-tenant'], overrides: { acme: { multiplier: 3 } } } });
+    const gateway = limitedGateway({
+      [name]: { limit: 2, period: '60s', key: ['header:x-tenant'], overrides: { acme: { multiplier: 3 } } },
+    });
     expect(await statuses(gateway, 7, '/limited', { 'x-tenant': 'acme' })).toEqual([200, 200, 200, 200, 200, 200, 429]);
     expect(await statuses(gateway, 3, '/limited', { 'x-tenant': 'globex' })).toEqual([200, 200, 429]);
     const res = await get(gateway, '/limited', { 'x-tenant': 'initech' });
@@ -401,7 +466,15 @@ describe('keys from JWT claims', () => {
     return gatewayFor({
       auth: { issuers: DEV_ISSUER },
       rateLimits: { [name]: { limit: 2, period: '60s', key: ['claim:sub'] } },
-      routes: [{ name: 'limited', matches: [{ path: { prefix: '/limited' } }], service: 'echo', rateLimits: [name], ...(mode === 'none' ? {} : { auth: { mode } }) }],
+      routes: [
+        {
+          name: 'limited',
+          matches: [{ path: { prefix: '/limited' } }],
+          service: 'echo',
+          rateLimits: [name],
+          ...(mode === 'none' ? {} : { auth: { mode } }),
+        },
+      ],
     });
   }
 
@@ -426,10 +499,18 @@ describe('keys from JWT claims', () => {
     const carol = await devToken({ sub: `carol-${RUN}` });
     expect(await statuses(gateway, 3, '/limited', bearer(carol))).toEqual([200, 200, 429]);
     // Carol, out of tokens, claims to be someone else: still her bucket.
-    expect(await statuses(gateway, 2, '/limited', { ...bearer(carol), 'x-mesh-sub': `dave-${RUN}`, 'x-mesh-user': `dave-${RUN}` })).toEqual([429, 429]);
+    expect(
+      await statuses(gateway, 2, '/limited', {
+        ...bearer(carol),
+        'x-mesh-sub': `dave-${RUN}`,
+        'x-mesh-user': `dave-${RUN}`,
+      }),
+    ).toEqual([429, 429]);
     // Tokens claiming dave's sub but not signed by the issuer: 401, and dave's budget untouched.
     expect(await statuses(gateway, 3, '/limited', bearer(await forgedToken(`dave-${RUN}`)))).toEqual([401, 401, 401]);
-    expect(await statuses(gateway, 3, '/limited', bearer(await devToken({ sub: `dave-${RUN}` })))).toEqual([200, 200, 429]);
+    expect(await statuses(gateway, 3, '/limited', bearer(await devToken({ sub: `dave-${RUN}` })))).toEqual([
+      200, 200, 429,
+    ]);
   });
 
   it('optional auth: anonymous requests share the no-value bucket; a verified user has their own; a bad token is refused', async () => {
@@ -437,7 +518,9 @@ describe('keys from JWT claims', () => {
     expect(await statuses(gateway, 3, '/limited', { 'cf-connecting-ip': '192.0.2.30' })).toEqual([200, 200, 429]);
     expect(await statuses(gateway, 1, '/limited', { 'cf-connecting-ip': '192.0.2.31' })).toEqual([429]);
     expect(await statuses(gateway, 1, '/limited', bearer(await forgedToken(`erin-${RUN}`)))).toEqual([401]);
-    expect(await statuses(gateway, 3, '/limited', bearer(await devToken({ sub: `erin-${RUN}` })))).toEqual([200, 200, 429]);
+    expect(await statuses(gateway, 3, '/limited', bearer(await devToken({ sub: `erin-${RUN}` })))).toEqual([
+      200, 200, 429,
+    ]);
   });
 
   it('on a route that verifies no token, claims in a token count for nothing: every request is in the no-value bucket', async () => {
@@ -460,7 +543,10 @@ describe('store', () => {
     const gateway = gatewayFor({
       services: { ...ECHO, counted: counter.service },
       rateLimitStore: { binding: 'FAULTY_LIMITER' },
-      rateLimits: { [open]: { limit: 1, period: '60s', onStoreFailure: 'open' }, [closed]: { limit: 1, period: '60s', onStoreFailure: 'closed' } },
+      rateLimits: {
+        [open]: { limit: 1, period: '60s', onStoreFailure: 'open' },
+        [closed]: { limit: 1, period: '60s', onStoreFailure: 'closed' },
+      },
       routes: [
         { name: 'open', matches: [{ path: { prefix: '/open' } }], service: 'echo', rateLimits: [open] },
         { name: 'closed', matches: [{ path: { prefix: '/closed' } }], service: 'counted', rateLimits: [closed] },
@@ -481,7 +567,9 @@ describe('store', () => {
     const res = await get(gateway, '/closed', { 'x-request-id': 'rl-closed-1' });
     expect(res.status).toBe(503);
     expect(res.headers.get('retry-after')).toBe('1');
-    expect(await res.json()).toEqual({ error: { code: 'rate_limit_unavailable', message: expect.stringContaining(closed), requestId: 'rl-closed-1' } });
+    expect(await res.json()).toEqual({
+      error: { code: 'rate_limit_unavailable', message: expect.stringContaining(closed), requestId: 'rl-closed-1' },
+    });
     expect(await counter.reached()).toBe(0);
 
     expect(storeFailures).toEqual({ open: before.open + 3, closed: before.closed + 1 });
@@ -490,12 +578,17 @@ describe('store', () => {
       .filter((line) => line.includes('"rate limit store failed"'))
       .map((line) => JSON.parse(line) as Record<string, unknown>);
     expect(logged.filter((l) => l.policy === open && l.failOpen === true)).toHaveLength(3);
-    expect(logged.filter((l) => l.policy === closed && l.failOpen === false && l.requestId === 'rl-closed-1')).toHaveLength(1);
+    expect(
+      logged.filter((l) => l.policy === closed && l.failOpen === false && l.requestId === 'rl-closed-1'),
+    ).toHaveLength(1);
   });
 
   it('state lives in the Durable Object, not the isolate: a second gateway (another compilation) sees the same bucket', async () => {
     const name = P('shared');
-    const config = { rateLimits: { [name]: { limit: 3, period: '60s' } }, routes: [{ name: 'limited', matches: [{ path: { prefix: '/limited' } }], service: 'echo', rateLimits: [name] }] };
+    const config = {
+      rateLimits: { [name]: { limit: 3, period: '60s' } },
+      routes: [{ name: 'limited', matches: [{ path: { prefix: '/limited' } }], service: 'echo', rateLimits: [name] }],
+    };
     const [first, second] = [gatewayFor(config), gatewayFor(config)];
     const ip = { 'cf-connecting-ip': '203.0.113.9' };
     expect(await statuses(first, 3, '/limited', ip)).toEqual([200, 200, 200]);
@@ -532,13 +625,19 @@ describe('the example mesh (routes/mesh.yaml)', () => {
     expect(sixth.headers.get('retry-after')).toBe('2'); // one request every 2 s
     expect(items(sixth.headers.get('ratelimit'), 'r;t')[perUser]).toEqual({ r: 0, t: 10 });
     // Another user is not affected.
-    const other = await get(gateway, '/service-a', bearer(await devToken({ sub: `example-other-${RUN}`, scope: 'read:a' })));
+    const other = await get(
+      gateway,
+      '/service-a',
+      bearer(await devToken({ sub: `example-other-${RUN}`, scope: 'read:a' })),
+    );
     expect(other.status).toBe(200);
   });
 
   it('east-west: service-b refuses service-a beyond 20/s (service-b-from-a), and the 429 comes back through service-a and the gateway', async () => {
     // 40 users at once (one request each, well inside per-user) make 40 calls from service-a.
-    const tokens = await Promise.all(Array.from({ length: 40 }, (_, i) => devToken({ sub: `ew-${RUN}-${i}`, scope: 'read:a' })));
+    const tokens = await Promise.all(
+      Array.from({ length: 40 }, (_, i) => devToken({ sub: `ew-${RUN}-${i}`, scope: 'read:a' })),
+    );
     await get(gateway, '/_mesh/health');
     const start = Date.now();
     const responses = await Promise.all(tokens.map((t) => get(gateway, '/service-a/whoami-b', bearer(t))));
@@ -557,7 +656,9 @@ describe('the example mesh (routes/mesh.yaml)', () => {
 
   it('east-west: service-b reports its limit to service-a, and calls from the gateway are not counted by it (callers: [service-a])', async () => {
     const asServiceA = await identityHeaders('service-a', 'service-b');
-    const direct = Array.from({ length: 30 }, () => env.SERVICE_B_V1.fetch('https://service-b.internal/service-b/whoami', { headers: asServiceA }));
+    const direct = Array.from({ length: 30 }, () =>
+      env.SERVICE_B_V1.fetch('https://service-b.internal/service-b/whoami', { headers: asServiceA }),
+    );
     const viaGateway = Array.from({ length: 30 }, () => get(gateway, '/service-b/whoami'));
     const [fromServiceA, fromGateway] = await Promise.all([Promise.all(direct), Promise.all(viaGateway)]);
 

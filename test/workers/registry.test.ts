@@ -15,7 +15,13 @@ import { bundledConfig } from '../../src/generated/bundle.ts';
 import { MeshSource, type ServedMesh } from '../../src/registry/source.ts';
 import { MeshKeys } from '../../src/identity/keys.ts';
 import { IdentityMinter } from '../../src/identity/tokens.ts';
-import { REGISTRY_NAME, SNAPSHOT_KEY, SNAPSHOT_REVISION_KEY, type Instance, type Snapshot } from '../../src/registry/types.ts';
+import {
+  REGISTRY_NAME,
+  SNAPSHOT_KEY,
+  SNAPSHOT_REVISION_KEY,
+  type Instance,
+  type Snapshot,
+} from '../../src/registry/types.ts';
 import { call, devToken, identityHeaders, issuerToken, memberEnv, type Echo } from './helpers.ts';
 
 const TOKEN = 'x'.repeat(32);
@@ -27,7 +33,8 @@ const MESH_YAML = bundledConfig.sources![0]!.text;
 const registry = () => env.MESH_REGISTRY.get(env.MESH_REGISTRY.idFromName(REGISTRY_NAME));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** Runs a worker's cron handler over its service binding, as the cron trigger would. */
-const cron = (svc: Fetcher) => (svc as unknown as { scheduled(o: { cron: string }): Promise<unknown> }).scheduled({ cron: '* * * * *' });
+const cron = (svc: Fetcher) =>
+  (svc as unknown as { scheduled(o: { cron: string }): Promise<unknown> }).scheduled({ cron: '* * * * *' });
 
 /** A gateway as deployed: bundled routes/ overlaid by the registry's snapshots from KV. */
 const source = new MeshSource(bundledConfig);
@@ -64,13 +71,21 @@ interface AdminCall {
   via?: { fetch(request: Request, env: never, ctx: ExecutionContext): Response | Promise<Response> };
 }
 
-async function admin(method: string, path: string, { body, headers = {}, bindings = adminEnv, via = gateway }: AdminCall = {}): Promise<{ status: number; json: Json; res: Response }> {
+async function admin(
+  method: string,
+  path: string,
+  { body, headers = {}, bindings = adminEnv, via = gateway }: AdminCall = {},
+): Promise<{ status: number; json: Json; res: Response }> {
   const res = await call(
     via,
     `${BASE}/_mesh/admin/${path}`,
     {
       method,
-      headers: { authorization: `Bearer ${TOKEN}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...headers },
+      headers: {
+        authorization: `Bearer ${TOKEN}`,
+        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+        ...headers,
+      },
       ...(body === undefined ? {} : { body: JSON.stringify(body) }),
     },
     bindings,
@@ -78,15 +93,27 @@ async function admin(method: string, path: string, { body, headers = {}, binding
   return { status: res.status, json: await res.json(), res };
 }
 
-async function apply(f: Files, headers: Record<string, string> = {}, message?: string): Promise<{ revision: number; version: string }> {
-  const { status, json } = await admin('POST', 'config', { body: { files: f, ...(message ? { message } : {}) }, headers });
+async function apply(
+  f: Files,
+  headers: Record<string, string> = {},
+  message?: string,
+): Promise<{ revision: number; version: string }> {
+  const { status, json } = await admin('POST', 'config', {
+    body: { files: f, ...(message ? { message } : {}) },
+    headers,
+  });
   expect(status, JSON.stringify(json)).toBe(200);
   expect(json.unchanged).toBe(false);
   return json;
 }
 
 /** Polls until `check` returns something truthy. */
-async function waitFor<T>(what: string, check: () => Promise<T | undefined | null | false>, timeoutMs = 8000, everyMs = 50): Promise<T> {
+async function waitFor<T>(
+  what: string,
+  check: () => Promise<T | undefined | null | false>,
+  timeoutMs = 8000,
+  everyMs = 50,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const v = await check();
@@ -130,7 +157,8 @@ async function restore(): Promise<void> {
   // A tiny TTL may have expired the example services' own registrations: out of rotation,
   // they would not come back without traffic. Unregistered, their config backends are static.
   // (Before the rollback: no snapshot of the bundled routes, 5 s refresh, has them out of rotation.)
-  for (const i of (await reg.status()).instances) if (i.status !== 'active' || i.health === 'unhealthy') await reg.deregister(i.id, ACTOR);
+  for (const i of (await reg.status()).instances)
+    if (i.status !== 'active' || i.health === 'unhealthy') await reg.deregister(i.id, ACTOR);
   if ((await reg.status()).configRevision !== 0) expect(await reg.rollback(0, ACTOR)).toMatchObject({ revision: 0 });
   await reg.publish();
 }
@@ -153,7 +181,12 @@ afterAll(async () => {
   // The example services re-register now rather than on their next heartbeat, and read the
   // final snapshot (the first request after their refresh interval starts the refresh).
   await Promise.all([env.SERVICE_A, env.SERVICE_B_V1, env.SERVICE_B_V2].map(cron));
-  const ping = () => Promise.all([env.SERVICE_A, env.SERVICE_B_V1, env.SERVICE_B_V2].map(async (s) => (await s.fetch('https://svc/_mesh/health')).body?.cancel()));
+  const ping = () =>
+    Promise.all(
+      [env.SERVICE_A, env.SERVICE_B_V1, env.SERVICE_B_V2].map(async (s) =>
+        (await s.fetch('https://svc/_mesh/health')).body?.cancel(),
+      ),
+    );
   await sleep(250);
   await ping();
   await sleep(100);
@@ -166,7 +199,11 @@ afterAll(async () => {
 
 describe('self-registration of wrapped services', () => {
   it('/_mesh/health answers without identity; everything else still needs one', async () => {
-    for (const [svc, service, version] of [[env.SERVICE_A, 'service-a', undefined], [env.SERVICE_B_V1, 'service-b', 'v1'], [env.SERVICE_B_V2, 'service-b', 'v2']] as const) {
+    for (const [svc, service, version] of [
+      [env.SERVICE_A, 'service-a', undefined],
+      [env.SERVICE_B_V1, 'service-b', 'v1'],
+      [env.SERVICE_B_V2, 'service-b', 'v2'],
+    ] as const) {
       const res = await svc.fetch('https://svc.internal/_mesh/health');
       expect(res.status).toBe(200);
       expect(res.headers.get('cache-control')).toBe('no-store');
@@ -179,9 +216,12 @@ describe('self-registration of wrapped services', () => {
   it('the example services register themselves: on requests through them, and on their cron', async () => {
     // Requests through the mesh: each service heartbeats on traffic (at most every 30 s per isolate).
     expect((await call(gateway, `${BASE}/service-b`)).status).toBe(200);
-    const viaA = await call(gateway, `${BASE}/service-a`, { headers: { authorization: `Bearer ${await devToken({ sub: 'regtest-self', scope: 'read:a' })}` } });
+    const viaA = await call(gateway, `${BASE}/service-a`, {
+      headers: { authorization: `Bearer ${await devToken({ sub: 'regtest-self', scope: 'read:a' })}` },
+    });
     expect(await viaA.json()).toMatchObject({ service_a: 'Hello from service-a', service_b: 'Hello from service-b' });
-    for (const svc of [env.SERVICE_A, env.SERVICE_B_V1, env.SERVICE_B_V2]) await (await svc.fetch('https://svc.internal/_mesh/health')).body?.cancel();
+    for (const svc of [env.SERVICE_A, env.SERVICE_B_V1, env.SERVICE_B_V2])
+      await (await svc.fetch('https://svc.internal/_mesh/health')).body?.cancel();
     const listed = await waitFor('the example services to be listed', async () => {
       const all = (await registry().status()).instances;
       const mine = EXAMPLES.map((id) => all.find((i) => i.id === id));
@@ -198,7 +238,9 @@ describe('self-registration of wrapped services', () => {
     expect(back).toMatchObject({ service: 'service-b', version: 'v2', status: 'active', source: 'self' });
     expect(back.registeredAt).toBeGreaterThanOrEqual(t0);
     const { json } = await admin('GET', 'status');
-    expect(json.services.find((s: Json) => s.name === 'service-b').backends.find((b: Json) => b.version === 'v2')).toMatchObject({ registered: true, status: 'active', inRotation: true });
+    expect(
+      json.services.find((s: Json) => s.name === 'service-b').backends.find((b: Json) => b.version === 'v2'),
+    ).toMatchObject({ registered: true, status: 'active', inRotation: true });
   }, 15_000);
 });
 
@@ -206,11 +248,24 @@ describe('registry object', () => {
   it('a heartbeat registers an instance; later heartbeats refresh lastHeartbeat without re-registering', async () => {
     const reg = registry();
     const t0 = Date.now();
-    const first = await reg.heartbeat({ service: 'regtest-hb', version: 'v1', healthPath: '/healthz', metadata: { zone: 'a' } });
+    const first = await reg.heartbeat({
+      service: 'regtest-hb',
+      version: 'v1',
+      healthPath: '/healthz',
+      metadata: { zone: 'a' },
+    });
     created.add('regtest-hb@v1');
     expect(first).toEqual({ id: 'regtest-hb@v1', status: 'active' });
     const i1 = (await instance('regtest-hb@v1'))!;
-    expect(i1).toMatchObject({ service: 'regtest-hb', version: 'v1', healthPath: '/healthz', metadata: { zone: 'a' }, status: 'active', health: 'unknown', source: 'self' });
+    expect(i1).toMatchObject({
+      service: 'regtest-hb',
+      version: 'v1',
+      healthPath: '/healthz',
+      metadata: { zone: 'a' },
+      status: 'active',
+      health: 'unknown',
+      source: 'self',
+    });
     expect(i1.registeredAt).toBeGreaterThanOrEqual(t0);
     expect(i1.lastHeartbeat).toBe(i1.registeredAt);
 
@@ -220,7 +275,9 @@ describe('registry object', () => {
     expect(i2.lastHeartbeat).toBeGreaterThan(i1.lastHeartbeat);
     expect(i2.registeredAt).toBe(i1.registeredAt);
     expect(i2.metadata).toEqual({ zone: 'a' });
-    const registrations = (await reg.status()).audit.filter((a) => a.action === 'register' && a.detail.includes('regtest-hb@v1'));
+    const registrations = (await reg.status()).audit.filter(
+      (a) => a.action === 'register' && a.detail.includes('regtest-hb@v1'),
+    );
     expect(registrations).toHaveLength(1);
     expect(registrations[0]).toMatchObject({ actor: 'regtest-hb', detail: 'regtest-hb@v1 registered itself' });
   });
@@ -241,20 +298,32 @@ describe('registry object', () => {
     expect(after).toBeLessThan(1000 + 1000 + 1500);
     expect(expired.lastHeartbeat).toBeLessThan(t0 + 1000);
     const status = await reg.status();
-    expect(status.audit.findLast((a) => a.action === 'expire')).toMatchObject({ actor: 'registry', detail: expect.stringContaining('regtest-exp@v1: no heartbeat for') });
+    expect(status.audit.findLast((a) => a.action === 'expire')).toMatchObject({
+      actor: 'registry',
+      detail: expect.stringContaining('regtest-exp@v1: no heartbeat for'),
+    });
     // The admin API's status shows it, out of rotation.
     const { json } = await admin('GET', 'status');
     expect(json.services.find((s: Json) => s.name === 'regtest-exp').backends).toEqual([
       expect.objectContaining({ version: 'v1', status: 'expired', inRotation: false, registered: true }),
     ]);
     // ... and so does the published snapshot gateways route by.
-    await waitFor('the expiry to be published', async () => (await kvSnapshot())?.instances.find((i) => i.id === 'regtest-exp@v1')?.status === 'expired');
+    await waitFor(
+      'the expiry to be published',
+      async () => (await kvSnapshot())?.instances.find((i) => i.id === 'regtest-exp@v1')?.status === 'expired',
+    );
 
-    expect(await reg.heartbeat({ service: 'regtest-exp', version: 'v1' })).toEqual({ id: 'regtest-exp@v1', status: 'active' });
+    expect(await reg.heartbeat({ service: 'regtest-exp', version: 'v1' })).toEqual({
+      id: 'regtest-exp@v1',
+      status: 'active',
+    });
     const back = (await instance('regtest-exp@v1'))!;
     expect(back.status).toBe('active');
     expect(back.registeredAt).toBe(expired.registeredAt);
-    expect((await reg.status()).audit.findLast((a) => a.action === 'register')).toMatchObject({ actor: 'regtest-exp', detail: 'regtest-exp@v1 is heartbeating again' });
+    expect((await reg.status()).audit.findLast((a) => a.action === 'register')).toMatchObject({
+      actor: 'regtest-exp',
+      detail: 'regtest-exp@v1 is heartbeating again',
+    });
   }, 10_000);
 
   it('concurrent registrations lose no writes: 50 heartbeats and 50 operator registrations at once', async () => {
@@ -269,7 +338,9 @@ describe('registry object', () => {
     expect(results).toHaveLength(100);
     const after = await reg.status();
     const mine = after.instances.filter((i) => i.service === 'regtest-conc');
-    expect(mine.map((i) => i.id).sort()).toEqual([...n.map((i) => `regtest-conc@h${i}`), ...n.map((i) => `regtest-conc@r${i}`)].sort());
+    expect(mine.map((i) => i.id).sort()).toEqual(
+      [...n.map((i) => `regtest-conc@h${i}`), ...n.map((i) => `regtest-conc@r${i}`)].sort(),
+    );
     expect(mine.find((i) => i.id === 'regtest-conc@r49')).toMatchObject({ weight: 49, source: 'admin' });
     // Every registration is a change of its own.
     expect(after.revision).toBeGreaterThanOrEqual(before.revision + 100);
@@ -282,33 +353,64 @@ describe('registry object', () => {
     created.add('regtest-conc@same');
     const status = await reg.status();
     expect(status.instances.filter((i) => i.id === 'regtest-conc@same')).toHaveLength(1);
-    expect(status.audit.filter((a) => a.action === 'register' && a.detail.startsWith('regtest-conc@same '))).toHaveLength(1);
+    expect(
+      status.audit.filter((a) => a.action === 'register' && a.detail.startsWith('regtest-conc@same ')),
+    ).toHaveLength(1);
   });
 
   it('health probes take a failing or unreachable instance out of rotation, and a passing probe puts it back', async () => {
-    const control = (down: boolean) => fetch(`${env.UPSTREAM_URL}/jwks-control/regtest-health`, { method: 'POST', body: JSON.stringify({ down }) });
+    const control = (down: boolean) =>
+      fetch(`${env.UPSTREAM_URL}/jwks-control/regtest-health`, { method: 'POST', body: JSON.stringify({ down }) });
     await control(true);
     try {
       // Long TTL: only health is under test. Weight 0: no /service-b traffic goes to these.
       await apply(files('registry:\n  heartbeatTtl: 60s\n  probeInterval: 1s\n  refreshInterval: 0.2s\n'));
-      const failing = await admin('POST', 'instances', { body: { service: 'service-b', version: 'regtest-failing', url: `${env.UPSTREAM_URL}/jwks/regtest-health`, weight: 0 } });
+      const failing = await admin('POST', 'instances', {
+        body: {
+          service: 'service-b',
+          version: 'regtest-failing',
+          url: `${env.UPSTREAM_URL}/jwks/regtest-health`,
+          weight: 0,
+        },
+      });
       expect(failing.status).toBe(201);
       created.add('service-b@regtest-failing');
-      const unreachable = await admin('POST', 'instances', { body: { service: 'service-b', version: 'regtest-unreachable', url: 'http://127.0.0.1:1', weight: 0 } });
+      const unreachable = await admin('POST', 'instances', {
+        body: { service: 'service-b', version: 'regtest-unreachable', url: 'http://127.0.0.1:1', weight: 0 },
+      });
       expect(unreachable.status).toBe(201);
       created.add('service-b@regtest-unreachable');
 
-      const row = async (version: string) => (await admin('GET', 'status')).json.services.find((s: Json) => s.name === 'service-b').backends.find((b: Json) => b.version === version);
-      await waitFor('both to be probed unhealthy', async () => (await row('regtest-failing'))?.health === 'unhealthy' && (await row('regtest-unreachable'))?.health === 'unhealthy');
+      const row = async (version: string) =>
+        (await admin('GET', 'status')).json.services
+          .find((s: Json) => s.name === 'service-b')
+          .backends.find((b: Json) => b.version === version);
+      await waitFor(
+        'both to be probed unhealthy',
+        async () =>
+          (await row('regtest-failing'))?.health === 'unhealthy' &&
+          (await row('regtest-unreachable'))?.health === 'unhealthy',
+      );
       expect(await row('regtest-failing')).toMatchObject({ status: 'active', health: 'unhealthy', inRotation: false });
-      expect(await row('regtest-unreachable')).toMatchObject({ status: 'active', health: 'unhealthy', inRotation: false });
+      expect(await row('regtest-unreachable')).toMatchObject({
+        status: 'active',
+        health: 'unhealthy',
+        inRotation: false,
+      });
       expect((await instance('service-b@regtest-failing'))!.lastProbe).toMatchObject({ ok: false, detail: 'HTTP 503' });
       expect((await instance('service-b@regtest-unreachable'))!.lastProbe).toMatchObject({ ok: false });
       const audit = (await registry().status()).audit.filter((a) => a.action === 'health');
-      expect(audit).toEqual(expect.arrayContaining([expect.objectContaining({ actor: 'registry', detail: 'service-b@regtest-failing is unhealthy (HTTP 503)' })]));
+      expect(audit).toEqual(
+        expect.arrayContaining([
+          expect.objectContaining({ actor: 'registry', detail: 'service-b@regtest-failing is unhealthy (HTTP 503)' }),
+        ]),
+      );
 
       await control(false);
-      await waitFor('the recovered instance to be probed healthy', async () => (await row('regtest-failing'))?.health === 'healthy');
+      await waitFor(
+        'the recovered instance to be probed healthy',
+        async () => (await row('regtest-failing'))?.health === 'healthy',
+      );
       expect(await row('regtest-failing')).toMatchObject({ health: 'healthy', inRotation: true });
       expect((await instance('service-b@regtest-failing'))!.lastProbe).toMatchObject({ ok: true, detail: 'HTTP 200' });
       expect((await row('regtest-unreachable')).health).toBe('unhealthy');
@@ -331,15 +433,31 @@ describe('history, audit and rollback', () => {
     expect(status).toBe(200);
     expect(json.configRevision).toBe(a.revision);
     const byRev = (r: number) => json.configs.find((c: Json) => c.revision === r);
-    expect(byRev(a.revision)).toMatchObject({ version: a.version, appliedBy: 'admin-token (alice)', message: 'add regtest-a' });
+    expect(byRev(a.revision)).toMatchObject({
+      version: a.version,
+      appliedBy: 'admin-token (alice)',
+      message: 'add regtest-a',
+    });
     expect(byRev(b.revision)).toMatchObject({ version: b.version, appliedBy: 'admin-token (bobscript)' });
     expect(byRev(a.revision).appliedAt).toBeGreaterThanOrEqual(t0);
     expect(byRev(a.revision).appliedAt).toBeLessThanOrEqual(Date.now());
     const entries = json.audit.filter((e: Json) => e.at >= t0 && (e.action === 'apply' || e.action === 'rollback'));
     expect(entries).toEqual([
-      expect.objectContaining({ action: 'apply', actor: 'admin-token (alice)', detail: `config revision ${a.revision} (${a.version}): add regtest-a` }),
-      expect.objectContaining({ action: 'apply', actor: 'admin-token (bobscript)', detail: `config revision ${b.revision} (${b.version})` }),
-      expect.objectContaining({ action: 'rollback', actor: 'admin-token (carol)', detail: `config back to revision ${a.revision} (${a.version})` }),
+      expect.objectContaining({
+        action: 'apply',
+        actor: 'admin-token (alice)',
+        detail: `config revision ${a.revision} (${a.version}): add regtest-a`,
+      }),
+      expect.objectContaining({
+        action: 'apply',
+        actor: 'admin-token (bobscript)',
+        detail: `config revision ${b.revision} (${b.version})`,
+      }),
+      expect.objectContaining({
+        action: 'rollback',
+        actor: 'admin-token (carol)',
+        detail: `config back to revision ${a.revision} (${a.version})`,
+      }),
     ]);
   });
 
@@ -351,16 +469,26 @@ describe('history, audit and rollback', () => {
     expect((await call(gw, `${BASE}/regtest-b`)).status).toBe(200);
 
     expect((await admin('POST', 'rollback', { body: {} })).json).toEqual({ revision: a.revision, version: a.version });
-    expect((await admin('GET', 'config')).json).toMatchObject({ revision: a.revision, version: a.version, applied: true });
+    expect((await admin('GET', 'config')).json).toMatchObject({
+      revision: a.revision,
+      version: a.version,
+      applied: true,
+    });
     await servesRevision(s, a.revision);
     expect((await call(gw, `${BASE}/regtest-b`)).status).toBe(404);
     expect((await call(gw, `${BASE}/regtest-a`)).status).toBe(200);
 
-    expect((await admin('POST', 'rollback', { body: { revision: b.revision } })).json).toEqual({ revision: b.revision, version: b.version });
+    expect((await admin('POST', 'rollback', { body: { revision: b.revision } })).json).toEqual({
+      revision: b.revision,
+      version: b.version,
+    });
     await servesRevision(s, b.revision);
     expect((await call(gw, `${BASE}/regtest-b`)).status).toBe(200);
 
-    expect((await admin('POST', 'rollback', { body: { revision: 0 } })).json).toEqual({ revision: 0, version: bundledConfig.version });
+    expect((await admin('POST', 'rollback', { body: { revision: 0 } })).json).toEqual({
+      revision: 0,
+      version: bundledConfig.version,
+    });
     const config = (await admin('GET', 'config')).json;
     expect(config).toMatchObject({ revision: 0, version: bundledConfig.version, applied: false });
     expect(config.files).toEqual(bundledConfig.sources);
@@ -379,7 +507,10 @@ describe('history, audit and rollback', () => {
   it('rolls back by config version as well as by revision', async () => {
     const a = await apply(files(echoRoutes('regtest-byver-a')));
     await apply(files(echoRoutes('regtest-byver-b')));
-    expect((await admin('POST', 'rollback', { body: { version: a.version } })).json).toMatchObject({ revision: a.revision, version: a.version });
+    expect((await admin('POST', 'rollback', { body: { version: a.version } })).json).toMatchObject({
+      revision: a.revision,
+      version: a.version,
+    });
     expect((await admin('POST', 'rollback', { body: { version: 'ffffffffffff' } })).status).toBe(409);
   });
 
@@ -389,13 +520,32 @@ describe('history, audit and rollback', () => {
       return minter.identityFor('meshwork-registry', memberEnv(member));
     };
     // service-c speaking for service-a, a token for another audience, and no token: refused.
-    expect(await env.MESH_HEARTBEAT.heartbeat(await mint('service-c'), { service: 'service-a' })).toEqual({ ok: false, error: expect.stringMatching(/cannot speak for service-a/) });
+    expect(await env.MESH_HEARTBEAT.heartbeat(await mint('service-c'), { service: 'service-a' })).toEqual({
+      ok: false,
+      error: expect.stringMatching(/cannot speak for service-a/),
+    });
     const wrongAud = (await identityHeaders('service-c', 'service-b'))['x-mesh-identity']!;
-    expect(await env.MESH_HEARTBEAT.heartbeat(wrongAud, { service: 'service-c' })).toEqual({ ok: false, error: expect.stringMatching(/refused/) });
-    expect(await env.MESH_HEARTBEAT.heartbeat('garbage', { service: 'service-c' })).toEqual({ ok: false, error: expect.stringMatching(/refused/) });
+    expect(await env.MESH_HEARTBEAT.heartbeat(wrongAud, { service: 'service-c' })).toEqual({
+      ok: false,
+      error: expect.stringMatching(/refused/),
+    });
+    expect(await env.MESH_HEARTBEAT.heartbeat('garbage', { service: 'service-c' })).toEqual({
+      ok: false,
+      error: expect.stringMatching(/refused/),
+    });
     // A genuine heartbeat registers the service, but cannot point traffic anywhere.
-    const info = { service: 'service-c', version: 'hb', url: 'https://attacker.example', binding: 'SERVICE_A', weight: 1e6 } as never;
-    expect(await env.MESH_HEARTBEAT.heartbeat(await mint('service-c'), info)).toMatchObject({ ok: true, id: 'service-c@hb', status: 'active' });
+    const info = {
+      service: 'service-c',
+      version: 'hb',
+      url: 'https://attacker.example',
+      binding: 'SERVICE_A',
+      weight: 1e6,
+    } as never;
+    expect(await env.MESH_HEARTBEAT.heartbeat(await mint('service-c'), info)).toMatchObject({
+      ok: true,
+      id: 'service-c@hb',
+      status: 'active',
+    });
     created.add('service-c@hb');
     const inst = (await registry().status()).instances.find((i) => i.id === 'service-c@hb')!;
     expect(inst).not.toHaveProperty('url');
@@ -417,7 +567,9 @@ describe('history, audit and rollback', () => {
     const after = await registry().status();
     expect(after.configRevision).toBe(0);
     expect(after.configs).toEqual(before.configs);
-    expect(after.audit.filter((a) => a.action === 'rollback')).toEqual(before.audit.filter((a) => a.action === 'rollback'));
+    expect(after.audit.filter((a) => a.action === 'rollback')).toEqual(
+      before.audit.filter((a) => a.action === 'rollback'),
+    );
   });
 });
 
@@ -427,15 +579,24 @@ describe('KV read path', () => {
     const a = await apply(files(echoRoutes('regtest-a')));
     const afterApply = await reg.status();
     expect(await env.MESH_KV.get(SNAPSHOT_REVISION_KEY)).toBe(`${afterApply.epoch}:${afterApply.revision}`);
-    expect(await kvSnapshot()).toMatchObject({ revision: afterApply.revision, configRevision: a.revision, bundle: { version: a.version } });
+    expect(await kvSnapshot()).toMatchObject({
+      revision: afterApply.revision,
+      configRevision: a.revision,
+      bundle: { version: a.version },
+    });
 
     const t0 = Date.now();
     await reg.heartbeat({ service: 'regtest-pub', version: 'v1' });
     created.add('regtest-pub@v1');
-    const snap = await waitFor('the heartbeat to be published', async () => {
-      const s = await kvSnapshot();
-      return s?.instances.some((i) => i.id === 'regtest-pub@v1') && s;
-    }, 3000, 20);
+    const snap = await waitFor(
+      'the heartbeat to be published',
+      async () => {
+        const s = await kvSnapshot();
+        return s?.instances.some((i) => i.id === 'regtest-pub@v1') && s;
+      },
+      3000,
+      20,
+    );
     expect(Date.now() - t0).toBeLessThan(2000);
     // The revision key is written after the snapshot: whoever sees it finds the snapshot.
     expect(Number((await env.MESH_KV.get(SNAPSHOT_REVISION_KEY))!.split(':')[1])).toBeGreaterThanOrEqual(snap.revision);
@@ -463,7 +624,9 @@ describe('KV read path', () => {
       await sleep(10);
     }
     const propagation = Date.now() - applied;
-    console.log(`propagation: apply took ${applied - t0} ms; served ${propagation} ms after the apply returned (refreshInterval 200 ms)`);
+    console.log(
+      `propagation: apply took ${applied - t0} ms; served ${propagation} ms after the apply returned (refreshInterval 200 ms)`,
+    );
     expect(res.status).toBe(200);
     expect(res.headers.get('x-mesh-config-version')).toBe(b.version);
     expect(((await res.json()) as Echo).name).toBe('url-backend');
@@ -507,7 +670,10 @@ describe('KV read path', () => {
     // Reads that fail: a newer revision whose snapshot does not parse, then one that does not compile.
     const real = await env.MESH_KV.get(SNAPSHOT_REVISION_KEY);
     try {
-      for (const bad of ['{ not json', JSON.stringify({ revision: 1e9, configRevision: 999, bundle: { version: 'broken' }, instances: [] })]) {
+      for (const bad of [
+        '{ not json',
+        JSON.stringify({ revision: 1e9, configRevision: 999, bundle: { version: 'broken' }, instances: [] }),
+      ]) {
         await env.MESH_KV.put(SNAPSHOT_KEY, bad);
         await env.MESH_KV.put(SNAPSHOT_REVISION_KEY, String(1e9));
         await sleep(250);
@@ -570,7 +736,11 @@ describe('admin API', () => {
       ['a wrong token', { authorization: `Bearer ${'y'.repeat(32)}` }, adminEnv],
       ['the token in another scheme', { authorization: `Basic ${TOKEN}` }, adminEnv],
       ['a token one character off', { authorization: `Bearer ${TOKEN.slice(1)}` }, adminEnv],
-      ['a user token without admin issuers configured', { authorization: `Bearer ${await devToken({ scope: 'mesh:admin' })}` }, adminEnv],
+      [
+        'a user token without admin issuers configured',
+        { authorization: `Bearer ${await devToken({ scope: 'mesh:admin' })}` },
+        adminEnv,
+      ],
       // A gateway whose MESH_ADMIN_TOKEN is too short to be safe accepts no token at all.
       ['the short MESH_ADMIN_TOKEN', { authorization: 'Bearer short' }, { ...env, MESH_ADMIN_TOKEN: 'short' }],
       ['a token, with no MESH_ADMIN_TOKEN set', { authorization: `Bearer ${TOKEN}` }, env],
@@ -588,7 +758,9 @@ describe('admin API', () => {
     expect(after.configVersion).toBe(before.configVersion);
     expect(after.configs).toEqual(before.configs);
     expect(after.instances.map((i) => i.id).sort()).toEqual(before.instances.map((i) => i.id).sort());
-    expect(after.audit.filter((a) => a.actor.startsWith('admin'))).toEqual(before.audit.filter((a) => a.actor.startsWith('admin')));
+    expect(after.audit.filter((a) => a.actor.startsWith('admin'))).toEqual(
+      before.audit.filter((a) => a.actor.startsWith('admin')),
+    );
     expect(await env.MESH_KV.get(SNAPSHOT_REVISION_KEY)).toBe(kvBefore);
   });
 
@@ -601,7 +773,11 @@ describe('admin API', () => {
     expect(json).toMatchObject({ revision: a.revision, version: a.version, applied: true, files: f });
     expect(json.config.routes.map((r: Json) => r.name)).toContain('regtest-a');
     // The same files again change nothing.
-    expect((await admin('POST', 'config', { body: { files: f } })).json).toEqual({ revision: a.revision, version: a.version, unchanged: true });
+    expect((await admin('POST', 'config', { body: { files: f } })).json).toEqual({
+      revision: a.revision,
+      version: a.version,
+      unchanged: true,
+    });
     const res = await call(createGateway({ source: new MeshSource(bundledConfig) }), `${BASE}/regtest-a/x`);
     expect(res.status).toBe(200);
     expect(res.headers.get('x-mesh-config-version')).toBe(a.version);
@@ -618,14 +794,43 @@ describe('admin API', () => {
 `;
     const { status, json } = await admin('POST', 'config', { body: { files: files(bad) } });
     expect(status).toBe(422);
-    expect(json.error).toMatchObject({ code: 'invalid_config', message: expect.stringContaining('nothing was applied') });
-    expect(json.errors).toEqual([expect.objectContaining({ file: 'extra.yaml', line: 4, column: 17, field: 'routes[0].matches[0].path.prefx', message: expect.stringContaining('prefx') })]);
+    expect(json.error).toMatchObject({
+      code: 'invalid_config',
+      message: expect.stringContaining('nothing was applied'),
+    });
+    expect(json.errors).toEqual([
+      expect.objectContaining({
+        file: 'extra.yaml',
+        line: 4,
+        column: 17,
+        field: 'routes[0].matches[0].path.prefx',
+        message: expect.stringContaining('prefx'),
+      }),
+    ]);
     // A YAML error, with its position.
-    const yamlError = await admin('POST', 'config', { body: { files: [{ name: 'mesh.yaml', text: MESH_YAML }, { name: 'broken.yaml', text: 'routes:\n  - name: x\n   bad: [\n' }] } });
+    const yamlError = await admin('POST', 'config', {
+      body: {
+        files: [
+          { name: 'mesh.yaml', text: MESH_YAML },
+          { name: 'broken.yaml', text: 'routes:\n  - name: x\n   bad: [\n' },
+        ],
+      },
+    });
     expect(yamlError.status).toBe(422);
-    expect(yamlError.json.errors[0]).toMatchObject({ file: 'broken.yaml', line: expect.any(Number), column: expect.any(Number), message: expect.stringContaining('YAML') });
+    expect(yamlError.json.errors[0]).toMatchObject({
+      file: 'broken.yaml',
+      line: expect.any(Number),
+      column: expect.any(Number),
+      message: expect.stringContaining('YAML'),
+    });
     // A reference to a service that does not exist.
-    const unknown = await admin('POST', 'config', { body: { files: files('routes:\n  - name: regtest-ghost\n    matches: [{ path: { prefix: /ghost } }]\n    service: ghost\n') } });
+    const unknown = await admin('POST', 'config', {
+      body: {
+        files: files(
+          'routes:\n  - name: regtest-ghost\n    matches: [{ path: { prefix: /ghost } }]\n    service: ghost\n',
+        ),
+      },
+    });
     expect(unknown.status).toBe(422);
     expect(unknown.json.errors[0]).toMatchObject({ file: 'extra.yaml', line: 4, field: 'routes[0].service' });
 
@@ -650,7 +855,13 @@ routes:
     const { status, json } = await admin('POST', 'config', { body: { files: files(extra) } });
     expect(status).toBe(422);
     expect(json.errors).toEqual([
-      expect.objectContaining({ file: 'extra.yaml', line: 4, column: 18, field: 'services.regtest-unbound.backends[0].binding', message: expect.stringContaining('NOT_A_GATEWAY_BINDING') }),
+      expect.objectContaining({
+        file: 'extra.yaml',
+        line: 4,
+        column: 18,
+        field: 'services.regtest-unbound.backends[0].binding',
+        message: expect.stringContaining('NOT_A_GATEWAY_BINDING'),
+      }),
     ]);
     expect((await admin('GET', 'config')).json.revision).toBe(before);
   });
@@ -676,33 +887,68 @@ routes:
     // yet the registry's config decides what may be registered.
     expect(source.served.mesh.services.has('regtest-echo')).toBe(false);
     const t0 = Date.now();
-    const reg = await admin('POST', 'instances', { body: { service: 'regtest-echo', version: 'ext', url: `${env.UPSTREAM_URL}/ext`, weight: 1000 }, headers: { 'x-meshwork-actor': 'ops' } });
+    const reg = await admin('POST', 'instances', {
+      body: { service: 'regtest-echo', version: 'ext', url: `${env.UPSTREAM_URL}/ext`, weight: 1000 },
+      headers: { 'x-meshwork-actor': 'ops' },
+    });
     expect(reg.status).toBe(201);
     created.add('regtest-echo@ext');
-    expect(reg.json).toMatchObject({ id: 'regtest-echo@ext', service: 'regtest-echo', version: 'ext', url: `${env.UPSTREAM_URL}/ext`, weight: 1000, status: 'active', source: 'admin' });
+    expect(reg.json).toMatchObject({
+      id: 'regtest-echo@ext',
+      service: 'regtest-echo',
+      version: 'ext',
+      url: `${env.UPSTREAM_URL}/ext`,
+      weight: 1000,
+      status: 'active',
+      source: 'admin',
+    });
 
     const { json } = await admin('GET', 'status');
     expect(json.instances).toEqual(expect.arrayContaining([expect.objectContaining({ id: 'regtest-echo@ext' })]));
     expect(json.services.find((s: Json) => s.name === 'regtest-echo').backends).toEqual([
-      expect.objectContaining({ version: null, target: `url ${env.UPSTREAM_URL}/echo`, weight: 1, inRotation: true, registered: false, status: 'static' }),
-      expect.objectContaining({ version: 'ext', target: `url ${env.UPSTREAM_URL}/ext`, weight: 1000, inRotation: true, registered: true, status: 'active' }),
+      expect.objectContaining({
+        version: null,
+        target: `url ${env.UPSTREAM_URL}/echo`,
+        weight: 1,
+        inRotation: true,
+        registered: false,
+        status: 'static',
+      }),
+      expect.objectContaining({
+        version: 'ext',
+        target: `url ${env.UPSTREAM_URL}/ext`,
+        weight: 1000,
+        inRotation: true,
+        registered: true,
+        status: 'active',
+      }),
     ]);
     const history = (await admin('GET', 'history')).json;
     const entry = history.audit.findLast((e: Json) => e.action === 'register');
-    expect(entry).toMatchObject({ actor: 'admin-token (ops)', detail: `regtest-echo@ext registered at ${env.UPSTREAM_URL}/ext` });
+    expect(entry).toMatchObject({
+      actor: 'admin-token (ops)',
+      detail: `regtest-echo@ext registered at ${env.UPSTREAM_URL}/ext`,
+    });
     expect(entry.at).toBeGreaterThanOrEqual(t0);
 
     // Routed to (weight 1000 against the config backend's 1): the URL backend sees /ext/...
     const paths = async () => {
       const gw = createGateway({ source: new MeshSource(bundledConfig) });
       const seen = new Set<string>();
-      for (let i = 0; i < 5; i++) seen.add(new URL(((await (await call(gw, `${BASE}/regtest-a`)).json()) as Echo).url, 'http://x').pathname.split('/')[1]!);
+      for (let i = 0; i < 5; i++)
+        seen.add(
+          new URL(((await (await call(gw, `${BASE}/regtest-a`)).json()) as Echo).url, 'http://x').pathname.split(
+            '/',
+          )[1]!,
+        );
       return seen;
     };
     expect(await paths()).toContain('ext');
 
     // Bad registrations are refused.
-    expect((await admin('POST', 'instances', { body: { service: 'nope', url: `${env.UPSTREAM_URL}/x` } })).status).toBe(400);
+    expect((await admin('POST', 'instances', { body: { service: 'nope', url: `${env.UPSTREAM_URL}/x` } })).status).toBe(
+      400,
+    );
     expect((await admin('POST', 'instances', { body: { service: 'regtest-echo', url: 'ftp://x' } })).status).toBe(400);
     expect((await admin('POST', 'instances', { body: { service: 'regtest-echo', weight: -1 } })).status).toBe(400);
 
@@ -724,13 +970,35 @@ routes:
     const noScope = await admin('GET', 'status', await as(await devToken({ sub: 'ops-alice', scope: 'read:a' })));
     expect(noScope.status).toBe(403);
     expect(noScope.json.error.code).toBe('insufficient_scope');
-    expect((await admin('GET', 'status', await as(await issuerToken('RS256', { iss: 'https://elsewhere.test', scope: 'mesh:admin' })))).status).toBe(401);
-    expect((await admin('GET', 'status', await as(await devToken({ scope: 'mesh:admin', exp: Math.floor(Date.now() / 1000) - 3600 })))).status).toBe(401);
+    expect(
+      (
+        await admin(
+          'GET',
+          'status',
+          await as(await issuerToken('RS256', { iss: 'https://elsewhere.test', scope: 'mesh:admin' })),
+        )
+      ).status,
+    ).toBe(401);
+    expect(
+      (
+        await admin(
+          'GET',
+          'status',
+          await as(await devToken({ scope: 'mesh:admin', exp: Math.floor(Date.now() / 1000) - 3600 })),
+        )
+      ).status,
+    ).toBe(401);
 
-    const back = await admin('POST', 'rollback', { body: { revision: 0 }, ...(await as(await devToken({ sub: 'ops-alice', scope: 'mesh:admin' }))) });
+    const back = await admin('POST', 'rollback', {
+      body: { revision: 0 },
+      ...(await as(await devToken({ sub: 'ops-alice', scope: 'mesh:admin' }))),
+    });
     expect(back.status).toBe(200);
     const { audit } = (await admin('GET', 'history')).json;
-    expect(audit.findLast((e: Json) => e.action === 'rollback')).toMatchObject({ actor: 'local-dev:ops-alice', detail: `config back to revision 0 (${bundledConfig.version})` });
+    expect(audit.findLast((e: Json) => e.action === 'rollback')).toMatchObject({
+      actor: 'local-dev:ops-alice',
+      detail: `config back to revision 0 (${bundledConfig.version})`,
+    });
   });
 });
 
@@ -741,7 +1009,10 @@ describe('rotation follows heartbeats', () => {
     // a stale snapshot still sends one traffic it comes right back. Here the deployments are
     // labelled blue (the v1 worker) and green (the v2 worker) and the test plays their
     // heartbeats: green stopping is a deployment gone quiet. 50/50, a 1 s TTL.
-    const text = MESH_YAML.replace('version: v1\n        weight: 90', 'version: blue\n        weight: 50').replace('version: v2\n        weight: 10', 'version: green\n        weight: 50');
+    const text = MESH_YAML.replace('version: v1\n        weight: 90', 'version: blue\n        weight: 50').replace(
+      'version: v2\n        weight: 10',
+      'version: green\n        weight: 50',
+    );
     expect(text.match(/version: (blue|green)/g)).toEqual(['version: blue', 'version: green']);
     await apply(files('registry:\n  heartbeatTtl: 1s\n  probeInterval: 1s\n  refreshInterval: 0.2s\n', text));
     created.add('service-b@blue').add('service-b@green');
@@ -773,18 +1044,30 @@ describe('rotation follows heartbeats', () => {
 
       // Published within the 1 s coalescing window, then served from the next refresh on.
       const t1 = Date.now();
-      const published = await waitFor('the expiry to be published', async () => {
-        const snap = await kvSnapshot();
-        return snap?.instances.find((i) => i.id === 'service-b@green')?.status === 'expired' && snap;
-      }, 3000, 20);
+      const published = await waitFor(
+        'the expiry to be published',
+        async () => {
+          const snap = await kvSnapshot();
+          return snap?.instances.find((i) => i.id === 'service-b@green')?.status === 'expired' && snap;
+        },
+        3000,
+        20,
+      );
       const publishedAfter = Date.now() - t1;
-      await waitFor('the gateway to serve it', async () => {
-        await (await call(gw, `${BASE}/service-b`)).body?.cancel();
-        return gsrc.served.revision >= published.revision;
-      }, 3000, 20);
+      await waitFor(
+        'the gateway to serve it',
+        async () => {
+          await (await call(gw, `${BASE}/service-b`)).body?.cancel();
+          return gsrc.served.revision >= published.revision;
+        },
+        3000,
+        20,
+      );
       const servedAfter = Date.now() - t1;
       expect(await versions(40)).toEqual({ v1: 40 });
-      console.log(`rotation: green expired ${expiredAfter} ms after its last heartbeat; published ${publishedAfter} ms and served by the gateway ${servedAfter} ms after that`);
+      console.log(
+        `rotation: green expired ${expiredAfter} ms after its last heartbeat; published ${publishedAfter} ms and served by the gateway ${servedAfter} ms after that`,
+      );
 
       expect(await beat('green')).toEqual({ id: 'service-b@green', status: 'active' });
       await waitFor('traffic to reach green again', async () => (await versions(10)).v2 !== undefined, 5000, 0);

@@ -35,7 +35,14 @@ function app() {
     c.header('x-seen-by-middleware', c.var.mesh.service);
     await next();
   });
-  a.get('/who', (c) => c.json({ service: c.var.mesh.service, caller: c.var.mesh.caller ?? null, route: c.var.mesh.route ?? null, requestId: c.var.mesh.requestId }));
+  a.get('/who', (c) =>
+    c.json({
+      service: c.var.mesh.service,
+      caller: c.var.mesh.caller ?? null,
+      route: c.var.mesh.route ?? null,
+      requestId: c.var.mesh.requestId,
+    }),
+  );
   a.get('/call/:svc', async (c) => {
     const version = c.req.query('version');
     return c.var.mesh.fetch(c.req.param('svc'), '/echo/path?x=1', {
@@ -56,7 +63,12 @@ const URL_ = 'https://service-a.internal';
 const asServiceA = memberEnv('service-a');
 
 /** Calls a wrapped service as the gateway would: with the gateway's identity token. */
-async function callAsGateway(worker: Parameters<typeof call>[0], path: string, init: RequestInit = {}, target = 'service-a'): Promise<Response> {
+async function callAsGateway(
+  worker: Parameters<typeof call>[0],
+  path: string,
+  init: RequestInit = {},
+  target = 'service-a',
+): Promise<Response> {
   const headers = new Headers(init.headers);
   for (const [k, v] of Object.entries(await identityHeaders('gateway', target))) headers.set(k, v);
   return call(worker, `${URL_}${path}`, { ...init, headers }, asServiceA);
@@ -73,14 +85,28 @@ describe('withMesh around a Hono app', () => {
   it('answers 401 to a call without a mesh identity, before the handler runs', async () => {
     const res = await call(service, `${URL_}/who`, { headers: { 'x-request-id': 'rid-anon' } }, asServiceA);
     expect(res.status).toBe(401);
-    expect(await res.json()).toEqual({ error: { code: 'unauthenticated_caller', message: expect.any(String), requestId: 'rid-anon' } });
+    expect(await res.json()).toEqual({
+      error: { code: 'unauthenticated_caller', message: expect.any(String), requestId: 'rid-anon' },
+    });
   });
 
   it('a member other than the gateway cannot hand the handler forged x-mesh-* or claim headers', async () => {
     const a = new Hono<{ Variables: MeshVariables }>();
-    a.get('/h', (c) => c.json({ sub: c.req.header('x-mesh-sub') ?? null, route: c.req.header('x-mesh-route') ?? null, caller: c.var.mesh.caller, user: c.var.mesh.user ?? null }));
+    a.get('/h', (c) =>
+      c.json({
+        sub: c.req.header('x-mesh-sub') ?? null,
+        route: c.req.header('x-mesh-route') ?? null,
+        caller: c.var.mesh.caller,
+        user: c.var.mesh.user ?? null,
+      }),
+    );
     const svc = withMesh(a, { service: 'service-a', config });
-    const headers = { ...(await identityHeaders('service-c', 'service-a')), 'x-mesh-sub': 'admin', 'x-mesh-route': 'admin-route', 'x-mesh-scopes': 'root' };
+    const headers = {
+      ...(await identityHeaders('service-c', 'service-a')),
+      'x-mesh-sub': 'admin',
+      'x-mesh-route': 'admin-route',
+      'x-mesh-scopes': 'root',
+    };
     const res = await call(svc, `${URL_}/h`, { headers }, asServiceA);
     expect(await res.json()).toEqual({ sub: null, route: null, caller: 'service-c', user: null });
   });
@@ -100,7 +126,9 @@ describe('withMesh around a Hono app', () => {
 
   it('mesh.fetch reaches the target over its binding with mesh headers set by the mesh', async () => {
     const traceId = 'aaaabbbbccccddddeeeeffff00001111';
-    const res = await callAsGateway(service, '/call/echo', { headers: { 'x-request-id': 'rid-2', traceparent: `00-${traceId}-1111222233334444-01` } });
+    const res = await callAsGateway(service, '/call/echo', {
+      headers: { 'x-request-id': 'rid-2', traceparent: `00-${traceId}-1111222233334444-01` },
+    });
     expect(res.status).toBe(200);
     const seen = (await res.json()) as Echo;
     expect(seen.name).toBe('echo');
@@ -144,7 +172,9 @@ describe('withMesh around a Hono app', () => {
   it('answers unknown paths with the JSON 404', async () => {
     const res = await callAsGateway(service, '/missing', { headers: { 'x-request-id': 'rid-404' } });
     expect(res.status).toBe(404);
-    expect(await res.json()).toEqual({ error: { code: 'not_found', message: expect.any(String), requestId: 'rid-404' } });
+    expect(await res.json()).toEqual({
+      error: { code: 'not_found', message: expect.any(String), requestId: 'rid-404' },
+    });
   });
 
   it('serves routes the app adds after withMesh, and keeps a non-strict app non-strict', async () => {
@@ -154,7 +184,7 @@ describe('withMesh around a Hono app', () => {
     expect(await (await callAsGateway(svc, '/late/')).text()).toBe('late route');
   });
 
-  it('keeps the app\'s own error handler', async () => {
+  it("keeps the app's own error handler", async () => {
     const a = new Hono();
     a.get('/boom', () => {
       throw new Error('x');
@@ -231,16 +261,19 @@ describe('inbound policies', () => {
 
 describe('withMesh configuration errors', () => {
   it('refuses a service that is not in the mesh config', () => {
-    expect(() => withMesh(() => new Response(), { service: 'ghost', config })).toThrow(/service "ghost" is not defined/);
+    expect(() => withMesh(() => new Response(), { service: 'ghost', config })).toThrow(
+      /service "ghost" is not defined/,
+    );
   });
 
   it('uses the bundled routes/ config by default', async () => {
     // routes/mesh.yaml sends service-b traffic to SERVICE_B_V1/V2, which this test env lacks.
-    const svc = withMesh((_r, _e, _c, mesh) => mesh.fetch('service-b', '/service-b', { version: 'v2' }), { service: 'service-a' });
+    const svc = withMesh((_r, _e, _c, mesh) => mesh.fetch('service-b', '/service-b', { version: 'v2' }), {
+      service: 'service-a',
+    });
     const res = await callAsGateway(svc, '/', {});
     // Through the real binding to the example service-b v2, configured in routes/mesh.yaml.
     expect(res.status).toBe(200);
     expect(res.headers.get('x-service-version')).toBe('v2');
   });
 });
-

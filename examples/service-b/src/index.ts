@@ -17,7 +17,12 @@ app.get('/service-b', (c) => {
 // What the mesh told service-b about this call: the calling service and the end user.
 app.get('/service-b/whoami', (c) => {
   const { caller, user } = c.var.mesh;
-  return c.json({ service: 'service-b', version: c.env.VERSION, caller: caller ?? null, user: user ? { sub: user.sub ?? null, scopes: user.scopes } : null });
+  return c.json({
+    service: 'service-b',
+    version: c.env.VERSION,
+    caller: caller ?? null,
+    user: user ? { sub: user.sub ?? null, scopes: user.scopes } : null,
+  });
 });
 
 export default withMesh<Env>(app, { service: 'service-b', version: (env) => env.VERSION });

@@ -11,7 +11,9 @@ export const authenticate: Stage = async (ctx) => {
   if (found.kind === 'malformed') return invalidToken(ctx.requestId, 'malformed token');
   const result = await ctx.mesh.auth.verify(found.token, auth.issuers, ctx.io);
   if (!result.ok) {
-    return result.status === 503 ? authUnavailable(ctx.requestId, result.description) : invalidToken(ctx.requestId, result.description);
+    return result.status === 503
+      ? authUnavailable(ctx.requestId, result.description)
+      : invalidToken(ctx.requestId, result.description);
   }
   ctx.user = result.user;
   return undefined;

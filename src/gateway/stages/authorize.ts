@@ -12,7 +12,8 @@ export const authorize: Stage = (ctx) => {
     if (missing.length > 0) return insufficientScope(ctx.requestId, missing, auth.scopes);
   }
   for (const req of auth.claims) {
-    if (!claimSatisfied(user.claims, req)) return forbidden(ctx.requestId, `claim "${req.name}" does not have an accepted value`);
+    if (!claimSatisfied(user.claims, req))
+      return forbidden(ctx.requestId, `claim "${req.name}" does not have an accepted value`);
   }
   return undefined;
 };

@@ -6,7 +6,13 @@ import type { Stage } from '../context.ts';
 export const chooseBackend: Stage = (ctx) => {
   const hit = ctx.hit!;
   const choice = hit.route.targets.pick();
-  if (!choice) return errorResponse(503, 'no_backend', `route "${hit.route.name}" has no backend with a weight above 0`, ctx.requestId);
+  if (!choice)
+    return errorResponse(
+      503,
+      'no_backend',
+      `route "${hit.route.name}" has no backend with a weight above 0`,
+      ctx.requestId,
+    );
   if (!ctx.mesh.services.has(choice.service)) {
     return errorResponse(503, 'unknown_service', `service "${choice.service}" is not in the mesh`, ctx.requestId);
   }

@@ -16,7 +16,10 @@ import { logEvent, relayResponse, upstreamFor, upstreamRequest, upstreamUrl } fr
 import type { Stage } from '../context.ts';
 
 /** Claim headers per verified user: the token cache hands back the same user object per token. */
-const claimHeaderCache = new WeakMap<VerifiedUser, { mapping: CompiledMesh['claimHeaders']; headers: Array<[string, string]> }>();
+const claimHeaderCache = new WeakMap<
+  VerifiedUser,
+  { mapping: CompiledMesh['claimHeaders']; headers: Array<[string, string]> }
+>();
 
 function claimHeadersOf(user: VerifiedUser, mapping: CompiledMesh['claimHeaders']): Array<[string, string]> {
   const hit = claimHeaderCache.get(user);
@@ -34,7 +37,11 @@ export const forward: Stage = async (ctx) => {
     logEvent('error', 'binding missing', { requestId, route: route.name, backend: backend!.label });
     return errorResponse(503, 'no_backend', `backend ${backend!.label} is not bound in the gateway`, requestId);
   }
-  const outbound = upstreamRequest(upstreamUrl(backend!, url.origin, ctx.upstreamPath! + url.search), request, ctx.mesh.gatewayDropped);
+  const outbound = upstreamRequest(
+    upstreamUrl(backend!, url.origin, ctx.upstreamPath! + url.search),
+    request,
+    ctx.mesh.gatewayDropped,
+  );
   const headers = outbound.headers;
   setForwarded(headers, url, ctx.clientIp);
   headers.set(REQUEST_ID_HEADER, requestId);
@@ -51,13 +58,23 @@ export const forward: Stage = async (ctx) => {
   } catch (e) {
     if (!(e instanceof KeysUnavailable)) throw e;
     logEvent('error', 'mesh signing key unavailable', { requestId, error: e.message });
-    return errorResponse(500, 'internal', 'the gateway cannot sign its mesh identity (signing key missing or invalid)', requestId);
+    return errorResponse(
+      500,
+      'internal',
+      'the gateway cannot sign its mesh identity (signing key missing or invalid)',
+      requestId,
+    );
   }
   let response: Response;
   try {
     response = await upstream.fetch(outbound);
   } catch (e) {
-    logEvent('error', 'backend failed', { requestId, route: route.name, backend: backend!.label, error: String((e as Error)?.message ?? e) });
+    logEvent('error', 'backend failed', {
+      requestId,
+      route: route.name,
+      backend: backend!.label,
+      error: String((e as Error)?.message ?? e),
+    });
     return errorResponse(502, 'bad_gateway', `backend ${backend!.label} failed to answer`, requestId);
   }
   const relayed = relayResponse(response, requestId);

@@ -4,9 +4,20 @@ import type { Stage } from '../context.ts';
 
 export const matchRoute: Stage = (ctx) => {
   const { url, request } = ctx;
-  const hit = ctx.mesh.router.find({ host: url.hostname, path: ctx.path, method: request.method, headers: request.headers, url });
+  const hit = ctx.mesh.router.find({
+    host: url.hostname,
+    path: ctx.path,
+    method: request.method,
+    headers: request.headers,
+    url,
+  });
   if (!hit) {
-    return errorResponse(404, 'route_not_found', `no route matches ${request.method} ${truncate(url.pathname)}`, ctx.requestId);
+    return errorResponse(
+      404,
+      'route_not_found',
+      `no route matches ${request.method} ${truncate(url.pathname)}`,
+      ctx.requestId,
+    );
   }
   ctx.hit = hit;
   return undefined;

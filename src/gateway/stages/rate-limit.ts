@@ -9,7 +9,14 @@ export const rateLimit: Stage = async (ctx) => {
   if (limits.length === 0) return undefined;
   const outcome = await ctx.mesh.limiter.check(
     limits,
-    { clientIp: ctx.clientIp, route: ctx.hit!.route.name, caller: undefined, claims: ctx.user?.claims, issuer: ctx.user?.issuer, headers: ctx.request.headers },
+    {
+      clientIp: ctx.clientIp,
+      route: ctx.hit!.route.name,
+      caller: undefined,
+      claims: ctx.user?.claims,
+      issuer: ctx.user?.issuer,
+      headers: ctx.request.headers,
+    },
     ctx.env,
     ctx.requestId,
   );
