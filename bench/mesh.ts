@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SignJWT, importJWK } from 'jose';
 import { Log, LogLevel, Miniflare, type WorkerOptions } from 'miniflare';
-import { generatePair, memberPair, type KeyPair } from '../src/cli/keys.ts';
+import { generatePair, memberPair, type KeyPair } from '../src/node/cli/keys.ts';
 import type { MeshBundle, MeshConfig } from '../src/config/schema.ts';
 import { validateSources } from '../src/config/validate.ts';
 import { bundleWorker } from '../scripts/bundle.ts';

@@ -10,5 +10,5 @@ process.stdout.on('error', (e) => {
 });
 
 register();
-const { main } = await import('../src/cli/main.ts');
+const { main } = await import('../src/node/cli/main.ts');
 process.exitCode = await main(process.argv.slice(2));

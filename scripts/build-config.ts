@@ -12,8 +12,8 @@ import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from '
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { missingGatewayBindings } from '../src/config/bindings.ts';
-import { bundleRoutesDir } from '../src/config/load-dir.ts';
+import { missingGatewayBindings } from '../src/node/config/bindings.ts';
+import { bundleRoutesDir } from '../src/node/config/load-dir.ts';
 import { formatIssue } from '../src/config/validate.ts';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');

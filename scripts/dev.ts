@@ -9,8 +9,8 @@ import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { ensureDevKeys } from '../src/cli/keys.ts';
-import { MESH_WORKER_CONFIGS, MESH_WORKERS, QUIET_WRANGLER_ENV } from './workers.ts';
+import { ensureDevKeys } from '../src/node/cli/keys.ts';
+import { MESH_WORKER_CONFIGS, MESH_WORKERS, QUIET_WRANGLER_ENV } from '../src/node/dev/workers.ts';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const { values } = parseArgs({

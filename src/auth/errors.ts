@@ -2,7 +2,7 @@
  * Authentication answers per RFC 6750 section 3, with the mesh's JSON error body.
  * error_description values are fixed strings, never text from the token.
  */
-import { errorResponse } from '../mesh/errors.ts';
+import { errorResponse } from '../core/errors.ts';
 
 const REALM = 'realm="meshwork"';
 

@@ -9,8 +9,8 @@
  *  - only the configured URI is fetched (no redirects, never a jku/x5u from a token).
  */
 import { createLocalJWKSet, errors, type JSONWebKeySet, type JWSHeaderParameters } from 'jose';
-import { logEvent } from '../mesh/upstream.ts';
-import { KeysUnavailable, parseJwks, type KeyIo } from './keys.ts';
+import { KeysUnavailable, parseJwks, type KeyIo } from '../core/keys.ts';
+import { logEvent } from '../core/log.ts';
 
 export interface RemoteJwksOptions {
   /** Seconds. */

@@ -6,8 +6,6 @@ import type { TokenSourceSpec } from '../config/schema.ts';
 
 export type TokenLookup = { kind: 'none' } | { kind: 'token'; token: string } | { kind: 'malformed' };
 
-export const DEFAULT_TOKEN_SOURCE: TokenSourceSpec = { header: 'authorization' };
-
 // b64token per RFC 6750; anything else after "Bearer " is malformed.
 const BEARER = /^Bearer +([A-Za-z0-9\-._~+/]+=*) *$/i;
 
@@ -20,7 +18,7 @@ export function cookieValue(cookieHeader: string | null, name: string): string |
   return undefined;
 }
 
-export function extractToken(headers: Headers, source: TokenSourceSpec = DEFAULT_TOKEN_SOURCE): TokenLookup {
+export function extractToken(headers: Headers, source: TokenSourceSpec): TokenLookup {
   if (source.cookie !== undefined) {
     const v = cookieValue(headers.get('cookie'), source.cookie);
     return v ? { kind: 'token', token: v } : { kind: 'none' };
@@ -39,7 +37,7 @@ export function extractToken(headers: Headers, source: TokenSourceSpec = DEFAULT
 }
 
 /** Removes the token from headers going upstream (forwardToken: false). */
-export function removeToken(headers: Headers, source: TokenSourceSpec = DEFAULT_TOKEN_SOURCE): void {
+export function removeToken(headers: Headers, source: TokenSourceSpec): void {
   if (source.header !== undefined) {
     headers.delete(source.header);
     return;

@@ -1,11 +1,15 @@
 /**
- * The routes file schema: the single definition of what `routes/*.yaml` may contain.
+ * The routes file schema: the single definition of what `routes/*.yaml` may contain, and of every
+ * default. A validated config is this schema's output, with each default filled in, so nothing
+ * downstream repeats a default (`MeshConfig` is `z.output` of `Config`).
  *
  * zod validates it (in Node for the CLI and the build, in workerd for the control plane), and
  * `z.toJSONSchema` exports it for editors. Cross-references between files (a route naming a
  * service, a version that must exist) are checked in `validate.ts`, which knows file origins.
  */
 import { z } from 'zod';
+import { DEFAULT_CLAIM_HEADERS, RESERVED_CLAIM_HEADERS } from '../core/headers.ts';
+import { ENDPOINT_NAME } from '../core/endpoint.ts';
 
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 
@@ -42,20 +46,28 @@ const RouteName = z
   .regex(/^[a-z0-9]([-a-z0-9._]*[a-z0-9])?$/, 'must be lowercase letters, digits, "-", "." or "_"')
   .describe('Unique route name; appears in errors, logs and metrics.');
 
-const Version = z
+export const Version = z
   .string()
   .max(63)
   .regex(/^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$/, 'must be letters, digits, ".", "_" or "-"')
   .describe('Version label, e.g. v1.');
 
-const Weight = z
+export const Weight = z
   .number()
   .int('must be a whole number')
   .min(0)
   .max(1_000_000)
   .describe('Relative weight; 0 sends no traffic. Default 1.');
 
-const BindingName = z
+export const EndpointName = z
+  .string()
+  .regex(
+    ENDPOINT_NAME,
+    'must be letters, digits, ".", "_", ":", "~" or "-" (at most 253), starting and ending alphanumeric',
+  )
+  .describe("Endpoint name, unique within the service version. Default: the binding name, or the URL's host[:port].");
+
+export const BindingName = z
   .string()
   .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be a valid binding name (letters, digits, "_")')
   .describe('Name of the service binding in the calling worker (wrangler [[services]] binding).');
@@ -69,7 +81,7 @@ function hasNoCredentials(u: string): boolean {
   }
 }
 
-const BackendUrl = z
+export const BackendUrl = z
   .url({ protocol: /^https?$/, error: 'must be an absolute http:// or https:// URL' })
   .refine((u) => !/[?#]/.test(u), 'must not contain a query or fragment')
   .refine(hasNoCredentials, 'must not contain credentials (user:password@): they would be compiled into every bundle')
@@ -80,7 +92,8 @@ export const Backend = z
     binding: BindingName.optional(),
     url: BackendUrl.optional(),
     version: Version.optional(),
-    weight: Weight.optional(),
+    weight: Weight.default(1),
+    name: EndpointName.optional(),
   })
   .superRefine((b, ctx) => {
     if ((b.binding === undefined) === (b.url === undefined)) {
@@ -95,7 +108,7 @@ export const RateLimitPolicy = z
   .strictObject({
     algorithm: z
       .enum(['token-bucket', 'gcra'], { error: 'must be token-bucket or gcra' })
-      .optional()
+      .default('token-bucket')
       .describe('Default token-bucket.'),
     limit: z.number().int().min(1).describe('Tokens (requests of cost 1) per period.'),
     period: Duration.pipe(z.number().positive('must be longer than 0')).describe('e.g. 1s, 1m, 1d.'),
@@ -108,9 +121,9 @@ export const RateLimitPolicy = z
     key: z
       .array(z.string().regex(KEY_PART, 'must be ip, route, caller, claim:<name> or header:<name>'))
       .min(1)
-      .optional()
+      .default(['ip'])
       .describe('What identifies a bucket; several parts combine. Default [ip].'),
-    cost: z.number().int().min(1).optional().describe('Tokens each request takes (default 1).'),
+    cost: z.number().int().min(1).default(1).describe('Tokens each request takes (default 1).'),
     overrides: z
       .record(
         z.string().min(1),
@@ -120,31 +133,34 @@ export const RateLimitPolicy = z
           multiplier: z.number().positive().optional().describe('Scales limit and burst.'),
         }),
       )
-      .optional()
+      .default({})
       .describe('Per key value (parts joined with "|"), e.g. acme: { multiplier: 10 }.'),
     callers: z
       .array(z.string().max(63).regex(DNS_LABEL, 'must be "gateway" or a service name'))
       .min(1)
       .optional()
-      .describe('Service policies only: count only calls from these mesh members; others pass this policy.'),
+      .describe(
+        'Service policies only: count only calls from these mesh members; others pass this policy. Absent: every caller counts.',
+      ),
     onStoreFailure: z
       .enum(['open', 'closed'], { error: 'must be open or closed' })
-      .optional()
+      .default('open')
       .describe('When the store cannot be reached: admit (open, default) or refuse with 503 (closed).'),
     mode: z
       .enum(['exact', 'lease'], { error: 'must be exact or lease' })
-      .optional()
+      .default('exact')
       .describe('exact (default): one store call per request; lease: isolates spend small leases locally.'),
     lease: z
       .strictObject({
         size: z.number().int().min(1).optional().describe('Units per lease (default 10% of burst, at least 1).'),
-        ttl: Duration.optional().describe('How long an isolate may spend a lease (default 1s).'),
+        ttl: Duration.default(1).describe('How long an isolate may spend a lease (default 1s).'),
       })
-      .optional(),
+      .optional()
+      .describe('Lease mode only; defaults apply whenever mode is lease.'),
   })
   .superRefine((p, ctx) => {
     const burst = p.burst ?? (p.algorithm === 'gcra' ? 1 : p.limit);
-    if ((p.cost ?? 1) > burst)
+    if (p.cost > burst)
       ctx.addIssue({
         code: 'custom',
         path: ['cost'],
@@ -152,15 +168,24 @@ export const RateLimitPolicy = z
       });
     if (p.lease && p.mode !== 'lease')
       ctx.addIssue({ code: 'custom', path: ['lease'], message: '"lease" settings need mode: lease' });
-    for (const [value, o] of Object.entries(p.overrides ?? {})) {
+    for (const [value, o] of Object.entries(p.overrides)) {
       const b = Math.round((o.burst ?? burst) * (o.multiplier ?? 1));
-      if ((p.cost ?? 1) > b)
+      if (p.cost > b)
         ctx.addIssue({
           code: 'custom',
           path: ['overrides', value],
-          message: `this override leaves a burst of ${b}, below the cost ${p.cost ?? 1}: "${value}" could never pass`,
+          message: `this override leaves a burst of ${b}, below the cost ${p.cost}: "${value}" could never pass`,
         });
     }
+  })
+  // Defaults that depend on other fields, filled in once here.
+  .transform((p) => {
+    const burst = p.burst ?? (p.algorithm === 'gcra' ? 1 : p.limit);
+    const lease =
+      p.mode === 'lease'
+        ? { size: p.lease?.size ?? Math.max(1, Math.floor(burst / 10)), ttl: p.lease?.ttl ?? 1 }
+        : undefined;
+    return { ...p, burst, lease };
   })
   .describe('A rate-limit policy; attach it to routes (rateLimits) or services (policy.rateLimits).');
 
@@ -172,12 +197,12 @@ export const ServicePolicy = z
       .array(CallerName)
       .optional()
       .describe('Mesh members ("gateway" or service names) allowed to call; absent = any authenticated member.'),
-    allowAnonymous: z.boolean().optional().describe('Accept calls without a mesh identity (default false).'),
+    allowAnonymous: z.boolean().default(false).describe('Accept calls without a mesh identity (default false).'),
     rateLimits: z
       .array(z.string().min(1))
       .min(1)
       .optional()
-      .describe('Rate-limit policies applied to calls into this service.'),
+      .describe('Rate-limit policies applied to calls into this service. Absent: none.'),
   })
   .superRefine((p, ctx) => {
     // An unlisted member could simply call without its identity and be let in anonymously.
@@ -193,7 +218,7 @@ export const ServicePolicy = z
 export const Service = z
   .strictObject({
     backends: z.array(Backend).min(1, 'a service needs at least one backend'),
-    policy: ServicePolicy.optional(),
+    policy: ServicePolicy.prefault({}),
   })
   .describe('A service and the backends (versions) that serve it.');
 
@@ -311,21 +336,22 @@ export const Issuer = z
       .strictObject({ env: EnvName })
       .optional()
       .describe('HMAC shared secret from an env var / wrangler secret (HS* only).'),
-    clockSkew: Duration.optional().describe('Tolerance for exp/nbf/iat; default 30s.'),
+    clockSkew: Duration.default(30).describe('Tolerance for exp/nbf/iat; default 30s.'),
     typ: z.string().min(1).optional().describe('Required "typ" header, e.g. at+jwt.'),
     cache: z
       .strictObject({
-        minTtl: Duration.optional().describe('Shortest JWKS cache time, whatever Cache-Control says (default 1m).'),
-        maxTtl: Duration.optional().describe('Longest JWKS cache time (default 24h).'),
-        defaultTtl: Duration.optional().describe('Cache time when the JWKS response has no max-age (default 10m).'),
-        staleFor: Duration.optional().describe(
+        minTtl: Duration.default(60).describe('Shortest JWKS cache time, whatever Cache-Control says (default 1m).'),
+        maxTtl: Duration.default(86_400).describe('Longest JWKS cache time (default 24h).'),
+        defaultTtl: Duration.default(600).describe('Cache time when the JWKS response has no max-age (default 10m).'),
+        staleFor: Duration.default(3600).describe(
           'Keep verifying with the last good keys this long after they expire while the endpoint fails (default 1h).',
         ),
-        refetchCooldown: Duration.optional().describe(
+        refetchCooldown: Duration.default(30).describe(
           'At most one refetch per this interval for unknown kids (default 30s).',
         ),
       })
-      .optional(),
+      .prefault({})
+      .describe('Remote JWKS caching (jwksUri only).'),
   })
   .superRefine((i, ctx) => {
     const sources = Number(i.jwksUri !== undefined) + Number(i.jwks !== undefined) + Number(i.secret !== undefined);
@@ -353,18 +379,18 @@ const ClaimValue = z.union([z.string(), z.number(), z.boolean()]);
 
 export const RouteAuth = z
   .strictObject({
-    mode: z.enum(['required', 'optional', 'off']).optional().describe('Default required.'),
+    mode: z.enum(['required', 'optional', 'off']).default('required').describe('Default required.'),
     issuers: z.array(z.string().min(1)).min(1).optional().describe('Issuer names accepted here; default all.'),
     scopes: z.array(z.string().min(1)).min(1).optional().describe('All must be granted (scope / scp claims).'),
     claims: z
       .record(z.string().min(1), z.union([ClaimValue, z.array(ClaimValue).min(1)]))
       .optional()
       .describe('Required claim values; a list means any one of them.'),
-    token: TokenSource.optional(),
-    forwardToken: z.boolean().optional().describe('Pass the token on to the backend (default true).'),
+    token: TokenSource.optional().describe('Where the token is read from; default: auth.token.'),
+    forwardToken: z.boolean().default(true).describe('Pass the token on to the backend (default true).'),
   })
   .superRefine((a, ctx) => {
-    if (a.mode !== undefined && a.mode !== 'required' && (a.scopes || a.claims)) {
+    if (a.mode !== 'required' && (a.scopes || a.claims)) {
       ctx.addIssue({ code: 'custom', path: ['mode'], message: '"scopes" and "claims" need mode: required' });
     }
   });
@@ -398,38 +424,6 @@ export const Route = z
     }
   });
 
-/**
- * Header names a claim may not be written to: the mesh's own, credentials, hop-by-hop and
- * framing fields, and what the gateway sets for tracing and forwarding.
- */
-const RESERVED_CLAIM_HEADERS = new Set([
-  'x-mesh-identity',
-  'x-mesh-user',
-  'x-mesh-route',
-  'authorization',
-  'cookie',
-  'set-cookie',
-  'host',
-  'connection',
-  'keep-alive',
-  'te',
-  'trailer',
-  'transfer-encoding',
-  'upgrade',
-  'proxy-authorization',
-  'content-length',
-  'content-type',
-  'content-encoding',
-  'x-request-id',
-  'traceparent',
-  'tracestate',
-  'x-forwarded-for',
-  'x-forwarded-proto',
-  'x-forwarded-host',
-  'forwarded',
-  'cf-connecting-ip',
-]);
-
 const ClaimHeaderName = HeaderName.refine(
   (h) => !RESERVED_CLAIM_HEADERS.has(h.toLowerCase()),
   'is reserved (credentials, mesh identity, tracing or forwarding): pick another header name',
@@ -439,29 +433,42 @@ export const Auth = z
   .strictObject({
     issuers: z
       .record(z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'must be letters, digits, ".", "_" or "-"'), Issuer)
-      .optional(),
-    token: TokenSource.optional(),
+      .default({})
+      .describe('Token issuers by name. Absent: none (routes cannot require auth).'),
+    token: TokenSource.default({ header: 'authorization' }).describe(
+      'Where routes read the token unless they say otherwise; default: Authorization: Bearer.',
+    ),
     claimHeaders: z
       .record(z.string().min(1), ClaimHeaderName)
-      .optional()
+      .default({ ...DEFAULT_CLAIM_HEADERS })
       .describe(
         'Verified claims sent to backends as headers; "scopes" is the granted scopes. Default sub, scopes, iss to x-mesh-*.',
       ),
     verifiedCache: z
       .strictObject({
-        maxEntries: z.number().int().min(0).max(1_000_000).optional().describe('0 turns the cache off. Default 10000.'),
-        maxTtl: Duration.optional().describe('Longest a verified token is trusted without re-verifying (default 5m).'),
+        maxEntries: z
+          .number()
+          .int()
+          .min(0)
+          .max(1_000_000)
+          .default(10_000)
+          .describe('0 turns the cache off. Default 10000.'),
+        maxTtl: Duration.default(300).describe(
+          'Longest a verified token is trusted without re-verifying (default 5m).',
+        ),
       })
-      .optional(),
+      .prefault({}),
   })
   .describe('End-user JWT authentication at the gateway.');
 
 export const Identity = z
   .strictObject({
-    publicKeys: JwksSource.optional().describe('Public keys of every mesh member; default { env: MESH_PUBLIC_KEYS }.'),
+    publicKeys: JwksSource.default({ env: 'MESH_PUBLIC_KEYS' }).describe(
+      'Public keys of every mesh member; default { env: MESH_PUBLIC_KEYS }.',
+    ),
     signingKey: z
       .strictObject({ env: EnvName })
-      .optional()
+      .default({ env: 'MESH_SIGNING_KEY' })
       .describe("This worker's private key; default { env: MESH_SIGNING_KEY }."),
     tokenTtl: Duration.pipe(
       z
@@ -469,21 +476,29 @@ export const Identity = z
         .min(30, 'must be at least 30s (tokens are reused until 15s before expiry)')
         .max(3600, 'must be at most 1h'),
     )
-      .optional()
+      .default(60)
       .describe('Lifetime of identity tokens (default 60s, 30s to 1h).'),
   })
   .describe('Service identity between mesh members.');
 
+export const RateLimitStore = z
+  .strictObject({
+    binding: BindingName.default('MESH_RATE_LIMITER').describe(
+      'Durable Object namespace binding of the RateLimiter class (default MESH_RATE_LIMITER).',
+    ),
+  })
+  .describe('Where rate-limit buckets live.');
+
 export const Registry = z
   .strictObject({
     heartbeatTtl: Duration.pipe(z.number().min(1, 'must be at least 1s'))
-      .optional()
+      .default(90)
       .describe('An instance without a heartbeat for this long expires and leaves rotation (default 90s).'),
     probeInterval: Duration.pipe(z.number().min(1, 'must be at least 1s'))
-      .optional()
+      .default(15)
       .describe("How often the registry probes instances' health endpoints (default 15s)."),
     refreshInterval: Duration.pipe(z.number().min(0.1, 'must be at least 100ms'))
-      .optional()
+      .default(5)
       .describe('How often gateways and services look for a new snapshot in KV (default 5s).'),
   })
   .describe('Service registry and control plane settings.');
@@ -494,35 +509,80 @@ export const Admin = z
       .array(z.string().min(1))
       .min(1)
       .optional()
-      .describe('Issuers (auth.issuers) whose tokens may use the admin API.'),
-    scope: z.string().min(1).optional().describe('Scope an admin token must hold (default mesh:admin).'),
+      .describe('Issuers (auth.issuers) whose tokens may use the admin API. Absent: only MESH_ADMIN_TOKEN.'),
+    scope: z.string().min(1).default('mesh:admin').describe('Scope an admin token must hold (default mesh:admin).'),
   })
   .describe('Who may use the control-plane API besides holders of MESH_ADMIN_TOKEN.');
+
+const PolicyName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'must be letters, digits, ".", "_" or "-"');
+
+/** The top-level sections, each as one file may give it. */
+const SECTION_SCHEMAS = {
+  services: z.record(ServiceName, Service),
+  routes: z.array(Route),
+  auth: Auth,
+  identity: Identity,
+  rateLimits: z.record(PolicyName, RateLimitPolicy),
+  rateLimitStore: RateLimitStore,
+  registry: Registry,
+  admin: Admin,
+};
+
+export type SectionName = keyof typeof SECTION_SCHEMAS;
+
+/**
+ * How each section combines across the files of a routes directory, and how `diff` reports it.
+ *  - concat: entries from every file, in file order (files by name);
+ *  - byName: entries from every file, each name defined once;
+ *  - once:   the whole section in one file only;
+ *  - fields: each field in one file only, except the fields listed as byName.
+ * Adding a section to SECTION_SCHEMAS without a rule here does not compile.
+ */
+export type SectionRule =
+  | { merge: 'concat' }
+  | { merge: 'byName'; what: string }
+  | { merge: 'once' }
+  | { merge: 'fields'; byName: Readonly<Record<string, string>> };
+
+export const SECTIONS: { readonly [K in SectionName]: SectionRule } = {
+  services: { merge: 'byName', what: 'service' },
+  routes: { merge: 'concat' },
+  auth: { merge: 'fields', byName: { issuers: 'issuer' } },
+  identity: { merge: 'once' },
+  rateLimits: { merge: 'byName', what: 'rate limit' },
+  rateLimitStore: { merge: 'once' },
+  registry: { merge: 'once' },
+  admin: { merge: 'once' },
+};
 
 /** One file under routes/. Every section is optional so a config can be split across files. */
 export const MeshFile = z
   .strictObject({
-    services: z.record(ServiceName, Service).optional(),
-    routes: z.array(Route).optional(),
-    auth: Auth.optional(),
-    identity: Identity.optional(),
-    rateLimits: z
-      .record(
-        z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'must be letters, digits, ".", "_" or "-"'),
-        RateLimitPolicy,
-      )
-      .optional(),
-    rateLimitStore: z
-      .strictObject({
-        binding: BindingName.describe(
-          'Durable Object namespace binding of the RateLimiter class (default MESH_RATE_LIMITER).',
-        ),
-      })
-      .optional(),
-    registry: Registry.optional(),
-    admin: Admin.optional(),
-  })
+    services: SECTION_SCHEMAS.services.optional(),
+    routes: SECTION_SCHEMAS.routes.optional(),
+    auth: SECTION_SCHEMAS.auth.optional(),
+    identity: SECTION_SCHEMAS.identity.optional(),
+    rateLimits: SECTION_SCHEMAS.rateLimits.optional(),
+    rateLimitStore: SECTION_SCHEMAS.rateLimitStore.optional(),
+    registry: SECTION_SCHEMAS.registry.optional(),
+    admin: SECTION_SCHEMAS.admin.optional(),
+  } satisfies { [K in SectionName]: z.ZodType })
   .describe('meshwork routes file (routes/*.yaml)');
+
+/**
+ * The whole mesh after all files are merged: every section present, every default filled in.
+ * validate.ts produces it; parsing an already valid config again gives the same config.
+ */
+export const Config = z.strictObject({
+  services: SECTION_SCHEMAS.services.default({}),
+  routes: SECTION_SCHEMAS.routes.default([]),
+  auth: SECTION_SCHEMAS.auth.prefault({}),
+  identity: SECTION_SCHEMAS.identity.prefault({}),
+  rateLimits: SECTION_SCHEMAS.rateLimits.default({}),
+  rateLimitStore: SECTION_SCHEMAS.rateLimitStore.prefault({}),
+  registry: SECTION_SCHEMAS.registry.prefault({}),
+  admin: SECTION_SCHEMAS.admin.prefault({}),
+} satisfies { [K in SectionName]: z.ZodType });
 
 export type BackendSpec = z.output<typeof Backend>;
 export type ServiceSpec = z.output<typeof Service>;
@@ -539,23 +599,24 @@ export type TokenSourceSpec = z.output<typeof TokenSource>;
 export type JwksSourceSpec = z.output<typeof JwksSource>;
 export type ServicePolicySpec = z.output<typeof ServicePolicy>;
 export type RateLimitPolicySpec = z.output<typeof RateLimitPolicy>;
+export type RegistrySpec = z.output<typeof Registry>;
+export type AdminSpec = z.output<typeof Admin>;
 
-/** The whole mesh after all files are merged and cross-checked. */
-export interface MeshConfig {
-  services: Record<string, ServiceSpec>;
-  routes: RouteSpec[];
-  auth?: AuthSpec;
-  identity?: IdentitySpec;
-  rateLimits?: Record<string, RateLimitPolicySpec>;
-  rateLimitStore?: { binding: string };
-  registry?: z.output<typeof Registry>;
-  admin?: z.output<typeof Admin>;
-}
+/** The whole mesh after all files are merged and cross-checked, defaults filled in. */
+export type MeshConfig = z.output<typeof Config>;
+
+/**
+ * The form of `MeshBundle.config`. Bundles of an older form (built by an earlier meshwork, e.g. a
+ * snapshot in KV from before an upgrade) are parsed through `Config` again before use.
+ */
+export const CONFIG_FORMAT = 2;
 
 /** What the build ships and the control plane applies: a validated config and its version. */
 export interface MeshBundle {
   version: string;
   config: MeshConfig;
+  /** CONFIG_FORMAT of `config`; absent in bundles from before formats were recorded. */
+  format?: number;
   /** The routes files it was built from, for diffs and for reading back what runs. */
   sources?: Array<{ name: string; text: string }>;
 }

@@ -5,8 +5,17 @@
  */
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node as YamlNode } from 'yaml';
 import type { z } from 'zod';
-import { compilePathPattern } from '../router/path.ts';
-import { MeshFile, type MeshConfig, type MeshFileSpec, type RouteSpec, type ServiceSpec } from './schema.ts';
+import { defaultEndpointName } from '../core/endpoint.ts';
+import { compilePathPattern } from '../core/path.ts';
+import {
+  Config,
+  MeshFile,
+  SECTIONS,
+  type MeshConfig,
+  type MeshFileSpec,
+  type SectionName,
+  type SectionRule,
+} from './schema.ts';
 
 export interface ConfigSource {
   /** Shown in errors; usually the path relative to the working directory. */
@@ -31,6 +40,8 @@ interface ParsedFile {
   source: ConfigSource;
   doc: Document;
   lines: LineCounter;
+  /** The file as written (before defaults): what it actually sets. */
+  data: unknown;
   spec: MeshFileSpec;
 }
 
@@ -60,7 +71,7 @@ export function validateSources(sources: readonly ConfigSource[]): ValidationRes
   }
   if (errors.length > 0) return { ok: false, errors };
   const config = mergeAndCheck(parsed, errors);
-  return errors.length > 0 ? { ok: false, errors } : { ok: true, config };
+  return config === undefined ? { ok: false, errors } : { ok: true, config };
 }
 
 function parseFile(source: ConfigSource, errors: ConfigIssue[]): ParsedFile | undefined {
@@ -86,7 +97,7 @@ function parseFile(source: ConfigSource, errors: ConfigIssue[]): ParsedFile | un
       errors.push(...describeZodIssue(source, doc, lines, issue, data));
     return undefined;
   }
-  return { source, doc, lines, spec: result.data };
+  return { source, doc, lines, data, spec: result.data };
 }
 
 function firstLine(s: string): string {
@@ -218,7 +229,7 @@ function knownKeysAt(path: readonly PathSeg[]): string[] {
     for (;;) {
       const def = (node as { _zod?: { def: Record<string, unknown> & { type: string } } } | undefined)?._zod?.def;
       if (!def) return undefined;
-      if (def.type === 'optional' || def.type === 'nullable' || def.type === 'default')
+      if (def.type === 'optional' || def.type === 'nullable' || def.type === 'default' || def.type === 'prefault')
         node = def.innerType as z.ZodType;
       else if (def.type === 'pipe') node = def.in as z.ZodType;
       else if (def.type === 'union') {
@@ -268,52 +279,102 @@ function editDistance(a: string, b: string): number {
   return d[a.length]![b.length]!;
 }
 
+/**
+ * Combines the files section by section, as SECTIONS says. A field counts as given by a file
+ * only if the file wrote it: defaults the parser filled in never collide across files.
+ */
+function mergeSections(files: readonly ParsedFile[], err: ErrorAt): Record<string, unknown> {
+  const merged: Record<string, unknown> = {};
+  // Where each named thing was first given, for "already defined in <file:line:col>".
+  const origin = new Map<string, string>();
+  const first = (f: ParsedFile, path: PathSeg[], label: string, message: (seen: string) => string): boolean => {
+    const seen = origin.get(label);
+    if (seen) {
+      err(f, path, message(seen), true);
+      return false;
+    }
+    origin.set(label, posString(f, path, true));
+    return true;
+  };
+  const byName = (f: ParsedFile, path: PathSeg[], what: string, given: object, into: Record<string, unknown>) => {
+    for (const [name, value] of Object.entries(given)) {
+      if (
+        first(
+          f,
+          [...path, name],
+          `${path.join('.')}.${name}`,
+          (seen) => `${what} "${name}" is already defined in ${seen}`,
+        )
+      )
+        into[name] = value;
+    }
+  };
+  for (const [key, rule] of Object.entries(SECTIONS) as Array<[SectionName, SectionRule]>) {
+    for (const f of files) {
+      const raw = (f.data as Record<string, unknown>)[key];
+      const value = f.spec[key] as unknown;
+      if (raw === undefined || value === undefined) continue;
+      if (rule.merge === 'concat') merged[key] = [...((merged[key] as unknown[]) ?? []), ...(value as unknown[])];
+      else if (rule.merge === 'byName')
+        byName(f, [key], rule.what, value as object, (merged[key] ??= {}) as Record<string, unknown>);
+      else if (rule.merge === 'once') {
+        if (first(f, [key], key, (seen) => `${key} is already set in ${seen}`)) merged[key] = value;
+      } else {
+        const into = (merged[key] ??= {}) as Record<string, unknown>;
+        for (const field of Object.keys(raw as object)) {
+          const v = (value as Record<string, unknown>)[field];
+          const what = rule.byName[field];
+          if (what !== undefined)
+            byName(f, [key, field], what, v as object, (into[field] ??= {}) as Record<string, unknown>);
+          else if (first(f, [key, field], `${key}.${field}`, (seen) => `${key}.${field} is already set in ${seen}`))
+            into[field] = v;
+        }
+      }
+    }
+  }
+  return merged;
+}
+
+type ErrorAt = (f: ParsedFile, path: PathSeg[], message: string, wantKey?: boolean) => void;
+
 /** Merges files and checks what a single file cannot: uniqueness and references. */
-function mergeAndCheck(files: readonly ParsedFile[], errors: ConfigIssue[]): MeshConfig {
-  const services: Record<string, ServiceSpec> = {};
-  const serviceOrigin = new Map<string, string>();
-  const routes: RouteSpec[] = [];
+function mergeAndCheck(files: readonly ParsedFile[], errors: ConfigIssue[]): MeshConfig | undefined {
   const routeOrigin = new Map<string, string>();
-  const err = (f: ParsedFile, path: PathSeg[], message: string, wantKey = false) =>
+  const err: ErrorAt = (f, path, message, wantKey = false) =>
     errors.push(at(f.source, f.doc, f.lines, path, wantKey, message));
+  const partial = mergeSections(files, err);
+  if (errors.length > 0) return undefined;
+  // Every section and every default, from the one place defaults are written: the schema.
+  const parsed = Config.safeParse(partial);
+  if (!parsed.success) throw new Error(`merged config failed its own schema: ${parsed.error.message}`);
+  const config = parsed.data;
+  const { services, rateLimits, auth } = config;
 
   for (const f of files) {
     for (const [name, svc] of Object.entries(f.spec.services ?? {})) {
-      const seen = serviceOrigin.get(name);
-      if (seen) err(f, ['services', name], `service "${name}" is already defined in ${seen}`, true);
-      else {
-        serviceOrigin.set(name, posString(f, ['services', name], true));
-        services[name] = svc;
-      }
-      const versions = new Set<string>();
+      const endpoints = new Map<string, number>();
       svc.backends.forEach((b, i) => {
-        if (b.version === undefined) return;
-        if (versions.has(b.version))
+        const here: PathSeg[] = ['services', name, 'backends', i];
+        const id = `${b.version ?? ''}/${b.name ?? defaultEndpointName(b)}`;
+        const twin = endpoints.get(id);
+        if (twin !== undefined)
           err(
             f,
-            ['services', name, 'backends', i, 'version'],
-            `version "${b.version}" appears twice in service "${name}"`,
+            b.name !== undefined ? [...here, 'name'] : here,
+            `backends[${twin}] and backends[${i}] are the same endpoint "${b.name ?? defaultEndpointName(b)}"${b.version ? ` of version "${b.version}"` : ''}; give one a distinct "name"`,
           );
-        versions.add(b.version);
+        endpoints.set(id, i);
       });
     }
   }
 
-  // auth and identity: issuers merge by name; every other setting may be given in one file only.
-  const auth: NonNullable<MeshConfig['auth']> = {};
-  const issuerOrigin = new Map<string, string>();
-  const settingOrigin = new Map<string, string>();
-  let identity: MeshConfig['identity'];
-  let rateLimits: MeshConfig['rateLimits'];
-  let rateLimitStore: MeshConfig['rateLimitStore'];
-  const singles: Pick<MeshConfig, 'registry' | 'admin'> = {};
   const checkLimits = (f: ParsedFile, path: PathSeg[], names: readonly string[] | undefined, atGateway: boolean) => {
     (names ?? []).forEach((name, i) => {
-      const policy = rateLimits?.[name];
+      const policy = rateLimits[name];
       if (!policy) {
-        const hint = suggest(name, Object.keys(rateLimits ?? {}));
+        const hint = suggest(name, Object.keys(rateLimits));
         err(f, [...path, i], `unknown rate limit "${name}"${hint ? ` (did you mean "${hint}"?)` : ''}`);
-      } else if (atGateway && (policy.key?.includes('caller') || policy.callers)) {
+      } else if (atGateway && (policy.key.includes('caller') || policy.callers)) {
         err(
           f,
           [...path, i],
@@ -322,51 +383,23 @@ function mergeAndCheck(files: readonly ParsedFile[], errors: ConfigIssue[]): Mes
       }
     });
   };
+  const issuerByIss = new Map<string, string>();
   for (const f of files) {
-    const a = f.spec.auth;
-    for (const [name, issuer] of Object.entries(a?.issuers ?? {})) {
-      const sameIss = issuerOrigin.get(`iss:${issuer.issuer}`);
+    for (const [name, issuer] of Object.entries(f.spec.auth?.issuers ?? {})) {
+      const sameIss = issuerByIss.get(issuer.issuer);
       if (sameIss)
         err(
           f,
           ['auth', 'issuers', name, 'issuer'],
           `issuer URL "${issuer.issuer}" is already used by ${sameIss}; tokens are matched to issuers by "iss"`,
         );
-      else issuerOrigin.set(`iss:${issuer.issuer}`, posString(f, ['auth', 'issuers', name], true));
-      const seen = issuerOrigin.get(name);
-      if (seen) err(f, ['auth', 'issuers', name], `issuer "${name}" is already defined in ${seen}`, true);
-      else {
-        issuerOrigin.set(name, posString(f, ['auth', 'issuers', name], true));
-        (auth.issuers ??= {})[name] = issuer;
-      }
+      else issuerByIss.set(issuer.issuer, posString(f, ['auth', 'issuers', name], true));
     }
-    // Settings given once across all files; a second definition names the first.
-    const once = (path: PathSeg[], label: string, assign: () => void) => {
-      const seen = settingOrigin.get(label);
-      if (seen) err(f, path, `${label} is already set in ${seen}`, true);
-      else {
-        settingOrigin.set(label, posString(f, path, true));
-        assign();
-      }
-    };
-    for (const key of ['registry', 'admin'] as const) {
-      if (f.spec[key] !== undefined) once([key], key, () => (singles[key] = f.spec[key] as never));
-    }
-    for (const key of ['token', 'claimHeaders', 'verifiedCache'] as const) {
-      if (a?.[key] !== undefined)
-        once(['auth', key], `auth.${key}`, () => ((auth as Record<string, unknown>)[key] = a[key]));
-    }
-    for (const [name, policy] of Object.entries(f.spec.rateLimits ?? {})) {
-      once(['rateLimits', name], `rateLimits.${name}`, () => ((rateLimits ??= {})[name] = policy));
-    }
-    if (f.spec.rateLimitStore !== undefined)
-      once(['rateLimitStore'], 'rateLimitStore', () => (rateLimitStore = f.spec.rateLimitStore));
-    if (f.spec.identity !== undefined) once(['identity'], 'identity', () => (identity = f.spec.identity));
   }
 
   for (const f of files) {
     (f.spec.admin?.issuers ?? []).forEach((name, i) => {
-      if (!auth.issuers?.[name])
+      if (!auth.issuers[name])
         err(f, ['admin', 'issuers', i], `unknown issuer "${name}" (admin tokens are checked against auth.issuers)`);
     });
     for (const [name, policy] of Object.entries(f.spec.rateLimits ?? {})) {
@@ -448,8 +481,8 @@ function mergeAndCheck(files: readonly ParsedFile[], errors: ConfigIssue[]): Mes
         }
       });
 
-      if (route.auth && (route.auth.mode ?? 'required') !== 'off') {
-        const known = Object.keys(auth.issuers ?? {});
+      if (route.auth && route.auth.mode !== 'off') {
+        const known = Object.keys(auth.issuers);
         if (known.length === 0)
           err(f, [...here, 'auth'], 'route requires authentication but no auth.issuers are configured');
         (route.auth.issuers ?? []).forEach((name, j) => {
@@ -476,21 +509,31 @@ function mergeAndCheck(files: readonly ParsedFile[], errors: ConfigIssue[]): Mes
             `"pathPrefix" rewrites need prefix path matches (matches[${bad}] is not a prefix match)`,
           );
       }
-      routes.push(route);
     });
   }
-  return {
-    services,
-    routes,
-    ...(Object.keys(auth).length ? { auth } : {}),
-    ...(identity ? { identity } : {}),
-    ...(rateLimits ? { rateLimits } : {}),
-    ...(rateLimitStore ? { rateLimitStore } : {}),
-    ...singles,
-  };
+  return errors.length > 0 ? undefined : config;
 }
 
 function posString(f: ParsedFile, path: PathSeg[], wantKey: boolean): string {
   const pos = f.lines.linePos(locate(f.doc, path, wantKey));
   return `${f.source.name}:${pos.line}:${pos.col}`;
+}
+
+/**
+ * Where a field is written in a set of routes files (the first file that has it), for an error
+ * found after validation (e.g. by the control plane) that should still point at its place.
+ */
+export function positionOf(
+  sources: readonly ConfigSource[],
+  path: readonly PathSeg[],
+): Pick<ConfigIssue, 'file' | 'line' | 'column'> {
+  for (const source of sources) {
+    const lines = new LineCounter();
+    const doc = parseDocument(source.text, { lineCounter: lines });
+    if (doc.hasIn(path)) {
+      const pos = lines.linePos(locate(doc, path, false));
+      return { file: source.name, line: pos.line, column: pos.col };
+    }
+  }
+  return { file: sources[0]?.name ?? '(routes)', line: 1, column: 1 };
 }

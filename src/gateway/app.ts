@@ -3,58 +3,40 @@
  * request through the pipeline.
  */
 import { Hono } from 'hono';
-import type { CompiledMesh } from '../mesh/compile.ts';
-import { errorResponse } from '../mesh/errors.ts';
-import { storeFailures } from '../ratelimit/limiter.ts';
-import { requestIdFrom, traceFrom } from '../mesh/trace.ts';
-import { logEvent, type MeshEnv } from '../mesh/upstream.ts';
+import type { MeshBindings } from '../core/bindings.ts';
+import { errorResponse } from '../core/errors.ts';
+import { CLIENT_IP_HEADER } from '../core/headers.ts';
+import { errorText, logEvent } from '../core/log.ts';
+import { normalizePath } from '../core/path.ts';
+import { requestIdFrom, traceFrom } from '../core/trace.ts';
+import { adminApp } from '../control/admin/index.ts';
+import type { Plan } from '../plan/compile.ts';
+import { HEALTH_PATH, healthResponse } from '../registry/health.ts';
+import { MeshSource } from '../registry/source.ts';
 import { runPipeline, type GatewayContext, type Stage } from './context.ts';
 import { gatewayStages } from './pipeline.ts';
-import { adminApp } from './admin.ts';
-import { normalizePath } from '../router/path.ts';
-import type { MeshSource, ServedMesh } from '../registry/source.ts';
 
 export interface GatewayOptions {
   /** Live config: the bundled routes/ overlaid by the registry's snapshots from KV. */
   source?: MeshSource;
   /** A fixed compiled config instead (tests, benchmarks). */
-  mesh?: CompiledMesh;
+  plan?: Plan;
   /** Replaces the standard pipeline (tests and benchmarks of single stages). */
   stages?: readonly Stage[];
 }
 
-type GatewayHono = Hono<{ Bindings: MeshEnv; Variables: { requestId: string } }>;
+type GatewayHono = Hono<{ Bindings: MeshBindings; Variables: { requestId: string } }>;
 
 export function createGateway(options: GatewayOptions): GatewayHono {
-  const { source } = options;
-  const fixed: ServedMesh | undefined = options.mesh
-    ? { mesh: options.mesh, revision: -1, configRevision: 0 }
-    : undefined;
-  if (!source && !fixed) throw new Error('createGateway needs a source or a mesh');
-  const serve = (env: MeshEnv, exec: ExecutionContext): Promise<ServedMesh> | ServedMesh =>
-    fixed ?? source!.get(env, (p) => exec.waitUntil(p));
+  const source = options.source ?? (options.plan ? MeshSource.fixed(options.plan) : undefined);
+  if (!source) throw new Error('createGateway needs a source or a plan');
+  const { runtime } = source;
   const stages = options.stages ?? gatewayStages;
   const app: GatewayHono = new Hono();
 
-  app.get('/_mesh/health', async (c) => {
-    const { mesh, revision, configRevision } = await serve(c.env ?? {}, c.executionCtx);
-    return c.json(
-      {
-        status: 'ok',
-        config: {
-          version: mesh.version,
-          routes: mesh.router.size,
-          services: mesh.services.size,
-          revision: configRevision,
-          snapshot: revision,
-        },
-        // Counted per isolate since it started.
-        rateLimitStoreFailures: { ...storeFailures },
-      },
-      200,
-      { 'cache-control': 'no-store' },
-    );
-  });
+  app.get(HEALTH_PATH, async (c) =>
+    healthResponse(await source.get(c.env ?? {}, (p) => c.executionCtx.waitUntil(p)), runtime),
+  );
   app.route('/_mesh/admin', adminApp(source));
   app.all('/_mesh/*', (c) =>
     errorResponse(404, 'not_found', `no meshwork endpoint at ${c.req.path}`, requestIdFrom(c.req.raw.headers)),
@@ -64,18 +46,20 @@ export function createGateway(options: GatewayOptions): GatewayHono {
     const request = c.req.raw;
     const env = c.env ?? {};
     const exec = c.executionCtx;
-    const { mesh } = await serve(env, exec);
+    const waitUntil = (p: Promise<unknown>) => exec.waitUntil(p);
+    const { plan } = await source.get(env, waitUntil);
     const url = new URL(request.url);
     const ctx: GatewayContext = {
       request,
       url,
       path: normalizePath(url.pathname),
       env,
-      mesh,
+      plan,
+      runtime,
       requestId: requestIdFrom(request.headers),
       trace: traceFrom(request.headers),
-      clientIp: request.headers.get('cf-connecting-ip'),
-      io: { env, kv: env.MESH_KV as KVNamespace | undefined, waitUntil: (p) => exec.waitUntil(p) },
+      clientIp: request.headers.get(CLIENT_IP_HEADER),
+      io: runtime.keyIo(env, waitUntil),
     };
     // Kept on the Hono context so an error answer carries the id the pipeline already used.
     c.set('requestId', ctx.requestId);
@@ -84,7 +68,7 @@ export function createGateway(options: GatewayOptions): GatewayHono {
 
   app.onError((err, c) => {
     const requestId = c.get('requestId') ?? requestIdFrom(c.req.raw.headers);
-    logEvent('error', 'gateway error', { requestId, error: String(err?.message ?? err) });
+    logEvent('error', 'gateway error', { requestId, error: errorText(err) });
     return errorResponse(500, 'internal', 'internal gateway error', requestId);
   });
   return app;

@@ -2,20 +2,24 @@
  * What flows through the gateway pipeline. Each stage reads what earlier stages decided and
  * either adds to it (returns undefined) or answers the request (returns a Response).
  */
-import type { KeyIo } from '../auth/keys.ts';
 import type { VerifiedUser } from '../auth/verify.ts';
-import type { CompiledBackend, CompiledMesh, CompiledRoute } from '../mesh/compile.ts';
-import type { TraceContext } from '../mesh/trace.ts';
-import type { MeshEnv } from '../mesh/upstream.ts';
+import type { MeshBindings } from '../core/bindings.ts';
+import type { KeyIo } from '../core/keys.ts';
+import type { TraceContext } from '../core/trace.ts';
+import type { Plan, RoutePlan, Target } from '../plan/compile.ts';
 import type { RouteMatch } from '../router/router.ts';
+import type { MeshRuntime } from '../runtime/runtime.ts';
 
 export interface GatewayContext {
   readonly request: Request;
   readonly url: URL;
   /** url.pathname with percent-encoded unreserved characters decoded: what routes match. */
   readonly path: string;
-  readonly env: MeshEnv;
-  readonly mesh: CompiledMesh;
+  readonly env: MeshBindings;
+  /** The compiled config serving this request (immutable). */
+  readonly plan: Plan;
+  /** This isolate's state that outlives config versions. */
+  readonly runtime: MeshRuntime;
   readonly requestId: string;
   readonly trace: TraceContext;
   /** CF-Connecting-IP: set by Cloudflare's edge, not forgeable by the client there. */
@@ -23,12 +27,12 @@ export interface GatewayContext {
   /** env, the shared KV cache and waitUntil, for key lookups. */
   readonly io: KeyIo;
   /** Set by the match stage. */
-  hit?: RouteMatch<CompiledRoute>;
+  hit?: RouteMatch<RoutePlan>;
   /** The verified end user, set by the authenticate stage when the route has auth. */
   user?: VerifiedUser;
-  /** Set by the backend stage. */
-  backend?: CompiledBackend;
-  /** Path to send upstream (after rewrite), set by the backend stage. */
+  /** Set by the target stage: the service (and version) the request goes to. */
+  target?: Target;
+  /** Path to send upstream (after rewrite), set by the target stage. */
   upstreamPath?: string;
   /** Headers for the client's response from earlier stages (e.g. RateLimit). */
   responseHeaders?: Array<[string, string]>;

@@ -12,6 +12,6 @@ export default createGateway({ source: new MeshSource(bundledConfig) });
 /** The rate-limit bucket store (Durable Object class; services bind to it by script name). */
 export { RateLimiter } from '../ratelimit/store.ts';
 /** The service registry and control plane's source of truth (Durable Object class). */
-export { MeshRegistry } from '../registry/registry-object.ts';
+export { MeshRegistry } from '../control/registry/object.ts';
 /** What services bind to for self-registration (named entrypoint). */
-export { RegistryHeartbeat } from '../registry/heartbeat.ts';
+export { RegistryHeartbeat } from '../control/registry/heartbeat.ts';

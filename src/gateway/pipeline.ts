@@ -1,13 +1,13 @@
 /**
  * The gateway's request path, in order. Each stage is one module under stages/, readable and
- * testable alone: match -> authenticate -> authorize -> rate-limit -> choose backend -> forward.
+ * testable alone: match -> authenticate -> authorize -> rate-limit -> choose target -> forward.
  */
 import type { Stage } from './context.ts';
 import { authenticate } from './stages/authenticate.ts';
 import { authorize } from './stages/authorize.ts';
-import { chooseBackend } from './stages/backend.ts';
 import { forward } from './stages/forward.ts';
 import { matchRoute } from './stages/match.ts';
 import { rateLimit } from './stages/rate-limit.ts';
+import { chooseTarget } from './stages/target.ts';
 
-export const gatewayStages: readonly Stage[] = [matchRoute, authenticate, authorize, rateLimit, chooseBackend, forward];
+export const gatewayStages: readonly Stage[] = [matchRoute, authenticate, authorize, rateLimit, chooseTarget, forward];

@@ -6,8 +6,9 @@
  * it claims to come from, so a compromised service can speak only for itself.
  */
 import { importJWK, type JWK } from 'jose';
+import type { MeshBindings } from '../core/bindings.ts';
+import { jwksResolver, KeysUnavailable, type KeyResolver } from '../core/keys.ts';
 import type { IdentitySpec } from '../config/schema.ts';
-import { jwksResolver, KeysUnavailable, type KeyResolver } from '../auth/keys.ts';
 
 export const IDENTITY_ALGORITHMS = ['EdDSA', 'ES256'] as const;
 export type IdentityAlgorithm = (typeof IDENTITY_ALGORITHMS)[number];
@@ -36,9 +37,9 @@ export class MeshKeys {
   readonly #publicKeys: KeyResolver;
   #signer: { text: string; signer: Promise<MeshSigner> } | undefined;
 
-  constructor(spec: IdentitySpec | undefined) {
-    this.#signingEnv = spec?.signingKey?.env ?? 'MESH_SIGNING_KEY';
-    this.#publicKeys = jwksResolver(spec?.publicKeys ?? { env: 'MESH_PUBLIC_KEYS' });
+  constructor(spec: Pick<IdentitySpec, 'signingKey' | 'publicKeys'>) {
+    this.#signingEnv = spec.signingKey.env;
+    this.#publicKeys = jwksResolver(spec.publicKeys);
   }
 
   get publicKeys(): KeyResolver {
@@ -46,7 +47,7 @@ export class MeshKeys {
   }
 
   /** This worker's signing key, imported once per isolate (and again only if the secret changes). */
-  signer(env: Record<string, unknown>): Promise<MeshSigner> {
+  signer(env: MeshBindings): Promise<MeshSigner> {
     const text = env[this.#signingEnv];
     if (typeof text !== 'string' || text === '') {
       return Promise.reject(new KeysUnavailable(`env ${this.#signingEnv} (this worker's mesh signing key) is not set`));

@@ -10,13 +10,16 @@
  *                   both the user and its immediate caller, and no service can invent a user.
  */
 import { decodeProtectedHeader, jwtVerify, SignJWT, type JWTPayload } from 'jose';
-import type { VerifiedUser } from '../auth/verify.ts';
-import { LruCache } from '../auth/lru.ts';
-import { KeysUnavailable, type KeyIo } from '../auth/keys.ts';
-import { IDENTITY_ALGORITHMS, memberOfKid, type MeshKeys } from './keys.ts';
+import type { MeshBindings } from '../core/bindings.ts';
+import { fingerprint } from '../core/hash.ts';
+import { KeysUnavailable, type KeyIo } from '../core/keys.ts';
+import { LruCache } from '../core/lru.ts';
+import type { MeshUser, VerifiedUser } from '../core/user.ts';
+import type { IdentitySpec } from '../config/schema.ts';
+import { IDENTITY_ALGORITHMS, MeshKeys, memberOfKid } from './keys.ts';
 
-export const IDENTITY_HEADER = 'x-mesh-identity';
-export const USER_HEADER = 'x-mesh-user';
+export type { MeshUser } from '../core/user.ts';
+
 const ISSUER = 'meshwork';
 const IDENTITY_TYP = 'mesh-id+jwt';
 const USER_TYP = 'mesh-user+jwt';
@@ -30,16 +33,6 @@ const USER_MIN_TTL = 30;
 /** Re-mint when less than this is left, so a token never expires in flight. */
 const REFRESH_MARGIN = 15;
 const CLOCK_SKEW = 5;
-
-/** The end user as a wrapped service sees it. */
-export interface MeshUser {
-  sub: string | undefined;
-  /** Name of the configured issuer that authenticated the user at the gateway. */
-  issuer: string;
-  scopes: readonly string[];
-  /** The claims of the user's original token. */
-  claims: JWTPayload;
-}
 
 export type IdentityCheck = { ok: true; caller: string } | { ok: false; description: string };
 export type UserCheck = { ok: true; user: MeshUser } | { ok: false; description: string };
@@ -56,7 +49,7 @@ export class IdentityMinter {
     readonly ttl: number,
   ) {}
 
-  async identityFor(target: string, env: Record<string, unknown>): Promise<string> {
+  async identityFor(target: string, env: MeshBindings): Promise<string> {
     const cached = this.#tokens.get(target);
     if (cached && cached.exp - now() > REFRESH_MARGIN) return cached.token;
     const signer = await this.keys.signer(env);
@@ -75,7 +68,7 @@ export class IdentityMinter {
   }
 
   /** Cached per verified user object, which the gateway's token cache reuses per token. */
-  async userAssertion(user: VerifiedUser, env: Record<string, unknown>): Promise<string> {
+  async userAssertion(user: VerifiedUser, env: MeshBindings): Promise<string> {
     const cached = this.#users.get(user);
     if (cached && cached.exp - now() > REFRESH_MARGIN) return cached.token;
     const signer = await this.keys.signer(env);
@@ -163,5 +156,26 @@ export class IdentityVerifier {
       if (e instanceof KeysUnavailable) throw e;
       return { ok: false, description: 'invalid user assertion' };
     }
+  }
+}
+
+/**
+ * A worker's identity machinery for one identity config: its keys, the tokens it has minted and
+ * the ones it has verified. Kept per isolate (MeshRuntime) while the identity section stays the
+ * same, so applying a config that changes routes re-signs nothing.
+ */
+export class IdentityState {
+  readonly keys: MeshKeys;
+  readonly minter: IdentityMinter;
+  readonly verifier: IdentityVerifier;
+
+  constructor(readonly spec: IdentitySpec) {
+    this.keys = new MeshKeys(spec);
+    this.minter = new IdentityMinter(this.keys, spec.tokenTtl);
+    this.verifier = new IdentityVerifier(this.keys);
+  }
+
+  static fingerprint(spec: IdentitySpec): string {
+    return fingerprint(spec);
   }
 }

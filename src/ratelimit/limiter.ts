@@ -11,12 +11,11 @@
  *   mode never admits more than exact mode would (no over-admission); it may refuse early while
  *   other isolates hold unspent units.
  */
-import { logEvent } from '../mesh/upstream.ts';
-import { errorResponse } from '../mesh/errors.ts';
+import { namespaceOf, type MeshBindings } from '../core/bindings.ts';
+import { errorResponse } from '../core/errors.ts';
+import { errorText, logEvent } from '../core/log.ts';
 import type { RateLimiter, TakeResult } from './store.ts';
 import { bucketKey, type BucketKey, type CompiledLimit, type LimitFacts } from './policy.ts';
-
-export const DEFAULT_STORE_BINDING = 'MESH_RATE_LIMITER';
 
 export interface LimitOutcome {
   /** A 429 (or 503 for a fail-closed store failure) to answer with, or undefined to go on. */
@@ -35,21 +34,18 @@ interface Lease {
 
 type Verdict = { limit: CompiledLimit; result: TakeResult } | { limit: CompiledLimit; failed: true };
 
-/** Store failures seen by this isolate (fail-open and fail-closed), for /_mesh/health. */
-export const storeFailures = { open: 0, closed: 0 };
-
 export class Limiter {
+  /** Store failures seen by this isolate (fail-open and fail-closed), for /_mesh/health. */
+  readonly storeFailures = { open: 0, closed: 0 };
   readonly #leases = new Map<string, Lease>();
   readonly #pending = new Map<string, Promise<void>>();
-
-  constructor(readonly binding: string = DEFAULT_STORE_BINDING) {}
 
   readonly #policyHeaders = new WeakMap<readonly CompiledLimit[], string>();
 
   async check(
     all: readonly CompiledLimit[],
     facts: LimitFacts,
-    env: Record<string, unknown>,
+    env: MeshBindings,
     requestId: string,
   ): Promise<LimitOutcome> {
     const applies = (l: CompiledLimit) => !l.callers || (facts.caller !== undefined && l.callers.has(facts.caller));
@@ -98,20 +94,15 @@ export class Limiter {
     };
   }
 
-  #decide(
-    limit: CompiledLimit,
-    facts: LimitFacts,
-    env: Record<string, unknown>,
-    requestId: string,
-  ): Verdict | Promise<Verdict> {
+  #decide(limit: CompiledLimit, facts: LimitFacts, env: MeshBindings, requestId: string): Verdict | Promise<Verdict> {
     const failed = (e: unknown): Verdict => {
-      if (limit.failOpen) storeFailures.open++;
-      else storeFailures.closed++;
+      if (limit.failOpen) this.storeFailures.open++;
+      else this.storeFailures.closed++;
       logEvent('error', 'rate limit store failed', {
         requestId,
         policy: limit.name,
         failOpen: limit.failOpen,
-        error: String((e as Error)?.message ?? e),
+        error: errorText(e),
       });
       return { limit, failed: true };
     };
@@ -123,9 +114,8 @@ export class Limiter {
           const spent = this.#spendLease(limit, k.id);
           if (spent) return { limit, result: spent };
         }
-        const ns = env[this.binding] as DurableObjectNamespace<RateLimiter> | undefined;
-        if (!ns || typeof ns.idFromName !== 'function')
-          throw new Error(`Durable Object binding ${this.binding} is not bound`);
+        const ns = namespaceOf<RateLimiter>(env, limit.store);
+        if (!ns) throw new Error(`Durable Object binding ${limit.store} is not bound`);
         const stub = () => ns.get(ns.idFromName(k.id));
         const result = limit.lease
           ? this.#fromLease(limit, k.id, params, stub)

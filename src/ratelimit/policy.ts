@@ -3,7 +3,7 @@
  * the RateLimit-Policy header text.
  */
 import type { JWTPayload } from 'jose';
-import { tokenHash } from '../auth/lru.ts';
+import { sha256Hex } from '../core/hash.ts';
 import type { RateLimitPolicySpec } from '../config/schema.ts';
 import type { LimitParams } from './algorithms.ts';
 
@@ -27,6 +27,8 @@ export interface CompiledLimit {
   callers: ReadonlySet<string> | undefined;
   /** This policy's item in the RateLimit-Policy header. */
   policyHeader: string;
+  /** The Durable Object namespace binding of the bucket store (rateLimitStore.binding). */
+  store: string;
 }
 
 /** What a key can be built from. Claims are only ever verified ones. */
@@ -52,16 +54,15 @@ function parseKeyPart(part: string): KeyPart {
   return { kind: 'header', name: part.slice(7).toLowerCase() };
 }
 
-export function compileLimit(name: string, spec: RateLimitPolicySpec): CompiledLimit {
-  const algorithm = spec.algorithm ?? 'token-bucket';
+export function compileLimit(name: string, spec: RateLimitPolicySpec, store: string): CompiledLimit {
   const params: LimitParams = {
-    algorithm,
+    algorithm: spec.algorithm,
     limit: spec.limit,
     periodMs: spec.period * 1000,
-    burst: spec.burst ?? (algorithm === 'gcra' ? 1 : spec.limit),
+    burst: spec.burst,
   };
   const overrides = new Map<string, LimitParams>();
-  for (const [value, o] of Object.entries(spec.overrides ?? {})) {
+  for (const [value, o] of Object.entries(spec.overrides)) {
     const m = o.multiplier ?? 1;
     overrides.set(value, {
       ...params,
@@ -69,20 +70,17 @@ export function compileLimit(name: string, spec: RateLimitPolicySpec): CompiledL
       burst: Math.max(1, Math.round((o.burst ?? params.burst) * m)),
     });
   }
-  const mode = spec.mode ?? 'exact';
   return {
     name,
     params,
-    cost: spec.cost ?? 1,
-    key: (spec.key ?? ['ip']).map(parseKeyPart),
+    cost: spec.cost,
+    key: spec.key.map(parseKeyPart),
     overrides,
-    failOpen: (spec.onStoreFailure ?? 'open') === 'open',
-    lease:
-      mode === 'lease'
-        ? { size: spec.lease?.size ?? Math.max(1, Math.floor(params.burst / 10)), ttlMs: (spec.lease?.ttl ?? 1) * 1000 }
-        : undefined,
+    failOpen: spec.onStoreFailure === 'open',
+    lease: spec.lease ? { size: spec.lease.size, ttlMs: spec.lease.ttl * 1000 } : undefined,
     callers: spec.callers ? new Set(spec.callers) : undefined,
     policyHeader: policyItem(name, params.limit, spec.period),
+    store,
   };
 }
 
@@ -143,7 +141,7 @@ export function bucketKey(limit: CompiledLimit, facts: LimitFacts): BucketKey | 
       encoded.push(`${encodeURIComponent(facts.issuer ?? '')}~${encodeURIComponent(value)}`);
     else if (part.kind === 'header') {
       // Header values (API keys...) never become object names or log lines: only their hash.
-      encoded.push(tokenHash(value).then((h) => h.slice(0, 32)));
+      encoded.push(sha256Hex(value).then((h) => h.slice(0, 32)));
       pending = true;
     } else encoded.push(encodeURIComponent(value));
   }
@@ -151,7 +149,7 @@ export function bucketKey(limit: CompiledLimit, facts: LimitFacts): BucketKey | 
     const id = `${limit.name}|${parts.join('|')}`;
     const rawKey = raw.join('|');
     if (id.length <= 512) return { raw: rawKey, id };
-    return tokenHash(id).then((h) => ({ raw: rawKey, id: `${limit.name}|#${h}` }));
+    return sha256Hex(id).then((h) => ({ raw: rawKey, id: `${limit.name}|#${h}` }));
   };
   return pending ? Promise.all(encoded).then(finish) : finish(encoded as string[]);
 }

@@ -1,25 +1,28 @@
 /**
  * The read path: where gateways and services get the config and instances they route by.
  *
- * Each isolate keeps the compiled mesh in memory and, at most every `refreshInterval`, reads a
+ * Each isolate keeps the compiled plan in memory and, at most every `refreshInterval`, reads a
  * small revision key from KV in the background (waitUntil): the request path never waits on KV
  * after the first request, and never calls the registry object. A new revision brings the full
  * snapshot, compiled once per config version. If KV is unreachable, the last snapshot keeps
  * serving; if nothing was ever applied, the routes/ bundled at build time are the floor.
+ *
+ * The source also owns the isolate's MeshRuntime: state that outlives config versions.
  */
+import { kvOf, type MeshBindings } from '../core/bindings.ts';
+import { errorText, logEvent } from '../core/log.ts';
 import type { MeshBundle } from '../config/schema.ts';
-import { compileMesh, type CompiledMesh } from '../mesh/compile.ts';
-import { logEvent } from '../mesh/upstream.ts';
+import { compilePlan, type Plan } from '../plan/compile.ts';
+import { MeshRuntime } from '../runtime/runtime.ts';
 import { overlayService } from './overlay.ts';
 import { SNAPSHOT_REVISION_KEY, snapshotKey, type Instance, type Snapshot } from './types.ts';
 
-const DEFAULT_REFRESH_S = 5;
 /** The first request of an isolate waits this long at most for the snapshot. */
 const FIRST_LOAD_TIMEOUT_MS = 1000;
 const MAX_COMPILED = 4;
 
-export interface ServedMesh {
-  mesh: CompiledMesh;
+export interface Served {
+  plan: Plan;
   /** Snapshot revision serving (-1: the bundled routes/, no snapshot seen). */
   revision: number;
   /** The registry epoch of that snapshot. */
@@ -29,28 +32,47 @@ export interface ServedMesh {
 }
 
 export class MeshSource {
-  readonly #compiled = new Map<string, CompiledMesh>();
-  #served: ServedMesh;
+  readonly runtime: MeshRuntime;
+  readonly #compiled = new Map<string, Plan>();
+  readonly #live: boolean;
+  #served: Served;
   #lastCheck = 0;
   /** The first load from KV: every request of a fresh isolate waits for it (up to a second). */
   #firstLoad: Promise<unknown> | undefined;
   #loaded = false;
   #inflight: Promise<void> | undefined;
 
-  constructor(readonly bundled: MeshBundle) {
-    this.#served = { mesh: this.#compile(bundled), revision: -1, configRevision: 0 };
+  /**
+   * @param live false: serve `bundled` only, never reading KV (a fixed config: tests, benchmarks,
+   *   a service given its own config)
+   */
+  constructor(
+    readonly bundled: MeshBundle,
+    options: { live?: boolean; runtime?: MeshRuntime; plan?: Plan } = {},
+  ) {
+    this.#live = options.live ?? true;
+    this.runtime = options.runtime ?? new MeshRuntime();
+    this.#served = { plan: options.plan ?? this.#compile(bundled), revision: -1, configRevision: 0 };
   }
 
-  get served(): ServedMesh {
+  /** A source that always serves this plan, never reading KV. */
+  static fixed(plan: Plan, runtime?: MeshRuntime): MeshSource {
+    return new MeshSource(
+      { version: plan.version, config: plan.config },
+      { live: false, plan, ...(runtime ? { runtime } : {}) },
+    );
+  }
+
+  get served(): Served {
     return this.#served;
   }
 
-  /** The mesh to serve this request with. */
-  async get(env: Record<string, unknown>, waitUntil: (p: Promise<unknown>) => void): Promise<ServedMesh> {
-    const kv = env.MESH_KV as KVNamespace | undefined;
+  /** The plan to serve this request with. */
+  async get(env: MeshBindings, waitUntil: (p: Promise<unknown>) => void): Promise<Served> {
+    const kv = this.#live ? kvOf(env) : undefined;
     if (!kv) return this.#served;
     const now = Date.now();
-    const every = (this.#served.mesh.registry.refreshInterval ?? DEFAULT_REFRESH_S) * 1000;
+    const every = this.#served.plan.config.registry.refreshInterval * 1000;
     if (!this.#loaded) {
       // A fresh isolate serves what is applied, not the build's routes, if KV answers quickly;
       // requests arriving meanwhile wait for the same load.
@@ -84,7 +106,7 @@ export class MeshSource {
       } catch (e) {
         logEvent('warn', 'snapshot refresh failed; serving the last one', {
           revision: this.#served.revision,
-          error: String((e as Error)?.message ?? e),
+          error: errorText(e),
         });
       } finally {
         this.#inflight = undefined;
@@ -97,26 +119,26 @@ export class MeshSource {
   apply(snap: Snapshot): void {
     const base = this.#compile(snap.bundle ?? this.bundled);
     this.#served = {
-      mesh: withInstances(base, snap.instances),
+      plan: withInstances(base, snap.instances),
       revision: snap.revision,
       epoch: snap.epoch,
       configRevision: snap.configRevision,
     };
   }
 
-  /** Compiled once per config version; caches inside (verified tokens, leases) survive instance changes. */
-  #compile(bundle: MeshBundle): CompiledMesh {
-    let mesh = this.#compiled.get(bundle.version);
-    if (!mesh) {
-      mesh = compileMesh(bundle);
-      this.#compiled.set(bundle.version, mesh);
+  /** Compiled once per config version; the runtime's caches survive any number of them. */
+  #compile(bundle: MeshBundle): Plan {
+    let plan = this.#compiled.get(bundle.version);
+    if (!plan) {
+      plan = compilePlan(bundle);
+      this.#compiled.set(bundle.version, plan);
       if (this.#compiled.size > MAX_COMPILED) this.#compiled.delete(this.#compiled.keys().next().value!);
     }
-    return mesh;
+    return plan;
   }
 }
 
-export function withInstances(base: CompiledMesh, instances: readonly Instance[]): CompiledMesh {
+export function withInstances(base: Plan, instances: readonly Instance[]): Plan {
   if (instances.length === 0) return base;
   return {
     ...base,

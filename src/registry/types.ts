@@ -2,15 +2,23 @@
  * The registry's data: service instances and applied configs, and the snapshot it publishes to
  * KV for gateways and services to route by.
  */
+import { defaultEndpointName, endpointKey, WORKER_ENDPOINT } from '../core/endpoint.ts';
 import type { MeshBundle } from '../config/schema.ts';
 
 export type Health = 'unknown' | 'healthy' | 'unhealthy';
 
-/** What a service (or an operator) tells the registry about one deployment of a service. */
+/**
+ * What a service (or an operator) tells the registry about one endpoint of a service version.
+ * A wrapped worker's own heartbeat registers the endpoint "worker" of its version, which speaks
+ * for that version's config endpoints; an operator (or the Kubernetes adapter) registers an
+ * endpoint with its own binding or URL.
+ */
 export interface InstanceInfo {
   service: string;
   version?: string;
-  /** How to reach it, when the config has no backend for this service/version. */
+  /** Endpoint name; default "worker" for a heartbeat, else from the binding or URL. */
+  endpoint?: string;
+  /** How to reach it (not for a heartbeat: its version's config endpoints say that). */
   binding?: string;
   url?: string;
   weight?: number;
@@ -20,8 +28,9 @@ export interface InstanceInfo {
 }
 
 export interface Instance extends InstanceInfo {
-  /** service@version (or the service name when unversioned). */
+  /** The endpoint key: "<service>@<version>/<endpoint>" (core/endpoint.ts). */
   id: string;
+  endpoint: string;
   registeredAt: number;
   lastHeartbeat: number;
   /** active: heartbeating; expired: no heartbeat within the TTL (kept, visible, out of rotation). */
@@ -29,6 +38,20 @@ export interface Instance extends InstanceInfo {
   health: Health;
   lastProbe?: { at: number; ok: boolean; detail: string };
   source: 'self' | 'admin';
+}
+
+/**
+ * The endpoint name an instance gets when it names none: from its binding or URL, as a config
+ * backend's; without either it is the version's worker record (what a heartbeat registers).
+ */
+export function instanceEndpoint(info: InstanceInfo): string {
+  if (info.endpoint !== undefined) return info.endpoint;
+  if (info.binding !== undefined || info.url !== undefined) return defaultEndpointName(info);
+  return WORKER_ENDPOINT;
+}
+
+export function instanceKey(info: InstanceInfo): string {
+  return endpointKey({ service: info.service, version: info.version, endpoint: instanceEndpoint(info) });
 }
 
 export interface AuditEntry {
@@ -76,7 +99,3 @@ export function snapshotKey(marker: string): string {
 }
 /** Small key polled by every isolate ("<epoch>:<revision>"); the full snapshot is read only when it changes. */
 export const SNAPSHOT_REVISION_KEY = 'mesh:snapshot:revision';
-
-export function instanceId(service: string, version: string | undefined): string {
-  return version ? `${service}@${version}` : service;
-}

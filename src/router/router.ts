@@ -11,15 +11,8 @@
  *   6. declaration order (files by name, then position in the file).
  */
 import type { MatchSpec, ValueMatchSpec } from '../config/schema.ts';
-import {
-  compilePathPattern,
-  encodePath,
-  firstSegmentOf,
-  matchPattern,
-  normalizePrefix,
-  segmentCount,
-  type PathPattern,
-} from './path.ts';
+import { compilePathPattern, encodePath, type PathPattern } from '../core/path.ts';
+import { firstSegmentOf, matchPattern, normalizePrefix, segmentCount } from './path.ts';
 
 export interface ValueMatcher {
   name: string;

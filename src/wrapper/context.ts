@@ -2,10 +2,11 @@
  * What a wrapped service sees of the mesh: who called, the request's ids, and a client for
  * calling other services.
  */
-import type { MeshUser } from '../identity/tokens.ts';
-import type { TraceContext } from '../mesh/trace.ts';
+import type { MeshBindings } from '../core/bindings.ts';
+import type { TraceContext } from '../core/trace.ts';
+import type { MeshUser } from '../core/user.ts';
 
-export type { MeshUser } from '../identity/tokens.ts';
+export type { MeshUser } from '../core/user.ts';
 
 export interface MeshFetchInit extends RequestInit {
   /** Call only this version of the target service (otherwise the service's weights decide). */
@@ -45,5 +46,5 @@ export type MeshVariables = { mesh: MeshContext };
 export type InboundPolicy = (
   request: Request,
   mesh: MeshContext,
-  env: Record<string, unknown>,
+  env: MeshBindings,
 ) => Response | undefined | Promise<Response | undefined>;

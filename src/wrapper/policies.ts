@@ -6,12 +6,13 @@
  *  2. authorize: the caller must be on the service's allowCallers list (403 otherwise).
  */
 import { authUnavailable } from '../auth/errors.ts';
-import { KeysUnavailable, type KeyIo } from '../auth/keys.ts';
-import { IDENTITY_HEADER, USER_HEADER, type MeshUser } from '../identity/tokens.ts';
 import { claimHeaders } from '../auth/claims.ts';
-import type { CompiledMesh, CompiledService } from '../mesh/compile.ts';
-import { errorResponse } from '../mesh/errors.ts';
-import { MESH_HEADER_PREFIX } from '../mesh/headers.ts';
+import { errorResponse } from '../core/errors.ts';
+import { IDENTITY_HEADER, MESH_HEADER_PREFIX, USER_HEADER } from '../core/headers.ts';
+import { KeysUnavailable, type KeyIo } from '../core/keys.ts';
+import type { MeshUser } from '../core/user.ts';
+import type { Plan, ServicePlan } from '../plan/compile.ts';
+import type { MeshRuntime } from '../runtime/runtime.ts';
 
 /** What the identify step found, written into the request's MeshContext. */
 export interface CallerFacts {
@@ -23,12 +24,13 @@ export interface CallerFacts {
 
 export async function identify(
   request: Request,
-  mesh: CompiledMesh,
-  service: CompiledService,
+  plan: Plan,
+  runtime: MeshRuntime,
+  service: ServicePlan,
   io: KeyIo,
   requestId: string,
 ): Promise<CallerFacts | Response> {
-  const { verifier } = mesh.identity;
+  const { verifier } = runtime.identity(plan.identity);
   try {
     const facts: CallerFacts = { caller: undefined, user: undefined, userAssertion: undefined };
     const identity = request.headers.get(IDENTITY_HEADER);
@@ -61,7 +63,7 @@ export async function identify(
 }
 
 export function authorizeCaller(
-  service: CompiledService,
+  service: ServicePlan,
   caller: string | undefined,
   requestId: string,
 ): Response | undefined {
@@ -77,15 +79,15 @@ export function authorizeCaller(
  * the verified user, so a handler that reads x-mesh-sub reads the truth. (The gateway strips
  * client-sent copies and sets these itself, so its requests pass unchanged.)
  */
-export function sanitizeInbound(request: Request, mesh: CompiledMesh, facts: CallerFacts): Request {
+export function sanitizeInbound(request: Request, plan: Plan, facts: CallerFacts): Request {
   if (facts.caller === 'gateway') return request;
   const spoofable = (name: string) =>
     (name.startsWith(MESH_HEADER_PREFIX) && name !== IDENTITY_HEADER && name !== USER_HEADER) ||
-    mesh.extraStrippedHeaders.has(name);
+    plan.claimHeaderNames.has(name);
   const drop = [...request.headers.keys()].filter(spoofable);
   if (drop.length === 0 && !facts.user) return request;
   const headers = new Headers(request.headers);
   for (const name of drop) headers.delete(name);
-  if (facts.user) for (const [name, value] of claimHeaders(facts.user, mesh.claimHeaders)) headers.set(name, value);
+  if (facts.user) for (const [name, value] of claimHeaders(facts.user, plan.claimHeaders)) headers.set(name, value);
   return new Request(request, { headers });
 }

@@ -52,7 +52,7 @@ async function adminStatus(): Promise<{
   configRevision: number;
   configVersion: string;
   revision: number;
-  services: Array<{ name: string; backends: Array<{ version: string | null; status: string }> }>;
+  services: Array<{ name: string; endpoints: Array<{ version: string | null; status: string }> }>;
 }> {
   const res = await fetch(`${mesh.url}/_mesh/admin/status`, { headers: { authorization: `Bearer ${adminToken()}` } });
   expect(res.status).toBe(200);
@@ -75,7 +75,7 @@ describe('control plane against the local mesh (CLI over real HTTP)', () => {
       await status('/service-b');
       const s = await adminStatus();
       registered = s.services.flatMap((svc) =>
-        svc.backends.filter((b) => b.status === 'active').map((b) => `${svc.name}${b.version ? `@${b.version}` : ''}`),
+        svc.endpoints.filter((b) => b.status === 'active').map((b) => `${svc.name}${b.version ? `@${b.version}` : ''}`),
       );
       if (registered.includes('service-b@v1') && registered.includes('service-b@v2')) break;
       await new Promise((r) => setTimeout(r, 500));
@@ -83,9 +83,11 @@ describe('control plane against the local mesh (CLI over real HTTP)', () => {
     expect(registered).toEqual(expect.arrayContaining(['service-b@v1', 'service-b@v2']));
     const r = meshwork('status');
     expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(/^SERVICE\s+VERSION\s+TARGET\s+WEIGHT\s+ROTATION\s+STATUS\s+HEALTH\s+HEARTBEAT$/m);
-    expect(r.stdout).toMatch(/^service-b\s+v1\s+binding SERVICE_B_V1\s+90\s+in\s+active/m);
-    expect(r.stdout).toMatch(/^service-b\s+v2\s+binding SERVICE_B_V2\s+10\s+in\s+active/m);
+    expect(r.stdout).toMatch(
+      /^SERVICE\s+VERSION\s+ENDPOINT\s+TARGET\s+WEIGHT\s+ROTATION\s+STATUS\s+HEALTH\s+HEARTBEAT$/m,
+    );
+    expect(r.stdout).toMatch(/^service-b\s+v1\s+SERVICE_B_V1\s+binding SERVICE_B_V1\s+90\s+in\s+active/m);
+    expect(r.stdout).toMatch(/^service-b\s+v2\s+SERVICE_B_V2\s+binding SERVICE_B_V2\s+10\s+in\s+active/m);
   });
 
   it('the admin API refuses calls without a valid token, and nothing changes', async () => {
@@ -186,7 +188,7 @@ describe('control plane against the local mesh (CLI over real HTTP)', () => {
     expect(after.configRevision).toBe(before.configRevision);
     expect(after.configVersion).toBe(before.configVersion);
     expect(after.revision).toBeGreaterThanOrEqual(before.revision);
-    expect(after.services.find((s) => s.name === 'service-b')!.backends.some((b) => b.status !== 'static')).toBe(true);
+    expect(after.services.find((s) => s.name === 'service-b')!.endpoints.some((b) => b.status !== 'static')).toBe(true);
     const history = meshwork('status');
     expect(history.stdout).toContain(`revision ${before.configRevision}`);
   });

@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { MESH_WORKER_CONFIGS, QUIET_WRANGLER_ENV } from '../../scripts/workers.ts';
+import { MESH_WORKER_CONFIGS, QUIET_WRANGLER_ENV } from '../../src/node/dev/workers.ts';
 
 function dryRun(config: string): { code: number | null; out: string; dir: string } {
   const dir = mkdtempSync(join(tmpdir(), 'meshwork-bundle-'));

@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { exportJWK, generateKeyPair, type JWK } from 'jose';
 import jsonwebtoken from 'jsonwebtoken';
 import type { TestProject } from 'vitest/node';
-import { memberPair, type KeyPair } from '../../src/cli/keys.ts';
+import { memberPair, type KeyPair } from '../../src/node/cli/keys.ts';
 import { bundleWorker } from '../../scripts/bundle.ts';
 
 type TestAlg = 'RS256' | 'PS256' | 'ES256' | 'EdDSA';

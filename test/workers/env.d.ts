@@ -14,7 +14,7 @@ declare namespace Cloudflare {
     INTRUDER: Fetcher;
     MESH_RATE_LIMITER: DurableObjectNamespace<import('../../src/ratelimit/store.ts').RateLimiter>;
     FAULTY_LIMITER: DurableObjectNamespace;
-    MESH_HEARTBEAT: Service<import('../../src/registry/heartbeat.ts').RegistryHeartbeat>;
-    MESH_REGISTRY: DurableObjectNamespace<import('../../src/registry/registry-object.ts').MeshRegistry>;
+    MESH_HEARTBEAT: Service<import('../../src/control/registry/heartbeat.ts').RegistryHeartbeat>;
+    MESH_REGISTRY: DurableObjectNamespace<import('../../src/control/registry/object.ts').MeshRegistry>;
   }
 }

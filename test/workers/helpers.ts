@@ -1,11 +1,11 @@
 import { createExecutionContext, env, waitOnExecutionContext } from 'cloudflare:test';
 import { importJWK, SignJWT, type JWTHeaderParameters, type JWTPayload } from 'jose';
 import { inject } from 'vitest';
-import { MeshKeys } from '../../src/identity/keys.ts';
-import { IdentityMinter } from '../../src/identity/tokens.ts';
-import { validateSources } from '../../src/config/validate.ts';
-import { formatIssue } from '../../src/config/validate.ts';
-import { compileMesh, type CompiledMesh, type MeshBundle } from '../../src/mesh/compile.ts';
+import { makeBundle } from '../../src/config/bundle.ts';
+import { Config, type MeshBundle } from '../../src/config/schema.ts';
+import { formatIssue, validateSources } from '../../src/config/validate.ts';
+import { IdentityState, type IdentityMinter } from '../../src/identity/tokens.ts';
+import { compilePlan, type Plan } from '../../src/plan/compile.ts';
 
 /** Validates and compiles YAML inside workerd, exactly as the control plane will. */
 export function bundleFrom(yaml: string): MeshBundle {
@@ -14,9 +14,19 @@ export function bundleFrom(yaml: string): MeshBundle {
   return { version: 'test-version', config: r.config };
 }
 
-export function meshFrom(yaml: string): CompiledMesh {
-  return compileMesh(bundleFrom(yaml));
+export function planFrom(yaml: string): Plan {
+  return compilePlan(bundleFrom(yaml));
 }
+
+/** A bundle as the build or an apply makes it (content version, current format). */
+export async function versionedBundle(yaml: string): Promise<MeshBundle> {
+  const r = validateSources([{ name: 'test.yaml', text: yaml }]);
+  if (!r.ok) throw new Error(r.errors.map(formatIssue).join('\n'));
+  return makeBundle(r.config, [{ name: 'test.yaml', text: yaml }]);
+}
+
+/** The identity section with every default: how a worker without identity settings signs. */
+export const DEFAULT_IDENTITY = Config.parse({}).identity;
 
 export type Echo = { name: string; method: string; url: string; headers: Record<string, string>; body: string | null };
 
@@ -48,7 +58,7 @@ const minters = new Map<string, IdentityMinter>();
 /** Headers carrying `member`'s identity token for a call to `target`, minted as the mesh does. */
 export async function identityHeaders(member: string, target: string): Promise<Record<string, string>> {
   let minter = minters.get(member);
-  if (!minter) minters.set(member, (minter = new IdentityMinter(new MeshKeys(undefined), 60)));
+  if (!minter) minters.set(member, (minter = new IdentityState(DEFAULT_IDENTITY).minter));
   return { 'x-mesh-identity': await minter.identityFor(target, memberEnv(member)) };
 }
 

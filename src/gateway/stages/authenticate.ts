@@ -9,7 +9,7 @@ export const authenticate: Stage = async (ctx) => {
   const found = extractToken(ctx.request.headers, auth.token);
   if (found.kind === 'none') return auth.mode === 'optional' ? undefined : missingToken(ctx.requestId);
   if (found.kind === 'malformed') return invalidToken(ctx.requestId, 'malformed token');
-  const result = await ctx.mesh.auth.verify(found.token, auth.issuers, ctx.io);
+  const result = await ctx.runtime.auth.verify(ctx.plan.auth, found.token, auth.issuers, ctx.io);
   if (!result.ok) {
     return result.status === 503
       ? authUnavailable(ctx.requestId, result.description)

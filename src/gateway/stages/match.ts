@@ -1,10 +1,10 @@
 /** Stage 1: find the route for this request, or 404. */
-import { errorResponse } from '../../mesh/errors.ts';
+import { errorResponse } from '../../core/errors.ts';
 import type { Stage } from '../context.ts';
 
 export const matchRoute: Stage = (ctx) => {
   const { url, request } = ctx;
-  const hit = ctx.mesh.router.find({
+  const hit = ctx.plan.router.find({
     host: url.hostname,
     path: ctx.path,
     method: request.method,

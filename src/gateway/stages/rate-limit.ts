@@ -7,7 +7,7 @@ import type { Stage } from '../context.ts';
 export const rateLimit: Stage = async (ctx) => {
   const limits = ctx.hit!.route.rateLimits;
   if (limits.length === 0) return undefined;
-  const outcome = await ctx.mesh.limiter.check(
+  const outcome = await ctx.runtime.limiter.check(
     limits,
     {
       clientIp: ctx.clientIp,

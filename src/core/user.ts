@@ -1,0 +1,17 @@
+/** The end user as the mesh knows them: verified at the gateway, asserted to services. */
+import type { JWTPayload } from 'jose';
+
+export interface MeshUser {
+  sub: string | undefined;
+  /** Name of the configured issuer that authenticated the user at the gateway. */
+  issuer: string;
+  scopes: readonly string[];
+  /** The claims of the user's original token. */
+  claims: JWTPayload;
+}
+
+/** A user the gateway verified from a token, with that token's expiry. */
+export interface VerifiedUser extends MeshUser {
+  /** Token expiry, seconds since the epoch. */
+  exp: number;
+}

@@ -1,0 +1,166 @@
+/**
+ * Compiles a validated config into the plan the request path runs on: the router, each route's
+ * targets and policies, each service's endpoints and outbound stack. Runs once per config per
+ * isolate; the plan never changes after (per-isolate state lives in MeshRuntime).
+ */
+import type { ClaimRequirement } from '../auth/claims.ts';
+import { Issuers } from '../auth/verify.ts';
+import { CLIENT_FORWARDING, MESH_HEADER_PREFIX } from '../core/headers.ts';
+import { normalizeBundle } from '../config/bundle.ts';
+import type { MeshBundle, MeshConfig, RouteSpec, ServiceSpec, TokenSourceSpec } from '../config/schema.ts';
+import { compileLimit, type CompiledLimit } from '../ratelimit/policy.ts';
+import { Router, type RouteMatch } from '../router/router.ts';
+import type { TrafficPlan, TrafficService } from '../traffic/call.ts';
+import { configEndpoints, endpointSet, type EndpointSet } from '../traffic/endpoints.ts';
+import { serviceStack } from '../traffic/stack.ts';
+import { WeightedPicker } from '../traffic/weighted.ts';
+
+export interface ServicePolicy {
+  /** undefined: any authenticated mesh member may call. */
+  allowCallers: ReadonlySet<string> | undefined;
+  allowAnonymous: boolean;
+  rateLimits: readonly CompiledLimit[];
+}
+
+export interface ServicePlan extends TrafficService {
+  readonly policy: ServicePolicy;
+  /** The endpoints the config lists (the registry overlay starts from these). */
+  readonly configured: EndpointSet;
+}
+
+/** Where a route sends a request: a service, optionally one version of it. */
+export interface Target {
+  service: string;
+  version?: string;
+}
+
+export interface RouteAuthPlan {
+  mode: 'required' | 'optional';
+  /** Issuer names accepted; undefined = every configured issuer. */
+  issuers: ReadonlySet<string> | undefined;
+  scopes: readonly string[];
+  claims: readonly ClaimRequirement[];
+  token: TokenSourceSpec;
+  forwardToken: boolean;
+}
+
+export interface RoutePlan {
+  name: string;
+  /** Where matching traffic goes; a single entry unless the route splits. */
+  targets: WeightedPicker<Target>;
+  rewrite?: { pathPrefix: string } | { path: string };
+  auth?: RouteAuthPlan;
+  rateLimits: readonly CompiledLimit[];
+  /** What the request layer needs of the route: its name and whether the token stays behind. */
+  edge: { name: string; dropToken: TokenSourceSpec | undefined };
+}
+
+export interface Plan extends TrafficPlan {
+  /** Content hash of the config; identifies what is serving. */
+  readonly version: string;
+  /** The config as applied (the admin API checks against it). */
+  readonly config: MeshConfig;
+  readonly services: ReadonlyMap<string, ServicePlan>;
+  readonly router: Router<RoutePlan>;
+  /** End-user token issuers (verification state is the runtime's). */
+  readonly auth: Issuers;
+}
+
+type Limits = ReadonlyMap<string, CompiledLimit>;
+
+function limitsFor(names: readonly string[] | undefined, limits: Limits): CompiledLimit[] {
+  return (names ?? []).map((n) => limits.get(n)!);
+}
+
+function compileService(name: string, spec: ServiceSpec, limits: Limits): ServicePlan {
+  const configured = endpointSet(configEndpoints(name, spec.backends));
+  return {
+    name,
+    policy: {
+      allowCallers: spec.policy.allowCallers ? new Set(spec.policy.allowCallers) : undefined,
+      allowAnonymous: spec.policy.allowAnonymous,
+      rateLimits: limitsFor(spec.policy.rateLimits, limits),
+    },
+    configured,
+    endpoints: configured,
+    stack: serviceStack(spec),
+  };
+}
+
+function compileRouteAuth(spec: RouteSpec, config: MeshConfig): RouteAuthPlan | undefined {
+  const a = spec.auth;
+  if (!a || a.mode === 'off') return undefined;
+  return {
+    mode: a.mode,
+    issuers: a.issuers ? new Set(a.issuers) : undefined,
+    scopes: a.scopes ?? [],
+    claims: Object.entries(a.claims ?? {}).map(([name, v]) => ({
+      name,
+      anyOf: new Set((Array.isArray(v) ? v : [v]).map(String)),
+    })),
+    // Unset on the route: the mesh-wide auth.token.
+    token: a.token ?? config.auth.token,
+    forwardToken: a.forwardToken,
+  };
+}
+
+function compileRoute(spec: RouteSpec, config: MeshConfig, limits: Limits): RoutePlan {
+  const refs = spec.backendRefs
+    ? spec.backendRefs.map((r) => ({
+        item: { service: r.service, ...(r.version ? { version: r.version } : {}) },
+        weight: r.weight ?? 1,
+      }))
+    : [{ item: { service: spec.service!, ...(spec.version ? { version: spec.version } : {}) }, weight: 1 }];
+  const auth = compileRouteAuth(spec, config);
+  const route: RoutePlan = {
+    name: spec.name,
+    targets: new WeightedPicker(refs),
+    rateLimits: limitsFor(spec.rateLimits, limits),
+    edge: { name: spec.name, dropToken: auth && !auth.forwardToken ? auth.token : undefined },
+  };
+  if (spec.rewrite?.pathPrefix !== undefined) route.rewrite = { pathPrefix: spec.rewrite.pathPrefix };
+  else if (spec.rewrite?.path !== undefined) route.rewrite = { path: spec.rewrite.path };
+  if (auth) route.auth = auth;
+  return route;
+}
+
+export function compilePlan(given: MeshBundle): Plan {
+  const { version, config } = normalizeBundle(given);
+  const store = config.rateLimitStore.binding;
+  const limits = new Map(Object.entries(config.rateLimits).map(([n, s]) => [n, compileLimit(n, s, store)]));
+  const services = new Map(Object.entries(config.services).map(([n, s]) => [n, compileService(n, s, limits)]));
+  const router = new Router(
+    config.routes.map((r) => ({
+      route: compileRoute(r, config, limits),
+      ...(r.hostnames ? { hostnames: r.hostnames } : {}),
+      ...(r.matches ? { matches: r.matches } : {}),
+    })),
+  );
+  const claimHeaders = Object.entries(config.auth.claimHeaders).map(
+    ([claim, header]) => [claim, header.toLowerCase()] as const,
+  );
+  const claimHeaderNames = new Set(claimHeaders.map(([, h]) => h).filter((h) => !h.startsWith(MESH_HEADER_PREFIX)));
+  return {
+    version,
+    config,
+    services,
+    router,
+    auth: new Issuers(config.auth),
+    identity: config.identity,
+    claimHeaders,
+    claimHeaderNames,
+    edgeDropped: new Set([...CLIENT_FORWARDING, ...claimHeaderNames]),
+  };
+}
+
+/** The path to send upstream after the route's rewrite. */
+export function rewritePath(hit: RouteMatch<RoutePlan>, path: string): string {
+  const rw = hit.route.rewrite;
+  if (!rw) return path;
+  if ('path' in rw) return rw.path;
+  const prefix = hit.match.path;
+  const rest = prefix === '/' ? path : path.slice(prefix.length);
+  const base = rw.pathPrefix.length > 1 && rw.pathPrefix.endsWith('/') ? rw.pathPrefix.slice(0, -1) : rw.pathPrefix;
+  if (rest === '' || rest === '/') return rest === '/' && base !== '/' ? `${base}/` : base;
+  return base === '/' ? rest : base + rest;
+}

@@ -1,0 +1,169 @@
+import { env } from 'cloudflare:test';
+import { describe, expect, it } from 'vitest';
+import { createGateway } from '../../../src/gateway/app.ts';
+import { bundledConfig } from '../../../src/generated/bundle.ts';
+import { MeshSource } from '../../../src/registry/source.ts';
+import { SNAPSHOT_KEY, SNAPSHOT_REVISION_KEY } from '../../../src/registry/types.ts';
+import { call, type Echo } from '../helpers.ts';
+import {
+  BASE,
+  registry,
+  sleep,
+  source,
+  gateway,
+  files,
+  echoRoutes,
+  type Json,
+  admin,
+  apply,
+  waitFor,
+  served,
+  kvSnapshot,
+  created,
+  keepRegistryClean,
+} from '../control/harness.ts';
+
+keepRegistryClean();
+
+describe('KV read path', () => {
+  it('every change is published to KV: admin changes before the call returns, heartbeats within the 1 s coalescing window', async () => {
+    const reg = registry();
+    const a = await apply(files(echoRoutes('regtest-a')));
+    const afterApply = await reg.status();
+    expect(await env.MESH_KV.get(SNAPSHOT_REVISION_KEY)).toBe(`${afterApply.epoch}:${afterApply.revision}`);
+    expect(await kvSnapshot()).toMatchObject({
+      revision: afterApply.revision,
+      configRevision: a.revision,
+      bundle: { version: a.version },
+    });
+
+    const t0 = Date.now();
+    await reg.heartbeat({ service: 'regtest-pub', version: 'v1' });
+    created.add('regtest-pub@v1/worker');
+    const snap = await waitFor(
+      'the heartbeat to be published',
+      async () => {
+        const s = await kvSnapshot();
+        return s?.instances.some((i) => i.id === 'regtest-pub@v1/worker') && s;
+      },
+      3000,
+      20,
+    );
+    expect(Date.now() - t0).toBeLessThan(2000);
+    // The revision key is written after the snapshot: whoever sees it finds the snapshot.
+    expect(Number((await env.MESH_KV.get(SNAPSHOT_REVISION_KEY))!.split(':')[1])).toBeGreaterThanOrEqual(snap.revision);
+    expect(snap.configRevision).toBe(a.revision);
+
+    expect((await admin('DELETE', 'instances/regtest-pub@v1/worker')).status).toBe(200);
+    created.delete('regtest-pub@v1/worker');
+    expect((await kvSnapshot())!.instances.some((i) => i.id === 'regtest-pub@v1/worker')).toBe(false);
+  });
+
+  it('a running gateway serves an applied config within refreshInterval, without a restart', async () => {
+    const a = await apply(files(echoRoutes('regtest-a')));
+    const s = new MeshSource(bundledConfig);
+    const gw = createGateway({ source: s });
+    expect((await call(gw, `${BASE}/regtest-a`)).headers.get('x-mesh-config-version')).toBe(a.version);
+    expect((await call(gw, `${BASE}/regtest-b`)).status).toBe(404);
+
+    const t0 = Date.now();
+    const b = await apply(files(echoRoutes('regtest-a', 'regtest-b')));
+    const applied = Date.now();
+    let res: Response;
+    for (;;) {
+      res = await call(gw, `${BASE}/regtest-b`);
+      if (res.status !== 404 || Date.now() - applied > 3000) break;
+      await sleep(10);
+    }
+    const propagation = Date.now() - applied;
+    console.log(
+      `propagation: apply took ${applied - t0} ms; served ${propagation} ms after the apply returned (refreshInterval 200 ms)`,
+    );
+    expect(res.status).toBe(200);
+    expect(res.headers.get('x-mesh-config-version')).toBe(b.version);
+    expect(((await res.json()) as Echo).name).toBe('url-backend');
+    // Bound: the refresh interval (200 ms) plus a request or two.
+    expect(propagation).toBeLessThan(200 + 500);
+  });
+
+  it('with nothing in KV a new isolate serves the bundled routes (the floor); once published, the applied config', async () => {
+    const a = await apply(files(echoRoutes('regtest-a')));
+    await env.MESH_KV.delete(SNAPSHOT_REVISION_KEY);
+    await env.MESH_KV.delete(SNAPSHOT_KEY);
+    try {
+      const fresh = new MeshSource(bundledConfig);
+      const m = await served(fresh);
+      expect(m.revision).toBe(-1);
+      expect(m.configRevision).toBe(0);
+      expect(m.plan.version).toBe(bundledConfig.version);
+      expect(m.plan.router.size).toBe(bundledConfig.config.routes.length);
+    } finally {
+      await registry().publish();
+    }
+    const fresh = new MeshSource(bundledConfig);
+    const m = await served(fresh);
+    expect(m.configRevision).toBe(a.revision);
+    expect(m.plan.version).toBe(a.version);
+  });
+
+  it('when KV is unbound or its reads fail, the last snapshot keeps serving', async () => {
+    const a = await apply(files(echoRoutes('regtest-a')));
+    const s = new MeshSource(bundledConfig);
+    const gw = createGateway({ source: s });
+    const loaded = await served(s);
+    expect(loaded.configRevision).toBe(a.revision);
+
+    // Unbound.
+    const { MESH_KV: _kv, ...noKv } = env as unknown as Record<string, unknown>;
+    const res = await call(gw, `${BASE}/regtest-a`, undefined, noKv);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('x-mesh-config-version')).toBe(a.version);
+
+    // Reads that fail: a newer revision whose snapshot does not parse, then one that does not compile.
+    const real = await env.MESH_KV.get(SNAPSHOT_REVISION_KEY);
+    try {
+      for (const bad of [
+        '{ not json',
+        JSON.stringify({ revision: 1e9, configRevision: 999, bundle: { version: 'broken' }, instances: [] }),
+      ]) {
+        await env.MESH_KV.put(SNAPSHOT_KEY, bad);
+        await env.MESH_KV.put(SNAPSHOT_REVISION_KEY, String(1e9));
+        await sleep(250);
+        const r1 = await call(gw, `${BASE}/regtest-a`); // starts a refresh, which fails
+        const r2 = await call(gw, `${BASE}/regtest-a`);
+        for (const r of [r1, r2]) {
+          expect(r.status).toBe(200);
+          expect(r.headers.get('x-mesh-config-version')).toBe(a.version);
+        }
+        expect(s.served.revision).toBe(loaded.revision);
+        expect(s.served.configRevision).toBe(a.revision);
+      }
+    } finally {
+      await registry().publish();
+    }
+    expect(await env.MESH_KV.get(SNAPSHOT_REVISION_KEY)).toBe(real);
+  });
+
+  it('the request path makes no registry-object call', async () => {
+    const a = await apply(files(echoRoutes('regtest-a')));
+    const reg = registry();
+    const before = await reg.stats();
+    // A new isolate's gateway: its first request loads the snapshot, the rest refresh it.
+    const gw = createGateway({ source: new MeshSource(bundledConfig) });
+    for (let i = 0; i < 60; i++) {
+      const res = await call(gw, `${BASE}/regtest-a/${i}`);
+      expect(res.status).toBe(200);
+      expect(res.headers.get('x-mesh-config-version')).toBe(a.version);
+      if (i % 10 === 9) await sleep(210); // past refreshInterval: background KV reads happen too
+    }
+    const health = await call(gw, `${BASE}/_mesh/health`);
+    expect(((await health.json()) as Json).config).toMatchObject({ version: a.version, revision: a.revision });
+    const after = await reg.stats();
+    // The example services heartbeat on their own (e.g. when the registry probes them); the
+    // gateway never calls heartbeat, and 60 requests would show up as far more than a couple.
+    const { heartbeat: hb0 = 0, ...rest0 } = before;
+    const { heartbeat: hb1 = 0, ...rest1 } = after;
+    expect(rest1).toEqual(rest0);
+    expect(hb1 - hb0).toBeLessThan(4);
+  });
+});
