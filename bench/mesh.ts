@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { SignJWT, importJWK } from 'jose';
 import { Log, LogLevel, Miniflare, type WorkerOptions } from 'miniflare';
 import { generatePair, memberPair, type KeyPair } from '../src/node/cli/keys.ts';
-import type { MeshBundle, MeshConfig } from '../src/config/schema.ts';
+import { CONFIG_FORMAT, type MeshBundle } from '../src/config/schema.ts';
 import { validateSources } from '../src/config/validate.ts';
 import { bundleWorker } from '../scripts/bundle.ts';
 
@@ -42,7 +42,7 @@ routes: []
 export function bundleOf(name: string, yaml: string): MeshBundle {
   const r = validateSources([{ name: `${name}.yaml`, text: yaml }]);
   if (!r.ok) throw new Error(`bench config ${name} is invalid: ${JSON.stringify(r.errors.slice(0, 3))}`);
-  return { version: name, config: r.config as MeshConfig };
+  return { version: name, format: CONFIG_FORMAT, config: r.config };
 }
 
 export async function startBenchMesh(

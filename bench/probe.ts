@@ -79,8 +79,14 @@ export async function heapUsedMB(inspectorPort: number, worker: string): Promise
   try {
     const result = await new Promise<{ usedSize: number }>((resolve, reject) => {
       ws.on('message', (data) => {
-        const msg = JSON.parse(String(data)) as { id?: number; result?: { usedSize: number }; error?: unknown };
-        if (msg.id === 1) msg.result ? resolve(msg.result) : reject(new Error(JSON.stringify(msg.error)));
+        const msg = JSON.parse((data as Buffer).toString('utf8')) as {
+          id?: number;
+          result?: { usedSize: number };
+          error?: unknown;
+        };
+        if (msg.id !== 1) return;
+        if (msg.result) resolve(msg.result);
+        else reject(new Error(JSON.stringify(msg.error)));
       });
       ws.send(JSON.stringify({ id: 1, method: 'Runtime.getHeapUsage' }));
     });

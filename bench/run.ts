@@ -104,7 +104,7 @@ interface Scenario {
 }
 
 const bearer = async (m: BenchMesh) => ({ authorization: `Bearer ${await m.userToken('bench-user', ['read:b'])}` });
-const clientIp = async () => ({ 'cf-connecting-ip': '203.0.113.10' });
+const clientIp = () => Promise.resolve({ 'cf-connecting-ip': '203.0.113.10' });
 const asGateway = (target: string) => async (m: BenchMesh) => ({ 'x-mesh-identity': await m.gatewayIdentity(target) });
 
 const SCENARIOS: Scenario[] = [
@@ -213,7 +213,7 @@ const { values } = parseArgs({
     out: { type: 'string', default: resolve(ROOT, 'bench/results.json') },
   },
 });
-const quick = values.quick!;
+const quick = values.quick;
 const duration = quick ? 1 : Number(values.duration);
 const latencySeconds = quick ? 0.5 : 3;
 const connections = Number(values.connections);
@@ -235,7 +235,9 @@ const scenarios = SCENARIOS.filter((s) => wanted.includes(s.name) || s.name === 
 
 function load(url: string, headers: Record<string, string> | undefined, seconds: number): Promise<autocannon.Result> {
   return new Promise((ok, fail) =>
-    autocannon({ url, connections, duration: seconds, headers: headers ?? {} }, (e, r) => (e ? fail(e) : ok(r))),
+    autocannon({ url, connections, duration: seconds, headers: headers ?? {} }, (e, r) =>
+      e ? fail(e instanceof Error ? e : new Error(String(e))) : ok(r),
+    ),
   );
 }
 
@@ -330,8 +332,8 @@ try {
     rounds,
     latency: { connections: 2, seconds: latencySeconds },
   };
-  mkdirSync(dirname(values.out!), { recursive: true });
-  writeFileSync(values.out!, `${JSON.stringify({ meta, scenarios: rows }, null, 2)}\n`);
+  mkdirSync(dirname(values.out), { recursive: true });
+  writeFileSync(values.out, `${JSON.stringify({ meta, scenarios: rows }, null, 2)}\n`);
 
   console.log(`\nmeshwork bench  ${meta.date}  commit ${meta.commit}  node ${meta.node}  workerd ${meta.workerd}`);
   console.log(

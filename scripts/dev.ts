@@ -37,7 +37,7 @@ args.push(
   '--port',
   String(port),
   '--persist-to',
-  values['persist-to']!,
+  values['persist-to'],
   '--show-interactive-dev-session=false',
 );
 

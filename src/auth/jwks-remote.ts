@@ -81,13 +81,13 @@ export class RemoteJwks {
       throw new KeysUnavailable(`JWKS for issuer "${this.issuerName}" expired and could not be refreshed`);
     }
     try {
-      return (await state.set(header)) as CryptoKey;
+      return await state.set(header);
     } catch (e) {
       if (!(e instanceof errors.JWKSNoMatchingKey)) throw e;
       // Unknown kid: maybe the IdP rotated. One refetch, unless one happened within the cooldown.
       await this.#refresh(io, true);
       if (this.#state === state) throw e;
-      return (await this.#state!.set(header)) as CryptoKey;
+      return await this.#state!.set(header);
     }
   }
 

@@ -117,7 +117,7 @@ function flattenUnions(issues: readonly Issue[]): Issue[] {
       (branch) => !branch.some((i) => i.code === 'invalid_type' && i.path.length === 0),
     );
     if (chosen.length !== 1) return [issue];
-    return flattenUnions(chosen[0]!.map((i) => ({ ...i, path: [...issue.path, ...i.path] }) as Issue));
+    return flattenUnions(chosen[0]!.map((i) => ({ ...i, path: [...issue.path, ...i.path] })));
   });
 }
 
@@ -198,7 +198,7 @@ function at(
 /** Source offset of the node at `path`, or of its nearest existing ancestor. */
 function locate(doc: Document, path: readonly PathSeg[], wantKey: boolean): number {
   let node: unknown = doc.contents;
-  let offset = (doc.contents as YamlNode | null)?.range?.[0] ?? 0;
+  let offset = doc.contents?.range?.[0] ?? 0;
   for (let i = 0; i < path.length; i++) {
     const seg = path[i];
     const last = i === path.length - 1;

@@ -50,14 +50,14 @@ function envJwks(name: string): KeyResolver {
     const text = io.env[name];
     if (typeof text !== 'string' || text === '') throw new KeysUnavailable(`env ${name} (JWKS) is not set`);
     if (cached?.text !== text) cached = { text, set: createLocalJWKSet(parseJwks(text, `env ${name}`)) };
-    return (await cached.set(header)) as CryptoKey;
+    return await cached.set(header);
   };
 }
 
 export function jwksResolver(spec: JwksSource): KeyResolver {
   if ('env' in spec) return envJwks(spec.env);
   const set = createLocalJWKSet(parseJwks(JSON.stringify(spec), 'inline jwks'));
-  return async (header) => (await set(header)) as CryptoKey;
+  return async (header) => await set(header);
 }
 
 export function secretResolver(envName: string): KeyResolver {

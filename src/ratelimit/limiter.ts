@@ -53,6 +53,8 @@ export class Limiter {
     if (limits.length === 0) return { headers: [], reject: undefined };
     const decided = limits.map((l) => this.#decide(l, facts, env, requestId));
     // Lease hits are decided without a promise; only store calls are awaited.
+    // Some entries are promises, some already decided (lease hits): Promise.all takes both.
+    // eslint-disable-next-line @typescript-eslint/await-thenable
     const verdicts = decided.some((v) => v instanceof Promise) ? await Promise.all(decided) : (decided as Verdict[]);
     let policy = this.#policyHeaders.get(limits);
     if (policy === undefined) this.#policyHeaders.set(limits, (policy = limits.map((l) => l.policyHeader).join(', ')));
@@ -120,7 +122,7 @@ export class Limiter {
         const result = limit.lease
           ? this.#fromLease(limit, k.id, params, stub)
           : stub().take({ params, cost: limit.cost });
-        return (result as Promise<TakeResult>).then((r) => ({ limit, result: r }), failed);
+        return result.then((r) => ({ limit, result: r }), failed);
       };
       return key instanceof Promise ? key.then(decide).catch(failed) : decide(key);
     } catch (e) {

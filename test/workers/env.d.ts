@@ -1,3 +1,4 @@
+/* eslint-disable @typescript-eslint/consistent-type-imports -- a global declaration file: top-level imports would make it a module */
 declare namespace Cloudflare {
   interface Env {
     UPSTREAM_URL: string;

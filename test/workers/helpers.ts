@@ -2,7 +2,7 @@ import { createExecutionContext, env, waitOnExecutionContext } from 'cloudflare:
 import { importJWK, SignJWT, type JWTHeaderParameters, type JWTPayload } from 'jose';
 import { inject } from 'vitest';
 import { makeBundle } from '../../src/config/bundle.ts';
-import { Config, type MeshBundle } from '../../src/config/schema.ts';
+import { CONFIG_FORMAT, Config, type MeshBundle } from '../../src/config/schema.ts';
 import { formatIssue, validateSources } from '../../src/config/validate.ts';
 import { IdentityState, type IdentityMinter } from '../../src/identity/tokens.ts';
 import { compilePlan, type Plan } from '../../src/plan/compile.ts';
@@ -11,7 +11,7 @@ import { compilePlan, type Plan } from '../../src/plan/compile.ts';
 export function bundleFrom(yaml: string): MeshBundle {
   const r = validateSources([{ name: 'test.yaml', text: yaml }]);
   if (!r.ok) throw new Error(r.errors.map(formatIssue).join('\n'));
-  return { version: 'test-version', config: r.config };
+  return { version: 'test-version', format: CONFIG_FORMAT, config: r.config };
 }
 
 export function planFrom(yaml: string): Plan {

@@ -14,7 +14,8 @@ type ActiveConfig = { revision: number; bundle: MeshBundle; applied: boolean };
 
 /** The config in force. (Its type is too rich for RPC's inferred types, hence the cast.) */
 export async function activeConfig(reg: DurableObjectStub<MeshRegistry>): Promise<ActiveConfig> {
-  return (await reg.getConfig()) as unknown as ActiveConfig;
+  const active = await (reg.getConfig() as unknown as Promise<unknown>);
+  return active as ActiveConfig;
 }
 
 /** Validates routes files exactly as `meshwork validate` does, plus what only the gateway can check. */

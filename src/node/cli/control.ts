@@ -138,18 +138,25 @@ export async function diff(args: string[], root: string): Promise<number> {
   if (!files) return 1;
   const { status, json } = await call(conn, 'POST', '/diff', { files });
   if (status !== 200) return failure(status, json);
-  const summary = json.summary as {
-    routes: Record<string, string[]>;
-    services: Record<string, string[]>;
-    rateLimits: Record<string, string[]>;
-    sections: string[];
+  // The admin API's ConfigDiff (src/config/diff.ts).
+  const d = json as {
+    from: string;
+    to: string;
+    patch: string;
+    summary: {
+      routes: Record<string, string[]>;
+      services: Record<string, string[]>;
+      rateLimits?: Record<string, string[]>;
+      sections: string[];
+    };
   };
-  if (json.from === json.to) {
-    console.log(`no change: ${conn.url} runs config ${json.from}`);
+  const { summary } = d;
+  if (d.from === d.to) {
+    console.log(`no change: ${conn.url} runs config ${d.from}`);
     return 0;
   }
-  process.stdout.write(String(json.patch));
-  console.log(`\nconfig ${json.from} -> ${json.to}`);
+  process.stdout.write(d.patch);
+  console.log(`\nconfig ${d.from} -> ${d.to}`);
   for (const kind of ['routes', 'services', 'rateLimits'] as const) {
     for (const change of ['added', 'removed', 'changed']) {
       const names = summary[kind]?.[change] ?? [];
@@ -174,7 +181,8 @@ export async function rollback(args: string[], root: string): Promise<number> {
   const conn = connection(values, root);
   const { status, json } = await call(conn, 'POST', '/rollback', target);
   if (status !== 200) return failure(status, json);
-  console.log(`${conn.url}: config back to revision ${json.revision} (${json.version})`);
+  const back = json as { revision: number; version: string };
+  console.log(`${conn.url}: config back to revision ${back.revision} (${back.version})`);
   return 0;
 }
 
@@ -217,9 +225,16 @@ export async function status(args: string[], root: string): Promise<number> {
     health: string;
     lastHeartbeat: string | null;
   };
-  const services = json.services as Array<{ name: string; endpoints: Row[] }>;
+  const s = json as {
+    configVersion: string;
+    configRevision: number;
+    revision: number;
+    services: Array<{ name: string; endpoints: Row[] }>;
+  };
+  const services = s.services;
+  const bundled = s.configRevision === 0 ? ', the bundled routes/' : '';
   console.log(
-    `${conn.url}: config ${json.configVersion} (revision ${json.configRevision}${json.configRevision === 0 ? ', the bundled routes/' : ''}), registry revision ${json.revision}\n`,
+    `${conn.url}: config ${s.configVersion} (revision ${s.configRevision}${bundled}), registry revision ${s.revision}\n`,
   );
   const rows = [['SERVICE', 'VERSION', 'ENDPOINT', 'TARGET', 'WEIGHT', 'ROTATION', 'STATUS', 'HEALTH', 'HEARTBEAT']];
   for (const s of services) {

@@ -94,7 +94,7 @@ async function token(args: string[]): Promise<number> {
   });
   if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
   if (!values.sub) throw new UsageError('token needs --sub <user>');
-  const ttl = Duration.safeParse(/^\d+$/.test(values.ttl!) ? Number(values.ttl) : values.ttl);
+  const ttl = Duration.safeParse(/^\d+$/.test(values.ttl) ? Number(values.ttl) : values.ttl);
   if (!ttl.success || ttl.data <= 0)
     throw new UsageError(`--ttl must be a duration like 30m, 1h or 3600, got "${values.ttl}"`);
   const claims: Record<string, string> = {};

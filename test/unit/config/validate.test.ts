@@ -358,3 +358,82 @@ routes:
     }
   });
 });
+
+describe('sections across files', () => {
+  const files = (...texts: string[]) => texts.map((text, i) => ({ name: `${i + 1}0-part.yaml`, text }));
+  const ISSUER = (name: string, iss: string) =>
+    `auth:\n  issuers:\n    ${name}: { issuer: "${iss}", audiences: [a], algorithms: [ES256], jwks: { env: K } }\n`;
+
+  it('issuers merge by name; a field one file sets is not "set" by another file leaving it to its default', () => {
+    const r = validateSources(
+      files(
+        `${ISSUER('one', 'https://one.test')}`,
+        `${ISSUER('two', 'https://two.test')}  claimHeaders: { sub: x-user }\n`,
+        `${SERVICES}routes: []\n`,
+      ),
+    );
+    expect(r.ok).toBe(true);
+    if (!r.ok) return;
+    expect(Object.keys(r.config.auth.issuers)).toEqual(['one', 'two']);
+    expect(r.config.auth.claimHeaders).toEqual({ sub: 'x-user' });
+    // Every other field has its default, written once in the schema.
+    expect(r.config.auth.token).toEqual({ header: 'authorization' });
+    expect(r.config.registry).toEqual({ heartbeatTtl: 90, probeInterval: 15, refreshInterval: 5 });
+    expect(r.config.services.svc!.backends[0]!.weight).toBe(3);
+  });
+
+  it('a field or section given twice names the first place it was set', () => {
+    const r = validateSources(
+      files(
+        'auth:\n  claimHeaders: { sub: x-a }\nregistry: { probeInterval: 5s }\n',
+        'auth:\n  claimHeaders: { sub: x-b }\nregistry: {}\n',
+      ),
+    );
+    expect(r.ok).toBe(false);
+    if (r.ok) return;
+    expect(r.errors.map((e) => [e.field, e.message])).toEqual([
+      ['auth.claimHeaders', 'auth.claimHeaders is already set in 10-part.yaml:2:3'],
+      ['registry', 'registry is already set in 10-part.yaml:3:1'],
+    ]);
+  });
+
+  it('a validated config parses to itself again (what a gateway does with a snapshot from another version)', async () => {
+    const { Config } = await import('../../../src/config/schema.ts');
+    const r = validateSources(readRoutesDir('routes'));
+    expect(r.ok).toBe(true);
+    if (r.ok) expect(Config.parse(JSON.parse(JSON.stringify(r.config)))).toEqual(r.config);
+  });
+});
+
+describe('endpoints', () => {
+  it('a version may have several endpoints; the same endpoint twice is refused with a hint', () => {
+    const ok = validateSources([
+      {
+        name: 'm.yaml',
+        text: `services:
+  svc:
+    backends:
+      - { binding: SVC_A, version: v1 }
+      - { binding: SVC_B, version: v1 }
+      - { url: "https://x.example/a", version: v2, name: x-a }
+      - { url: "https://x.example/b", version: v2, name: x-b }
+`,
+      },
+    ]);
+    expect(ok.ok).toBe(true);
+    const errors = errorsOf(`services:
+  svc:
+    backends:
+      - { url: "https://x.example/a", version: v2 }
+      - { url: "https://x.example/b", version: v2 }
+`);
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toMatchObject({ field: 'services.svc.backends[1]', line: 5 });
+    expect(errors[0]!.message).toBe(
+      'backends[0] and backends[1] are the same endpoint "x.example" of version "v2"; give one a distinct "name"',
+    );
+    expect(errorsOf('services:\n  svc:\n    backends:\n      - { binding: A, name: "bad name" }\n')[0]).toMatchObject({
+      field: 'services.svc.backends[0].name',
+    });
+  });
+});

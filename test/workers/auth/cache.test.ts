@@ -1,4 +1,3 @@
-import { env } from 'cloudflare:test';
 import { describe, expect, it } from 'vitest';
 import { AuthState, Issuers } from '../../../src/auth/verify.ts';
 import { bundleFrom } from '../helpers.ts';

@@ -3,7 +3,7 @@ import type { JWK, JWTPayload } from 'jose';
 import { describe, expect, inject, it } from 'vitest';
 import { createGateway } from '../../../src/gateway/app.ts';
 import { issuerToken, planFrom, type TestAlg } from '../helpers.ts';
-import { pub, gateway, type MeshError, get, bearer, token, expectAccepted, expectInvalid, sleep } from './fixture.ts';
+import { pub, type MeshError, get, bearer, expectAccepted, expectInvalid, sleep } from './fixture.ts';
 
 const UP = inject('upstreamUrl');
 

@@ -10,7 +10,6 @@ import {
   ISS,
   SECRET,
   ENV,
-  gateway,
   type MeshError,
   get,
   bearer,

@@ -12,14 +12,11 @@ import {
   MESH_YAML,
   registry,
   source,
-  gateway,
   files,
   echoRoutes,
   type Json,
   admin,
   apply,
-  served,
-  instance,
   created,
   keepRegistryClean,
 } from './harness.ts';
@@ -198,7 +195,13 @@ routes:
     expect(source.served.plan.services.has('regtest-echo')).toBe(false);
     const t0 = Date.now();
     const reg = await admin('POST', 'instances', {
-      body: { service: 'regtest-echo', version: 'ext', endpoint: 'ext-1', url: `${env.UPSTREAM_URL}/ext`, weight: 1000 },
+      body: {
+        service: 'regtest-echo',
+        version: 'ext',
+        endpoint: 'ext-1',
+        url: `${env.UPSTREAM_URL}/ext`,
+        weight: 1000,
+      },
       headers: { 'x-meshwork-actor': 'ops' },
     });
     expect(reg.status).toBe(201);
@@ -266,7 +269,9 @@ routes:
     expect(del).toMatchObject({ status: 200, json: { removed: 'regtest-echo@ext/ext-1' } });
     created.delete('regtest-echo@ext/ext-1');
     expect((await admin('DELETE', 'instances/regtest-echo@ext/ext-1')).status).toBe(404);
-    expect((await admin('GET', 'status')).json.instances.some((i: Json) => i.id === 'regtest-echo@ext/ext-1')).toBe(false);
+    expect((await admin('GET', 'status')).json.instances.some((i: Json) => i.id === 'regtest-echo@ext/ext-1')).toBe(
+      false,
+    );
     expect(await paths()).toEqual(new Set(['echo']));
   });
 

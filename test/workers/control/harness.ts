@@ -10,19 +10,13 @@
  * instances deregistered; the snapshot republished).
  */
 import { env } from 'cloudflare:test';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, expect } from 'vitest';
 import { createGateway } from '../../../src/gateway/app.ts';
 import { bundledConfig } from '../../../src/generated/bundle.ts';
 import { MeshSource, type Served } from '../../../src/registry/source.ts';
-import { IdentityState } from '../../../src/identity/tokens.ts';
-import {
-  REGISTRY_NAME,
-  SNAPSHOT_KEY,
-  SNAPSHOT_REVISION_KEY,
-  type Instance,
-  type Snapshot,
-} from '../../../src/registry/types.ts';
-import { call, devToken, identityHeaders, issuerToken, memberEnv, type Echo, DEFAULT_IDENTITY } from '../helpers.ts';
+
+import { REGISTRY_NAME, SNAPSHOT_KEY, type Instance, type Snapshot } from '../../../src/registry/types.ts';
+import { call } from '../helpers.ts';
 
 export const TOKEN = 'x'.repeat(32);
 export const adminEnv = { ...env, MESH_ADMIN_TOKEN: TOKEN };

@@ -13,7 +13,6 @@ import {
   registry,
   sleep,
   cron,
-  source,
   gateway,
   files,
   echoRoutes,
@@ -21,7 +20,6 @@ import {
   admin,
   apply,
   waitFor,
-  served,
   servesRevision,
   instance,
   kvSnapshot,
@@ -246,12 +244,18 @@ describe('registry object', () => {
         health: 'unhealthy',
         inRotation: false,
       });
-      expect((await instance('service-b@regtest-failing/failing'))!.lastProbe).toMatchObject({ ok: false, detail: 'HTTP 503' });
+      expect((await instance('service-b@regtest-failing/failing'))!.lastProbe).toMatchObject({
+        ok: false,
+        detail: 'HTTP 503',
+      });
       expect((await instance('service-b@regtest-unreachable/unreachable'))!.lastProbe).toMatchObject({ ok: false });
       const audit = (await registry().status()).audit.filter((a) => a.action === 'health');
       expect(audit).toEqual(
         expect.arrayContaining([
-          expect.objectContaining({ actor: 'registry', detail: 'service-b@regtest-failing/failing is unhealthy (HTTP 503)' }),
+          expect.objectContaining({
+            actor: 'registry',
+            detail: 'service-b@regtest-failing/failing is unhealthy (HTTP 503)',
+          }),
         ]),
       );
 
@@ -261,7 +265,10 @@ describe('registry object', () => {
         async () => (await row('regtest-failing'))?.health === 'healthy',
       );
       expect(await row('regtest-failing')).toMatchObject({ health: 'healthy', inRotation: true });
-      expect((await instance('service-b@regtest-failing/failing'))!.lastProbe).toMatchObject({ ok: true, detail: 'HTTP 200' });
+      expect((await instance('service-b@regtest-failing/failing'))!.lastProbe).toMatchObject({
+        ok: true,
+        detail: 'HTTP 200',
+      });
       expect((await row('regtest-unreachable')).health).toBe('unhealthy');
     } finally {
       await control(false);
@@ -456,7 +463,11 @@ describe('rotation follows heartbeats', () => {
       };
       expect(Object.keys(await versions(30)).sort()).toEqual(['v1', 'v2']);
 
-      await waitFor('green to expire', async () => (await instance('service-b@green/worker'))?.status === 'expired', 6000);
+      await waitFor(
+        'green to expire',
+        async () => (await instance('service-b@green/worker'))?.status === 'expired',
+        6000,
+      );
       const expiredAfter = Date.now() - t0;
       const rows = (await admin('GET', 'status')).json.services.find((s: Json) => s.name === 'service-b').endpoints;
       expect(rows.find((b: Json) => b.version === 'green')).toMatchObject({ status: 'expired', inRotation: false });

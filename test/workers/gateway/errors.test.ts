@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { call, type Echo } from '../helpers.ts';
-import { gateway, BASE, echo } from './fixture.ts';
+import { gateway, BASE } from './fixture.ts';
 
 function expectMeshError(body: unknown, code: string, requestId: string): void {
   expect(body).toEqual({ error: { code, message: expect.any(String), requestId } });

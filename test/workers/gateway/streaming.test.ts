@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { call } from '../helpers.ts';
-import { gateway, BASE, echo } from './fixture.ts';
+import { gateway, BASE } from './fixture.ts';
 
 describe('gateway streaming', () => {
   it('streams request and response bodies without buffering them', async () => {

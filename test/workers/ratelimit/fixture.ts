@@ -7,7 +7,7 @@
  * every policy name carries this run's id and every key value is unique to its test.
  */
 import { env } from 'cloudflare:test';
-import { expect, it } from 'vitest';
+import { expect } from 'vitest';
 import { createGateway } from '../../../src/gateway/app.ts';
 import { call, planFrom } from '../helpers.ts';
 

@@ -9,8 +9,6 @@ import {
   BASE,
   registry,
   sleep,
-  source,
-  gateway,
   files,
   echoRoutes,
   type Json,
