@@ -13,7 +13,7 @@ const LAYERS = {
   identity: ['core', 'config'],
   ratelimit: ['core', 'config'],
   runtime: ['core', 'config', 'auth', 'identity', 'ratelimit'],
-  traffic: ['core', 'config', 'auth', 'runtime'],
+  traffic: ['core', 'config', 'auth', 'identity', 'runtime'],
   plan: ['core', 'config', 'router', 'auth', 'ratelimit', 'traffic'],
   registry: ['core', 'config', 'plan', 'runtime', 'traffic'],
   control: ['core', 'config', 'generated', 'identity', 'plan', 'registry'],
@@ -68,6 +68,20 @@ module.exports = {
       to: { dependencyTypes: ['core'] },
     },
     {
+      name: 'core-libraries',
+      severity: 'error',
+      comment: 'src/core uses only jose and path-to-regexp of the libraries.',
+      from: { path: '^src/core/' },
+      to: { dependencyTypesNot: ['local', 'core'], pathNot: '^node_modules/(jose|path-to-regexp)/' },
+    },
+    {
+      name: 'runtime-modules',
+      severity: 'error',
+      comment: 'cloudflare:workers (Durable Objects, entrypoints) only where those classes are defined.',
+      from: { path: '^src/', pathNot: '^src/(ratelimit/store|control/registry/(object|heartbeat))\\.ts$' },
+      to: { path: '^cloudflare:' },
+    },
+    {
       name: 'known-folders',
       severity: 'error',
       comment: 'Every folder of src/ has a place in LAYERS.',
@@ -83,7 +97,6 @@ module.exports = {
   ],
   options: {
     doNotFollow: { path: 'node_modules' },
-    exclude: { path: '^src/generated/mesh-config\\.json$' },
     tsPreCompilationDeps: true,
     tsConfig: { fileName: 'tsconfig.json' },
     enhancedResolveOptions: {

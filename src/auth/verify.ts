@@ -40,6 +40,8 @@ export interface CompiledIssuer {
 }
 
 const NEGATIVE_TTL_MS = 30_000;
+/** Remote key sets an isolate keeps: a few per issuer, across configs that change its URI or cache settings. */
+const MAX_REMOTES = 64;
 /** Failures that no route, clock or key rotation can change: safe to remember. */
 const FINAL_FAILURES = new Set(['malformed token', 'signature invalid', 'token expired']);
 
@@ -107,7 +109,10 @@ export class AuthState {
     const r = issuer.remote!;
     const key = `${issuer.name} ${r.uri} ${fingerprint(r.options)}`;
     let remote = this.#remotes.get(key);
-    if (!remote) this.#remotes.set(key, (remote = new RemoteJwks(r.uri, issuer.name, r.options)));
+    if (remote) return remote;
+    this.#remotes.set(key, (remote = new RemoteJwks(r.uri, issuer.name, r.options)));
+    // Oldest first: a set superseded by a later config is the one not asked for any more.
+    if (this.#remotes.size > MAX_REMOTES) this.#remotes.delete(this.#remotes.keys().next().value!);
     return remote;
   }
 

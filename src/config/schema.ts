@@ -8,8 +8,8 @@
  * service, a version that must exist) are checked in `validate.ts`, which knows file origins.
  */
 import { z } from 'zod';
-import { DEFAULT_CLAIM_HEADERS, RESERVED_CLAIM_HEADERS } from '../core/headers.ts';
-import { ENDPOINT_NAME } from '../core/endpoint.ts';
+import { DEFAULT_CLAIM_HEADERS, RESERVED_CLAIM_HEADERS } from '../core/header-names.ts';
+import { defaultEndpointName, ENDPOINT_NAME } from '../core/endpoint.ts';
 
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 
@@ -87,6 +87,15 @@ export const BackendUrl = z
   .refine(hasNoCredentials, 'must not contain credentials (user:password@): they would be compiled into every bundle')
   .describe('Base URL of a backend outside Workers; the request path is appended to its path.');
 
+/** The endpoint name a URL backend gets by default; undefined when the URL itself is invalid (reported there). */
+function defaultNameOf(url: string): string | undefined {
+  try {
+    return defaultEndpointName({ url });
+  } catch {
+    return undefined;
+  }
+}
+
 export const Backend = z
   .strictObject({
     binding: BindingName.optional(),
@@ -98,6 +107,14 @@ export const Backend = z
   .superRefine((b, ctx) => {
     if ((b.binding === undefined) === (b.url === undefined)) {
       ctx.addIssue({ code: 'custom', message: 'a backend needs exactly one of "binding" or "url"' });
+    } else if (b.name === undefined && b.url !== undefined) {
+      const name = defaultNameOf(b.url);
+      if (name !== undefined && !ENDPOINT_NAME.test(name))
+        ctx.addIssue({
+          code: 'custom',
+          path: ['url'],
+          message: `"${name}" cannot name an endpoint: give the backend a "name"`,
+        });
     }
   })
   .describe('One way to reach the service: a worker over a service binding, or a URL.');

@@ -49,6 +49,16 @@ export function namespaceOf<T extends Rpc.DurableObjectBranded | undefined = und
     : undefined;
 }
 
+/** An RPC binding (a named entrypoint of another worker) with the method the caller needs. */
+export function entrypointOf<T extends Rpc.WorkerEntrypointBranded>(
+  env: MeshBindings,
+  name: string,
+  method: string,
+): Service<T> | undefined {
+  const s = env[name];
+  return isObject(s) && typeof s[method] === 'function' ? (s as unknown as Service<T>) : undefined;
+}
+
 /** A secret or var holding text; undefined when unset or empty. */
 export function textOf(env: MeshBindings, name: string): string | undefined {
   const v = env[name];

@@ -17,8 +17,12 @@ export interface EndpointRef {
   endpoint: string;
 }
 
-/** Endpoint names: letters, digits and ".", "_", ":", "~", "-", at most 253 characters. */
-export const ENDPOINT_NAME = /^[A-Za-z0-9](?:[A-Za-z0-9._:~-]{0,251}[A-Za-z0-9])?$/;
+/**
+ * Endpoint names: letters, digits and ".", "_", ":", "~", "-", at most 253 characters, starting
+ * and ending alphanumeric; or a bracketed IPv6 address with an optional port ("[2001:db8::1]:8080").
+ */
+export const ENDPOINT_NAME =
+  /^(?:[A-Za-z0-9](?:[A-Za-z0-9._:~-]{0,251}[A-Za-z0-9])?|\[[0-9A-Fa-f:.]{2,45}\](?::[0-9]{1,5})?)$/;
 
 /** The endpoint a wrapped worker's own heartbeat speaks for: its version's worker deployment. */
 export const WORKER_ENDPOINT = 'worker';

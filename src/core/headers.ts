@@ -1,32 +1,10 @@
 /**
- * Every header name meshwork sets or reserves, and the header handling shared by the gateway and
- * the wrapper: one place, so a new x-mesh-* header cannot be forgotten in a strip list.
+ * Header handling shared by the gateway, the wrapper and the outbound call path. The names
+ * themselves are in header-names.ts (re-exported here).
  */
+import { MESH_HEADER_PREFIX } from './header-names.ts';
 
-/** Reserved for meshwork: stripped from every client request at the gateway, set only by the mesh. */
-export const MESH_HEADER_PREFIX = 'x-mesh-';
-/** Who is calling: the caller's signed identity token (identity/tokens.ts). */
-export const IDENTITY_HEADER = 'x-mesh-identity';
-/** The end user the gateway verified: its signed user assertion. */
-export const USER_HEADER = 'x-mesh-user';
-/** Name of the route that matched at the gateway. */
-export const ROUTE_HEADER = 'x-mesh-route';
-/** On responses: the config version that routed the request. */
-export const CONFIG_VERSION_HEADER = 'x-mesh-config-version';
-export const REQUEST_ID_HEADER = 'x-request-id';
-export const TRACEPARENT_HEADER = 'traceparent';
-export const TRACESTATE_HEADER = 'tracestate';
-/** Set by Cloudflare's edge to the client's address. */
-export const CLIENT_IP_HEADER = 'cf-connecting-ip';
-/** Sent by the CLI to label the audit log (a label; the admin token is the proof). */
-export const ACTOR_HEADER = 'x-meshwork-actor';
-
-/** Default claim headers: verified claims to backends (auth.claimHeaders). */
-export const DEFAULT_CLAIM_HEADERS: Readonly<Record<string, string>> = {
-  sub: 'x-mesh-sub',
-  scopes: 'x-mesh-scopes',
-  iss: 'x-mesh-issuer',
-};
+export * from './header-names.ts';
 
 /** RFC 9110 section 7.6.1 connection-specific fields, plus the legacy proxy ones. */
 const HOP_BY_HOP = new Set([
@@ -101,49 +79,27 @@ export function setForwarded(headers: Headers, url: URL, clientIp: string | null
 }
 
 /**
- * Header names a claim may not be written to: the mesh's own, credentials, hop-by-hop and
- * framing fields, and what the gateway sets for tracing and forwarding.
- */
-export const RESERVED_CLAIM_HEADERS: ReadonlySet<string> = new Set([
-  IDENTITY_HEADER,
-  USER_HEADER,
-  ROUTE_HEADER,
-  CONFIG_VERSION_HEADER,
-  'authorization',
-  'cookie',
-  'set-cookie',
-  'host',
-  'content-length',
-  'content-type',
-  'content-encoding',
-  REQUEST_ID_HEADER,
-  TRACEPARENT_HEADER,
-  TRACESTATE_HEADER,
-  'x-forwarded-for',
-  'x-forwarded-proto',
-  'x-forwarded-host',
-  CLIENT_IP_HEADER,
-  ...HOP_BY_HOP,
-  ...CLIENT_FORWARDING,
-]);
-
-/**
  * Adds headers to a response. `append` keeps what the response already has (a service's own
- * RateLimit fields stay when the gateway adds its own); `set` replaces. A response whose headers
- * are immutable (from fetch) is copied first; a WebSocket upgrade is returned as it is.
+ * RateLimit fields stay when the gateway adds its own); `set` replaces. The response is changed in
+ * place when its headers may be changed, and copied (keeping a WebSocket) when they may not (a
+ * response straight from fetch or a binding).
  */
 export function withHeaders(
   response: Response,
   pairs: ReadonlyArray<readonly [string, string]>,
   mode: 'append' | 'set',
 ): Response {
-  if (pairs.length === 0 || response.status === 101) return response;
-  let out = response;
+  if (pairs.length === 0) return response;
   try {
-    for (const [name, value] of pairs) out.headers[mode](name, value);
+    for (const [name, value] of pairs) response.headers[mode](name, value);
+    return response;
   } catch {
-    out = new Response(response.body, response);
-    for (const [name, value] of pairs) out.headers[mode](name, value);
+    // Immutable headers refuse the first change, so nothing was changed yet.
+    const copy =
+      response.status === 101 && response.webSocket
+        ? new Response(null, { status: 101, webSocket: response.webSocket, headers: response.headers })
+        : new Response(response.body, response);
+    for (const [name, value] of pairs) copy.headers[mode](name, value);
+    return copy;
   }
-  return out;
 }

@@ -4,7 +4,7 @@
  * Each is compiled once per isolate.
  */
 import { createLocalJWKSet, type JSONWebKeySet, type JWSHeaderParameters } from 'jose';
-import type { MeshBindings } from './bindings.ts';
+import { textOf, type MeshBindings } from './bindings.ts';
 
 /** A key set inline, or the env var / secret that holds its JSON (config: JwksSource). */
 export type JwksSource = { keys: Array<Record<string, unknown>> } | { env: string };
@@ -47,8 +47,8 @@ export function parseJwks(text: string, what: string): JSONWebKeySet {
 function envJwks(name: string): KeyResolver {
   let cached: { text: string; set: LocalSet } | undefined;
   return async (header, io) => {
-    const text = io.env[name];
-    if (typeof text !== 'string' || text === '') throw new KeysUnavailable(`env ${name} (JWKS) is not set`);
+    const text = textOf(io.env, name);
+    if (text === undefined) throw new KeysUnavailable(`env ${name} (JWKS) is not set`);
     if (cached?.text !== text) cached = { text, set: createLocalJWKSet(parseJwks(text, `env ${name}`)) };
     return await cached.set(header);
   };
@@ -63,9 +63,8 @@ export function jwksResolver(spec: JwksSource): KeyResolver {
 export function secretResolver(envName: string): KeyResolver {
   let cached: { text: string; key: Uint8Array } | undefined;
   return async (_header, io) => {
-    const text = io.env[envName];
-    if (typeof text !== 'string' || text.length === 0)
-      throw new KeysUnavailable(`env ${envName} (shared secret) is not set`);
+    const text = textOf(io.env, envName);
+    if (text === undefined) throw new KeysUnavailable(`env ${envName} (shared secret) is not set`);
     // RFC 7518 section 3.2: an HMAC key must be at least as long as the hash (256 bits for HS256).
     if (new TextEncoder().encode(text).length < 32)
       throw new KeysUnavailable(`env ${envName} (shared secret) is shorter than 32 bytes`);

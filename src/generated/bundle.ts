@@ -1,6 +1,6 @@
 /**
- * The routes/ directory as compiled by `scripts/build-config.ts` (run by wrangler's [build]
- * command and before tests), so what is in routes/ at deploy time is what runs.
+ * The routes/ directory as compiled by `npm run build:config` (wrangler's [build] command runs
+ * it, and so do the tests), so what is in routes/ at deploy time is what runs.
  */
 import type { MeshBundle } from '../config/schema.ts';
 import data from './mesh-config.json';

@@ -6,7 +6,7 @@
  * it claims to come from, so a compromised service can speak only for itself.
  */
 import { importJWK, type JWK } from 'jose';
-import type { MeshBindings } from '../core/bindings.ts';
+import { textOf, type MeshBindings } from '../core/bindings.ts';
 import { jwksResolver, KeysUnavailable, type KeyResolver } from '../core/keys.ts';
 import type { IdentitySpec } from '../config/schema.ts';
 
@@ -48,8 +48,8 @@ export class MeshKeys {
 
   /** This worker's signing key, imported once per isolate (and again only if the secret changes). */
   signer(env: MeshBindings): Promise<MeshSigner> {
-    const text = env[this.#signingEnv];
-    if (typeof text !== 'string' || text === '') {
+    const text = textOf(env, this.#signingEnv);
+    if (text === undefined) {
       return Promise.reject(new KeysUnavailable(`env ${this.#signingEnv} (this worker's mesh signing key) is not set`));
     }
     if (this.#signer?.text !== text) {

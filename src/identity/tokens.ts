@@ -49,9 +49,21 @@ export class IdentityMinter {
     readonly ttl: number,
   ) {}
 
-  async identityFor(target: string, env: MeshBindings): Promise<string> {
+  /** The cached identity token for `target` while it is fresh; undefined when one must be minted. */
+  cachedIdentity(target: string): string | undefined {
     const cached = this.#tokens.get(target);
-    if (cached && cached.exp - now() > REFRESH_MARGIN) return cached.token;
+    return cached && cached.exp - now() > REFRESH_MARGIN ? cached.token : undefined;
+  }
+
+  /** The cached assertion of `user` while it is fresh; undefined when one must be minted. */
+  cachedUserAssertion(user: VerifiedUser): string | undefined {
+    const cached = this.#users.get(user);
+    return cached && cached.exp - now() > REFRESH_MARGIN ? cached.token : undefined;
+  }
+
+  async identityFor(target: string, env: MeshBindings): Promise<string> {
+    const cached = this.cachedIdentity(target);
+    if (cached !== undefined) return cached;
     const signer = await this.keys.signer(env);
     const iat = now();
     const exp = iat + this.ttl;
@@ -69,8 +81,8 @@ export class IdentityMinter {
 
   /** Cached per verified user object, which the gateway's token cache reuses per token. */
   async userAssertion(user: VerifiedUser, env: MeshBindings): Promise<string> {
-    const cached = this.#users.get(user);
-    if (cached && cached.exp - now() > REFRESH_MARGIN) return cached.token;
+    const cached = this.cachedUserAssertion(user);
+    if (cached !== undefined) return cached;
     const signer = await this.keys.signer(env);
     const iat = now();
     const exp = Math.min(Math.max(user.exp, iat + USER_MIN_TTL), iat + USER_MAX_TTL);

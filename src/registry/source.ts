@@ -15,7 +15,7 @@ import type { MeshBundle } from '../config/schema.ts';
 import { compilePlan, type Plan } from '../plan/compile.ts';
 import { MeshRuntime } from '../runtime/runtime.ts';
 import { overlayService } from './overlay.ts';
-import { SNAPSHOT_REVISION_KEY, snapshotKey, type Instance, type Snapshot } from './types.ts';
+import { SNAPSHOT_REVISION_KEY, snapshotKey, upgradeInstance, type Instance, type Snapshot } from './types.ts';
 
 /** The first request of an isolate waits this long at most for the snapshot. */
 const FIRST_LOAD_TIMEOUT_MS = 1000;
@@ -119,7 +119,8 @@ export class MeshSource {
   apply(snap: Snapshot): void {
     const base = this.#compile(snap.bundle ?? this.bundled);
     this.#served = {
-      plan: withInstances(base, snap.instances),
+      // A snapshot published before an upgrade names records in their old form.
+      plan: withInstances(base, snap.instances.map(upgradeInstance)),
       revision: snap.revision,
       epoch: snap.epoch,
       configRevision: snap.configRevision,

@@ -2,7 +2,7 @@
  * The registry's data: service instances and applied configs, and the snapshot it publishes to
  * KV for gateways and services to route by.
  */
-import { defaultEndpointName, endpointKey, WORKER_ENDPOINT } from '../core/endpoint.ts';
+import { defaultEndpointName, endpointKey, parseEndpointKey, WORKER_ENDPOINT } from '../core/endpoint.ts';
 import type { MeshBundle } from '../config/schema.ts';
 
 export type Health = 'unknown' | 'healthy' | 'unhealthy';
@@ -52,6 +52,18 @@ export function instanceEndpoint(info: InstanceInfo): string {
 
 export function instanceKey(info: InstanceInfo): string {
   return endpointKey({ service: info.service, version: info.version, endpoint: instanceEndpoint(info) });
+}
+
+/**
+ * A record as an earlier meshwork wrote it (keyed "service@version", no endpoint), in today's
+ * form: a self-registered one is its version's worker record, an operator's is the endpoint its
+ * binding or URL names (or the worker record without either). Both the registry's stored state
+ * and snapshots still in KV from before an upgrade are read through this.
+ */
+export function upgradeInstance(inst: Instance): Instance {
+  if (inst.endpoint !== undefined && parseEndpointKey(inst.id)) return inst;
+  const endpoint = inst.endpoint ?? (inst.source === 'self' ? WORKER_ENDPOINT : instanceEndpoint(inst));
+  return { ...inst, id: endpointKey({ service: inst.service, version: inst.version, endpoint }), endpoint };
 }
 
 export interface AuditEntry {

@@ -10,6 +10,7 @@ import type { MeshUser, VerifiedUser } from '../core/user.ts';
 import type { IdentitySpec, TokenSourceSpec } from '../config/schema.ts';
 import type { MeshRuntime } from '../runtime/runtime.ts';
 import type { Endpoint, EndpointSet } from './endpoints.ts';
+import type { Upstream } from './upstream.ts';
 
 /** How the request to send is made. */
 export type CallSource =
@@ -60,8 +61,11 @@ export interface OutboundCall {
   readonly plan: TrafficPlan;
   readonly runtime: MeshRuntime;
   readonly env: MeshBindings;
-  /** Set by the endpoint layer. */
+  /** Set by callService: the target service as the plan in force has it. */
+  target?: TrafficService;
+  /** Set by the endpoint layer: the endpoint and how to reach it. */
   endpoint?: Endpoint;
+  upstream?: Upstream;
   /** Set by the request layer: what will be sent (its headers may still be added to). */
   request?: Request;
 }

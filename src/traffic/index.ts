@@ -15,5 +15,6 @@ export function callService(call: OutboundCall): Promise<Response> {
       errorResponse(503, 'unknown_service', `service "${call.service}" is not in the mesh`, call.requestId),
     );
   }
+  call.target = service;
   return service.stack(call);
 }

@@ -2,7 +2,7 @@
  * The service side of self-registration: heartbeats to the registry's entrypoint on the gateway
  * (bound as MESH_REGISTRY), at most one per interval per isolate, off the request path.
  */
-import type { MeshBindings } from '../core/bindings.ts';
+import { entrypointOf, type MeshBindings } from '../core/bindings.ts';
 import { errorText, logEvent } from '../core/log.ts';
 import type { RegistryHeartbeat } from '../control/registry/heartbeat.ts';
 import type { Plan } from '../plan/compile.ts';
@@ -23,8 +23,8 @@ export class Heartbeat {
 
   /** Sends one if due (or `force`), in the background. */
   beat(env: MeshBindings, ctx: ExecutionContext, plan: Plan, version: string | undefined, force: boolean): void {
-    const registry = env.MESH_REGISTRY as Service<RegistryHeartbeat> | undefined;
-    if (!registry || typeof (registry as { heartbeat?: unknown }).heartbeat !== 'function') return;
+    const registry = entrypointOf<RegistryHeartbeat>(env, 'MESH_REGISTRY', 'heartbeat');
+    if (!registry) return;
     const every = Math.min(HEARTBEAT_EVERY_S, plan.config.registry.heartbeatTtl / 3) * 1000;
     const now = Date.now();
     if (!force && now - this.#last < every) return;

@@ -83,6 +83,20 @@ describe('layers of src/', () => {
     expect(r.out).toContain('src-stays-in-src');
     expect(r.out).toContain('node-only-in-node');
   }, 60_000);
+
+  it('core uses only its two libraries, and only the Durable Object and entrypoint modules use cloudflare:workers', () => {
+    const r = cruise(
+      tree({
+        'src/core/z.ts': "import { z } from 'zod';\nexport const s = z.string();\n",
+        'src/plan/d.ts': "import { DurableObject } from 'cloudflare:workers';\nexport const D = DurableObject;\n",
+        'node_modules/zod/package.json': '{ "name": "zod", "main": "index.js" }',
+        'node_modules/zod/index.js': 'export const z = {};\n',
+      }),
+    );
+    expect(r.code).not.toBe(0);
+    expect(r.out).toContain('core-libraries');
+    expect(r.out).toContain('runtime-modules');
+  }, 60_000);
 });
 
 describe('one outbound call path', () => {

@@ -47,8 +47,9 @@ export const InstanceBody = z
       .optional(),
   })
   .superRefine((b, ctx) => {
-    if ((b.binding === undefined) === (b.url === undefined))
-      ctx.addIssue({ code: 'custom', message: 'an endpoint needs exactly one of "binding" or "url"' });
+    // Neither: the record speaks for the version's config endpoints, as a worker's heartbeat does.
+    if (b.binding !== undefined && b.url !== undefined)
+      ctx.addIssue({ code: 'custom', message: 'an endpoint has at most one of "binding" or "url"' });
   });
 export const INSTANCE_SHAPE =
-  '{ "service", "version"?, "endpoint"?, "binding" | "url", "weight"?, "healthPath"?, "metadata"? }';
+  '{ "service", "version"?, "endpoint"?, "binding"? | "url"?, "weight"?, "healthPath"?, "metadata"? }';

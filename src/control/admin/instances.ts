@@ -32,7 +32,8 @@ export function instanceRoutes(
   });
 
   app.delete('/instances/:id{.+}', async (c) => {
-    const id = decodeURIComponent(c.req.param('id'));
+    // Hono hands the parameter over decoded already.
+    const id = c.req.param('id');
     const reg = registry(c);
     if (!(await reg.deregister(id, c.get('actor'))))
       return errorResponse(404, 'not_found', `no instance "${id}"`, rid(c));

@@ -4,7 +4,8 @@
  */
 import type { Hono } from 'hono';
 import { compilePlan } from '../../plan/compile.ts';
-import { endpointViews, inRotation } from '../../registry/overlay.ts';
+import { errorText } from '../../core/log.ts';
+import { endpointViews } from '../../registry/overlay.ts';
 import type { Instance } from '../../registry/types.ts';
 import type { MeshRegistry } from '../registry/object.ts';
 import { activeConfig } from './config.ts';
@@ -52,12 +53,21 @@ export function statusRoutes(
     const reg = registry(c);
     const [status, active] = await Promise.all([reg.status(), activeConfig(reg)]);
     const instances = status.instances as Instance[];
-    const plan = compilePlan(active.bundle);
+    let plan: ReturnType<typeof compilePlan> | undefined;
+    let configError: string | undefined;
+    try {
+      plan = compilePlan(active.bundle);
+    } catch (e) {
+      // A config applied by an earlier meshwork that today's schema refuses: its records still show.
+      configError = `the config in force (${active.bundle.version}) does not pass the current schema: ${errorText(e)}`;
+    }
     const shown = new Set<string>();
+    const rotating = new Set<string>();
     const services: Array<{ name: string; endpoints: EndpointRow[] }> = [];
-    for (const svc of plan.services.values()) {
+    for (const svc of plan?.services.values() ?? []) {
       const endpoints = endpointViews(svc, instances).map((v) => {
         if (v.record) shown.add(v.record.id);
+        if (v.record && v.inRotation) rotating.add(v.record.id);
         const e = v.endpoint;
         const target = e.kind === 'binding' ? `binding ${e.binding}` : `url ${e.url.href}`;
         return row(e.key, e.version, target, v.weight, v.inRotation, v.record);
@@ -79,8 +89,10 @@ export function statusRoutes(
       revision: status.revision,
       configRevision: status.configRevision,
       configVersion: status.configVersion,
+      ...(configError ? { configError } : {}),
       services,
-      instances: instances.map((i) => ({ ...i, inRotation: inRotation(i) })),
+      // A record is in rotation when an endpoint it speaks for takes traffic.
+      instances: instances.map((i) => ({ ...i, inRotation: rotating.has(i.id) })),
     });
   });
 }

@@ -9,6 +9,7 @@
 import { WorkerEntrypoint } from 'cloudflare:workers';
 import type { MeshBindings } from '../../core/bindings.ts';
 import { normalizeBundle } from '../../config/bundle.ts';
+import { Version } from '../../config/schema.ts';
 import { bundledConfig } from '../../generated/bundle.ts';
 import { IdentityState } from '../../identity/tokens.ts';
 import { REGISTRY_AUDIENCE } from '../../registry/types.ts';
@@ -35,6 +36,11 @@ export class RegistryHeartbeat extends WorkerEntrypoint<MeshBindings> {
     if (!check.ok) return { ok: false, error: `heartbeat refused: ${check.description}` };
     if (check.caller !== info?.service)
       return { ok: false, error: `heartbeat refused: ${check.caller} cannot speak for ${String(info?.service)}` };
+    if (info.version !== undefined && !Version.safeParse(info.version).success)
+      return {
+        ok: false,
+        error: `heartbeat refused: version ${JSON.stringify(String(info.version).slice(0, 80))} is not a version label (letters, digits, ".", "_", "-")`,
+      };
     const registry = registryOf(this.env);
     if (!registry) return { ok: false, error: 'heartbeat refused: the gateway has no MESH_REGISTRY binding' };
     const healthPath =
@@ -44,7 +50,7 @@ export class RegistryHeartbeat extends WorkerEntrypoint<MeshBindings> {
     // Its name, version and health path only: a heartbeat cannot point traffic anywhere.
     const result = await registry.heartbeat({
       service: info.service,
-      ...(typeof info.version === 'string' ? { version: info.version.slice(0, 63) } : {}),
+      ...(info.version !== undefined ? { version: info.version } : {}),
       ...(healthPath ? { healthPath } : {}),
     });
     return { ok: true, ...result };

@@ -7,6 +7,19 @@ import { instanceEndpoint, instanceKey } from '../../registry/types.ts';
 import { audit } from './history.ts';
 import type { RegistryState } from './state.ts';
 
+function newRecord(info: InstanceInfo, source: Instance['source'], now: number): Instance {
+  return {
+    ...info,
+    id: instanceKey(info),
+    endpoint: instanceEndpoint(info),
+    registeredAt: now,
+    lastHeartbeat: now,
+    status: 'active',
+    health: 'unknown',
+    source,
+  };
+}
+
 /**
  * A service's heartbeat: creates its record or keeps it alive. Returns whether routing changes
  * (a new record, or one coming back from expiry), which needs a new published revision.
@@ -18,16 +31,7 @@ export function heartbeat(s: RegistryState, info: InstanceInfo, now: number): { 
   // In place: a probe running meanwhile holds this object and records its result on it.
   const instance: Instance = prior
     ? Object.assign(prior, info, { lastHeartbeat: now, status: 'active' as const })
-    : {
-        ...info,
-        id,
-        endpoint: instanceEndpoint(info),
-        registeredAt: now,
-        lastHeartbeat: now,
-        status: 'active',
-        health: 'unknown',
-        source: 'self',
-      };
+    : newRecord(info, 'self', now);
   s.instances[id] = instance;
   if (prior && wasActive) return { instance, routing: false };
   audit(s, now, info.service, 'register', prior ? `${id} is heartbeating again` : `${id} registered itself`);
@@ -36,17 +40,8 @@ export function heartbeat(s: RegistryState, info: InstanceInfo, now: number): { 
 
 /** An operator registers an endpoint (e.g. a backend outside Workers). It does not expire; probes decide its health. */
 export function register(s: RegistryState, info: InstanceInfo, actor: string, now: number): Instance {
-  const id = instanceKey(info);
-  const instance: Instance = {
-    ...info,
-    id,
-    endpoint: instanceEndpoint(info),
-    registeredAt: now,
-    lastHeartbeat: now,
-    status: 'active',
-    health: 'unknown',
-    source: 'admin',
-  };
+  const instance = newRecord(info, 'admin', now);
+  const id = instance.id;
   s.instances[id] = instance;
   const where = info.url ? ` at ${info.url}` : info.binding ? ` via ${info.binding}` : '';
   audit(s, now, actor, 'register', `${id} registered${where}`);

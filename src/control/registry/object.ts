@@ -11,7 +11,8 @@
 import { DurableObject } from 'cloudflare:workers';
 import { kvOf, namespaceOf, type MeshBindings } from '../../core/bindings.ts';
 import { normalizeBundle } from '../../config/bundle.ts';
-import type { MeshBundle } from '../../config/schema.ts';
+import { Registry, type MeshBundle } from '../../config/schema.ts';
+import { errorText, logEvent } from '../../core/log.ts';
 import { bundledConfig } from '../../generated/bundle.ts';
 import type { AppliedConfig, AuditEntry, Instance, InstanceInfo, Snapshot } from '../../registry/types.ts';
 import { REGISTRY_NAME } from '../../registry/types.ts';
@@ -52,7 +53,10 @@ export class MeshRegistry extends DurableObject<MeshBindings> {
       () => this.#snapshot(),
     );
     void ctx.blockConcurrencyWhile(async () => {
-      this.#s = loadState(await ctx.storage.get<RegistryState>('state'));
+      const { state, upgraded } = loadState(await ctx.storage.get<RegistryState>('state'));
+      this.#s = state;
+      // Records written by an earlier meshwork: persisted and published in today's form now.
+      if (upgraded) await this.#changed();
     });
   }
 
@@ -64,12 +68,27 @@ export class MeshRegistry extends DurableObject<MeshBindings> {
     const stored = history.activeBundle(this.#s, bundledConfig);
     // A config applied by an earlier meshwork is read in today's form (every default filled in).
     let bundle = normalized.get(stored);
-    if (!bundle) normalized.set(stored, (bundle = normalizeBundle(stored)));
+    if (!bundle) {
+      try {
+        bundle = normalizeBundle(stored);
+      } catch (e) {
+        // Valid when applied, not by today's schema: still what is in force, shown as stored.
+        // (Gateways log it and keep serving the config they have.) Roll back or apply anew.
+        logEvent('error', 'config in force does not pass the current schema', {
+          version: stored.version,
+          error: errorText(e),
+        });
+        bundle = stored;
+      }
+      normalized.set(stored, bundle);
+    }
     return bundle;
   }
 
   #settings(): { ttlMs: number; probeMs: number } {
-    const r = this.#active().config.registry;
+    // The schema's defaults for anything the config in force does not say (or says wrongly).
+    const parsed = Registry.safeParse(this.#active().config.registry ?? {});
+    const r = parsed.success ? parsed.data : Registry.parse({});
     return { ttlMs: r.heartbeatTtl * 1000, probeMs: r.probeInterval * 1000 };
   }
 

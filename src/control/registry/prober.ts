@@ -6,16 +6,16 @@ import { fetcherOf, type MeshBindings } from '../../core/bindings.ts';
 import { versionKey, WORKER_ENDPOINT } from '../../core/endpoint.ts';
 import { errorText } from '../../core/log.ts';
 import type { MeshConfig } from '../../config/schema.ts';
+import { HEALTH_PATH } from '../../registry/health.ts';
 import type { Instance } from '../../registry/types.ts';
 
 const PROBE_TIMEOUT_MS = 3000;
-export const DEFAULT_HEALTH_PATH = '/_mesh/health';
 
 export type ProbeTarget = { kind: 'binding'; fetcher: Fetcher } | { kind: 'url'; url: string };
 
 /**
  * Where to probe a record: its own binding or URL, or (a worker record) its version's first
- * config endpoint.
+ * config endpoint: a version's worker deployment answers the same on each of its bindings.
  */
 export function targetOf(inst: Instance, config: MeshConfig, env: MeshBindings): ProbeTarget | undefined {
   let { binding, url } = inst;
@@ -33,7 +33,7 @@ export function targetOf(inst: Instance, config: MeshConfig, env: MeshBindings):
 
 export async function probe(inst: Instance, target: ProbeTarget): Promise<{ ok: boolean; detail: string }> {
   try {
-    const path = inst.healthPath ?? DEFAULT_HEALTH_PATH;
+    const path = inst.healthPath ?? HEALTH_PATH;
     const signal = AbortSignal.timeout(PROBE_TIMEOUT_MS);
     const res =
       target.kind === 'binding'
@@ -72,7 +72,7 @@ export async function wakeUnregistered(
       if (!fetcher) continue;
       waits.push(
         fetcher
-          .fetch(`https://${service}${DEFAULT_HEALTH_PATH}`, { signal: AbortSignal.timeout(PROBE_TIMEOUT_MS) })
+          .fetch(`https://${service}${HEALTH_PATH}`, { signal: AbortSignal.timeout(PROBE_TIMEOUT_MS) })
           .then((r) => r.body?.cancel())
           .catch(() => undefined),
       );

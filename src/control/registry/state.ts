@@ -1,9 +1,8 @@
 /**
  * The registry's persisted state, and how state written by an earlier meshwork is read.
  */
-import { WORKER_ENDPOINT, endpointKey, parseEndpointKey } from '../../core/endpoint.ts';
 import type { AppliedConfig, AuditEntry, Instance } from '../../registry/types.ts';
-import { instanceEndpoint } from '../../registry/types.ts';
+import { upgradeInstance } from '../../registry/types.ts';
 
 export interface RegistryState {
   /** By endpoint key. */
@@ -23,23 +22,20 @@ export function freshState(): RegistryState {
 }
 
 /**
- * State as stored, brought to the current form. Instances from before endpoint keys were keyed
- * "service@version": they become that version's worker record, or the endpoint their binding or
- * URL names.
+ * State as stored, brought to the current form (records from before endpoint keys get theirs:
+ * registry/types.ts upgradeInstance). `upgraded` says whether anything changed, so the registry
+ * can publish the new form at once rather than at its next change.
  */
-export function loadState(saved: Partial<RegistryState> | undefined): RegistryState {
+export function loadState(saved: Partial<RegistryState> | undefined): { state: RegistryState; upgraded: boolean } {
   const state = { ...freshState(), ...saved };
   state.heads = saved?.heads ?? [state.head];
   const instances: Record<string, Instance> = {};
+  let upgraded = false;
   for (const inst of Object.values(state.instances)) {
-    if (parseEndpointKey(inst.id) && inst.endpoint !== undefined) {
-      instances[inst.id] = inst;
-      continue;
-    }
-    const endpoint = inst.endpoint ?? (inst.source === 'self' ? WORKER_ENDPOINT : instanceEndpoint(inst));
-    const id = endpointKey({ service: inst.service, version: inst.version, endpoint });
-    instances[id] = { ...inst, id, endpoint };
+    const now = upgradeInstance(inst);
+    if (now !== inst) upgraded = true;
+    instances[now.id] = now;
   }
   state.instances = instances;
-  return state;
+  return { state, upgraded };
 }

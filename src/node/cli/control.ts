@@ -6,6 +6,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { parseArgs } from 'node:util';
+import { ACTOR_HEADER } from '../../core/header-names.ts';
 import { bundleRoutesDir } from '../config/load-dir.ts';
 import { formatIssue, type ConfigIssue } from '../../config/validate.ts';
 import { devKeysPath, type DevKeys } from './keys.ts';
@@ -53,7 +54,7 @@ async function call(
       headers: {
         authorization: `Bearer ${conn.token}`,
         'content-type': 'application/json',
-        'x-meshwork-actor': safeUser(),
+        [ACTOR_HEADER]: safeUser(),
       },
       ...(body === undefined ? {} : { body: JSON.stringify(body) }),
       // Never follow: a redirect could carry the token elsewhere or turn a POST into a GET.
@@ -151,8 +152,16 @@ export async function diff(args: string[], root: string): Promise<number> {
     };
   };
   const { summary } = d;
-  if (d.from === d.to) {
-    console.log(`no change: ${conn.url} runs config ${d.from}`);
+  const changed =
+    d.patch !== '' ||
+    summary.sections.length > 0 ||
+    [summary.routes, summary.services, summary.rateLimits ?? {}].some((c) =>
+      Object.values(c).some((n) => n.length > 0),
+    );
+  if (d.from === d.to || !changed) {
+    // Same files, different version: the config was validated by another meshwork release.
+    const note = d.from === d.to ? '' : ` (same routes files; version ${d.to} when applied by this release)`;
+    console.log(`no change: ${conn.url} runs config ${d.from}${note}`);
     return 0;
   }
   process.stdout.write(d.patch);

@@ -87,7 +87,7 @@ describe('state from an earlier meshwork', () => {
   it('reads records keyed "service@version" as endpoint records', () => {
     const old = (id: string, extra: Partial<Instance>) =>
       ({ id, registeredAt: T0, lastHeartbeat: T0, status: 'active', health: 'healthy', ...extra }) as Instance;
-    const s = loadState({
+    const { state: s, upgraded } = loadState({
       instances: {
         'svc@v1': old('svc@v1', { service: 'svc', version: 'v1', source: 'self' }),
         'svc@ext': old('svc@ext', { service: 'svc', version: 'ext', url: 'https://ext.example', source: 'admin' }),
@@ -99,5 +99,8 @@ describe('state from an earlier meshwork', () => {
     expect(Object.keys(s.instances).sort()).toEqual(['other/worker', 'svc@ext/ext.example', 'svc@v1/worker']);
     expect(s.instances['svc@v1/worker']).toMatchObject({ endpoint: 'worker', health: 'healthy' });
     expect(s).toMatchObject({ revision: 7, epoch: 'e', heads: [0] });
+    expect(upgraded).toBe(true);
+    // Read again, nothing is left to upgrade.
+    expect(loadState(JSON.parse(JSON.stringify(s)) as RegistryState).upgraded).toBe(false);
   });
 });

@@ -264,6 +264,20 @@ routes:
     );
     expect((await admin('POST', 'instances', { body: { service: 'regtest-echo', url: 'ftp://x' } })).status).toBe(400);
     expect((await admin('POST', 'instances', { body: { service: 'regtest-echo', weight: -1 } })).status).toBe(400);
+    const both = await admin('POST', 'instances', {
+      body: { service: 'regtest-echo', binding: 'ECHO', url: `${env.UPSTREAM_URL}/x` },
+    });
+    expect(both).toMatchObject({
+      status: 400,
+      json: { error: { message: expect.stringContaining('at most one of') } },
+    });
+    const typo = await admin('POST', 'instances', {
+      body: { service: 'regtest-echo', url: `${env.UPSTREAM_URL}/x`, wieght: 2 },
+    });
+    expect(typo).toMatchObject({ status: 400, json: { error: { message: expect.stringContaining('wieght') } } });
+    expect((await registry().status()).instances.filter((i) => i.service === 'regtest-echo').map((i) => i.id)).toEqual([
+      'regtest-echo@ext/ext-1',
+    ]);
 
     const del = await admin('DELETE', 'instances/regtest-echo@ext/ext-1');
     expect(del).toMatchObject({ status: 200, json: { removed: 'regtest-echo@ext/ext-1' } });

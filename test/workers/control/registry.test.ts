@@ -389,6 +389,13 @@ describe('history, audit and rollback', () => {
       ok: false,
       error: expect.stringMatching(/refused/),
     });
+    // A version label that is not one (it would make the record's key ambiguous) is refused.
+    expect(
+      await env.MESH_HEARTBEAT.heartbeat(await mint('service-c'), { service: 'service-c', version: 'v1/x@y' }),
+    ).toEqual({
+      ok: false,
+      error: expect.stringMatching(/is not a version label/),
+    });
     // A genuine heartbeat registers the service, but cannot point traffic anywhere.
     const info = {
       service: 'service-c',

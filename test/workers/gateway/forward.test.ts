@@ -87,6 +87,9 @@ describe('gateway forwarding', () => {
       headers: { upgrade: 'websocket', connection: 'Upgrade' },
     });
     expect(res.status).toBe(101);
+    // The handshake answer carries what every gateway answer does.
+    expect(res.headers.get('x-mesh-config-version')).toBe('test-version');
+    expect(res.headers.get('x-request-id')).toBeTruthy();
     const ws = res.webSocket!;
     ws.accept();
     const reply = new Promise<string>((resolve) => ws.addEventListener('message', (e) => resolve(String(e.data))));

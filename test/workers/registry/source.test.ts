@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { createGateway } from '../../../src/gateway/app.ts';
 import { bundledConfig } from '../../../src/generated/bundle.ts';
 import { MeshSource } from '../../../src/registry/source.ts';
-import { SNAPSHOT_KEY, SNAPSHOT_REVISION_KEY } from '../../../src/registry/types.ts';
+import { SNAPSHOT_KEY, SNAPSHOT_REVISION_KEY, type Instance } from '../../../src/registry/types.ts';
 import { call, type Echo } from '../helpers.ts';
 import {
   BASE,
@@ -163,5 +163,41 @@ describe('KV read path', () => {
     const { heartbeat: hb1 = 0, ...rest1 } = after;
     expect(rest1).toEqual(rest0);
     expect(hb1 - hb0).toBeLessThan(4);
+  });
+});
+
+describe('snapshots from before endpoint keys', () => {
+  it('route by their records as they did: an expired version stays out of rotation', async () => {
+    const s = new MeshSource(bundledConfig, { live: false });
+    const gw = createGateway({ source: s });
+    const now = Date.now();
+    const old = (service: string, version: string, status: 'active' | 'expired') =>
+      ({
+        id: `${service}@${version}`,
+        service,
+        version,
+        registeredAt: now,
+        lastHeartbeat: now,
+        status,
+        health: 'healthy',
+        source: 'self',
+      }) as unknown as Instance;
+    s.apply({
+      revision: 1,
+      epoch: 'before-endpoint-keys',
+      configRevision: 0,
+      bundle: null,
+      instances: [old('service-b', 'v1', 'expired'), old('service-b', 'v2', 'active')],
+      publishedAt: now,
+    });
+    const versions = new Set<string | null>();
+    for (let i = 0; i < 20; i++) {
+      const res = await call(gw, `${BASE}/service-b`);
+      expect(res.status).toBe(200);
+      versions.add(res.headers.get('x-service-version'));
+      await res.body?.cancel();
+    }
+    // v1 would take 90% if its expired record were not recognised.
+    expect([...versions]).toEqual(['v2']);
   });
 });
