@@ -33,7 +33,9 @@ export default defineConfig({
               ...extra,
             });
             // The real gateway bundle hosts the RateLimiter Durable Object class, as in production.
+            // Tests standing in for the gateway bind it; services reach it through the entrypoint.
             const limiter = { MESH_RATE_LIMITER: { className: 'RateLimiter', scriptName: 'meshwork-gateway' } };
+            const limits = { MESH_RATE_LIMITER: { name: 'meshwork-gateway', entrypoint: 'RateLimits' } };
             // Services reach the registry only through the gateway's heartbeat entrypoint.
             const heartbeat = { MESH_REGISTRY: { name: 'meshwork-gateway', entrypoint: 'RegistryHeartbeat' } };
             // One KV namespace for every worker, as in production: the registry's snapshots.
@@ -42,8 +44,7 @@ export default defineConfig({
               js(name, bundles.serviceB, {
                 modulesRoot: bundles.dir,
                 bindings: { ...meshKeys('service-b'), VERSION: version },
-                durableObjects: limiter,
-                serviceBindings: heartbeat,
+                serviceBindings: { ...heartbeat, ...limits },
                 kvNamespaces: kv,
               });
             return {
@@ -71,6 +72,7 @@ export default defineConfig({
                   SERVICE_B_V1: 'service-b',
                   SERVICE_B_V2: 'service-b-v2',
                   INTRUDER: 'service-c',
+                  COMPROMISED: 'compromised',
                 },
                 workers: [
                   js('echo', './test/fixtures/echo-worker.js', { bindings: { NAME: 'echo' } }),
@@ -97,10 +99,21 @@ export default defineConfig({
                   }),
                   js('service-a', bundles.serviceA, {
                     modulesRoot: bundles.dir,
-                    durableObjects: limiter,
                     kvNamespaces: kv,
                     bindings: meshKeys('service-a'),
-                    serviceBindings: { SERVICE_B_V1: 'service-b', SERVICE_B_V2: 'service-b-v2', ...heartbeat },
+                    serviceBindings: {
+                      SERVICE_B_V1: 'service-b',
+                      SERVICE_B_V2: 'service-b-v2',
+                      ...heartbeat,
+                      ...limits,
+                    },
+                  }),
+                  // A compromised service: a genuine member key and exactly what services get.
+                  js('compromised', bundles.compromised, {
+                    modulesRoot: bundles.dir,
+                    kvNamespaces: kv,
+                    bindings: meshKeys('service-c'),
+                    serviceBindings: { ...heartbeat, ...limits },
                   }),
                   serviceB('service-b', 'v1'),
                   serviceB('service-b-v2', 'v2'),

@@ -25,7 +25,8 @@ const dir = positionals[0] ?? process.env.MESHWORK_ROUTES ?? resolve(root, 'rout
 const out = resolve(root, 'src/generated/mesh-config.json');
 
 try {
-  const result = await bundleRoutesDir(dir);
+  // Under `npm run dev` (MESHWORK_DEV=1) URL backends on this machine are allowed.
+  const result = await bundleRoutesDir(dir, { dev: process.env.MESHWORK_DEV === '1' });
   const bindingErrors =
     result.ok && values['check-bindings']
       ? await missingGatewayBindings(result.bundle.config, values['check-bindings'])

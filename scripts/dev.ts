@@ -10,6 +10,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { ensureDevKeys } from '../src/node/cli/keys.ts';
+import { recordDevMesh } from '../src/node/dev/mesh-file.ts';
 import { MESH_WORKER_CONFIGS, MESH_WORKERS, QUIET_WRANGLER_ENV } from '../src/node/dev/workers.ts';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -50,6 +51,9 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => child.ki
 child.on('exit', (code, signal) => process.exit(code ?? (signal ? 1 : 0)));
 
 const base = `http://127.0.0.1:${port}`;
+// The CLI sends the local admin token only to the mesh recorded here (while this process lives).
+const forget = recordDevMesh(root, { url: base, pid: process.pid });
+process.on('exit', forget);
 const deadline = Date.now() + 120_000;
 while (Date.now() < deadline && child.exitCode === null) {
   try {

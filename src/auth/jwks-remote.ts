@@ -9,7 +9,8 @@
  *  - only the configured URI is fetched (no redirects, never a jku/x5u from a token).
  */
 import { createLocalJWKSet, errors, type JSONWebKeySet, type JWSHeaderParameters } from 'jose';
-import { KeysUnavailable, parseJwks, type KeyIo } from '../core/keys.ts';
+import { sameSecret } from '../core/hash.ts';
+import { KeysUnavailable, parseJwks, type KeyIo, type KvSeal } from '../core/keys.ts';
 import { logEvent } from '../core/log.ts';
 
 export interface RemoteJwksOptions {
@@ -106,8 +107,9 @@ export class RemoteJwks {
 
   async #doRefresh(io: KeyIo, unknownKid: boolean, cooldownMs: number): Promise<void> {
     const mine = this.#state?.fetchedAt ?? 0;
-    if (io.kv) {
-      const shared = await io.kv.get<SharedEntry>(this.#kvKey, 'json').catch(() => null);
+    const { kv, seal } = io;
+    if (kv && seal) {
+      const shared = await this.#readShared(kv, seal, io);
       if (shared && shared.fetchedAt > mine) {
         const now = Date.now();
         // Another isolate fetched: take its keys if still fresh, or, for an unknown kid, if it
@@ -138,10 +140,13 @@ export class RemoteJwks {
       const now = Date.now();
       const entry: SharedEntry = { jwks, fetchedAt: now, expiresAt: now + ttl * 1000 };
       this.#install(entry);
-      if (io.kv) {
-        const put = io.kv.put(this.#kvKey, JSON.stringify(entry), {
-          expirationTtl: Math.max(60, Math.ceil(ttl + o.staleFor)),
-        });
+      if (kv && seal) {
+        const text = JSON.stringify(entry);
+        const put = seal
+          .mac(`${this.uri}\n${text}`)
+          .then((mac) =>
+            kv.put(this.#kvKey, text, { expirationTtl: Math.max(60, Math.ceil(ttl + o.staleFor)), metadata: { mac } }),
+          );
         io.waitUntil(
           put.catch((e: unknown) =>
             logEvent('warn', 'jwks kv write failed', { issuer: this.issuerName, error: String(e) }),
@@ -155,6 +160,27 @@ export class RemoteJwks {
         uri: this.uri,
         error: String((e as Error)?.message ?? e),
       });
+    }
+  }
+
+  /**
+   * Another gateway isolate's keys from KV, if they carry its seal. An entry without one (written
+   * by anything else that can write the namespace) is never used: it could name any keys.
+   */
+  async #readShared(kv: KVNamespace, seal: KvSeal, io: KeyIo): Promise<SharedEntry | null> {
+    const stored = await kv.getWithMetadata<{ mac?: unknown }>(this.#kvKey, 'text').catch(() => null);
+    if (!stored?.value) return null;
+    const expected = await seal.mac(`${this.uri}\n${stored.value}`);
+    const mac = stored.metadata?.mac;
+    if (typeof mac !== 'string' || !(await sameSecret(mac, expected))) {
+      io.rejected?.('jwks');
+      logEvent('error', 'shared JWKS cache entry rejected (not sealed by a gateway)', { issuer: this.issuerName });
+      return null;
+    }
+    try {
+      return JSON.parse(stored.value) as SharedEntry;
+    } catch {
+      return null;
     }
   }
 

@@ -132,9 +132,12 @@ export class AuthState {
     token: string,
     allowed: ReadonlySet<string> | undefined,
     io: KeyIo,
+    options: { audience?: string } = {},
   ): Promise<VerifyResult> {
     this.#fit(issuers);
-    const key = await sha256Hex(token);
+    // A token checked for another audience (the admin API's) is cached apart from user tokens.
+    const hash = await sha256Hex(token);
+    const key = options.audience === undefined ? hash : `${options.audience} ${hash}`;
     const now = Date.now();
     const hit = this.#verified.get(key, now);
     if (hit) {
@@ -150,7 +153,7 @@ export class AuthState {
     if (rejected && rejected.issuers === issuers.fingerprint)
       return { ok: false, status: 401, description: rejected.description };
 
-    const result = await this.#verifyUncached(issuers, token, allowed, io);
+    const result = await this.#verifyUncached(issuers, token, allowed, io, options.audience);
     if (result.ok) {
       const issuer = issuers.byName(result.user.issuer)!;
       this.#verified.set(
@@ -169,17 +172,22 @@ export class AuthState {
     token: string,
     allowed: ReadonlySet<string> | undefined,
     io: KeyIo,
+    audience: string | undefined,
   ): Promise<VerifyResult> {
     const fail = (description: string): VerifyResult => ({ ok: false, status: 401, description });
     let alg: unknown;
     let iss: unknown;
+    let crit: unknown;
     try {
       if (token.split('.').length !== 3) return fail('malformed token');
-      alg = decodeProtectedHeader(token).alg;
+      ({ alg, crit } = decodeProtectedHeader(token));
       iss = decodeJwt(token).iss;
     } catch {
       return fail('malformed token');
     }
+    // RFC 7515 4.1.11: the gateway understands no extension, so any "crit" is refused (jose would
+    // accept "b64" as one it knows).
+    if (crit !== undefined) return fail('unsupported critical header parameter');
     if (typeof iss !== 'string') return fail('issuer not accepted');
     const issuer = issuers.byIss(iss);
     if (!issuer || (allowed && !allowed.has(issuer.name))) return fail('issuer not accepted');
@@ -190,7 +198,7 @@ export class AuthState {
     try {
       ({ payload } = await jwtVerify(token, (header) => resolve(header, io), {
         issuer: issuer.spec.issuer,
-        audience: issuer.spec.audiences,
+        audience: audience ?? issuer.spec.audiences,
         algorithms: [...issuer.algorithms],
         clockTolerance: issuer.spec.clockSkew,
         requiredClaims: ['exp'],

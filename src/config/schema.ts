@@ -119,7 +119,9 @@ export const Backend = z
   })
   .describe('One way to reach the service: a worker over a service binding, or a URL.');
 
-const KEY_PART = /^(ip|route|caller|claim:[^\s]+|header:[!#$%&'*+.^_`|~0-9A-Za-z-]+)$/;
+const KEY_SOURCE = "(ip|route|caller|claim:[^\\s?]+|header:[!#$%&'*+.^_`|~0-9A-Za-z-]+)";
+/** One key part, or alternatives "a ?? b": the first that has a value for the request. */
+const KEY_PART = new RegExp(`^${KEY_SOURCE}( *\\?\\? *${KEY_SOURCE})*$`);
 
 export const RateLimitPolicy = z
   .strictObject({
@@ -136,10 +138,19 @@ export const RateLimitPolicy = z
       .optional()
       .describe('Bucket capacity (token-bucket, default = limit) or requests allowed back to back (gcra, default 1).'),
     key: z
-      .array(z.string().regex(KEY_PART, 'must be ip, route, caller, claim:<name> or header:<name>'))
+      .array(
+        z
+          .string()
+          .regex(
+            KEY_PART,
+            'must be ip, route, caller, claim:<name> or header:<name>, or alternatives joined by "??" (claim:sub ?? ip)',
+          ),
+      )
       .min(1)
       .default(['ip'])
-      .describe('What identifies a bucket; several parts combine. Default [ip].'),
+      .describe(
+        'What identifies a bucket; several parts combine. "a ?? b" takes the first with a value (claim:sub ?? ip). Default [ip].',
+      ),
     cost: z.number().int().min(1).default(1).describe('Tokens each request takes (default 1).'),
     overrides: z
       .record(
@@ -528,8 +539,54 @@ export const Admin = z
       .optional()
       .describe('Issuers (auth.issuers) whose tokens may use the admin API. Absent: only MESH_ADMIN_TOKEN.'),
     scope: z.string().min(1).default('mesh:admin').describe('Scope an admin token must hold (default mesh:admin).'),
+    audience: z
+      .string()
+      .min(1)
+      .default('meshwork-admin')
+      .describe(
+        'The "aud" an admin token must carry (default meshwork-admin). Not one of the issuers\' user audiences: an admin token is never a user token, and the gateway never forwards one.',
+      ),
   })
   .describe('Who may use the control-plane API besides holders of MESH_ADMIN_TOKEN.');
+
+const ClientIpSource = z
+  .union(
+    [
+      z.literal('none').describe('No client address: "ip" key parts have no value.'),
+      z.strictObject({ header: HeaderName.describe('A header only the platform or a trusted proxy sets.') }),
+      z.strictObject({
+        forwardedFor: z
+          .number()
+          .int()
+          .min(1)
+          .max(16)
+          .describe('The nth address from the right of X-Forwarded-For: 1 = the one your proxy appended.'),
+      }),
+    ],
+    { error: 'must be "none", { header: <name> } or { forwardedFor: <n> }' },
+  )
+  .default({ header: 'cf-connecting-ip' })
+  .describe(
+    "Where the gateway takes the client address from (ip rate-limit keys, X-Forwarded-For). Default CF-Connecting-IP, which only Cloudflare's edge sets; under `npm run dev` clients can send it, so it is ignored there.",
+  );
+
+export const Network = z
+  .strictObject({
+    clientIp: ClientIpSource,
+    allowPrivateBackends: z
+      .boolean()
+      .default(false)
+      .describe(
+        'Allow URL backends at private addresses (10/8, 172.16/12, 192.168/16, 100.64/10, fc00::/7). Default false.',
+      ),
+    allowLoopbackBackends: z
+      .boolean()
+      .default(false)
+      .describe(
+        'Allow URL backends on this machine (127/8, ::1, localhost). Default false; always allowed under `npm run dev`.',
+      ),
+  })
+  .describe('Where client addresses come from and which addresses URL backends may have.');
 
 const PolicyName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'must be letters, digits, ".", "_" or "-"');
 
@@ -543,6 +600,7 @@ const SECTION_SCHEMAS = {
   rateLimitStore: RateLimitStore,
   registry: Registry,
   admin: Admin,
+  network: Network,
 };
 
 export type SectionName = keyof typeof SECTION_SCHEMAS;
@@ -570,6 +628,7 @@ export const SECTIONS: { readonly [K in SectionName]: SectionRule } = {
   rateLimitStore: { merge: 'once' },
   registry: { merge: 'once' },
   admin: { merge: 'once' },
+  network: { merge: 'fields', byName: {} },
 };
 
 /** One file under routes/. Every section is optional so a config can be split across files. */
@@ -583,6 +642,7 @@ export const MeshFile = z
     rateLimitStore: SECTION_SCHEMAS.rateLimitStore.optional(),
     registry: SECTION_SCHEMAS.registry.optional(),
     admin: SECTION_SCHEMAS.admin.optional(),
+    network: SECTION_SCHEMAS.network.optional(),
   } satisfies { [K in SectionName]: z.ZodType })
   .describe('meshwork routes file (routes/*.yaml)');
 
@@ -599,6 +659,7 @@ export const Config = z.strictObject({
   rateLimitStore: SECTION_SCHEMAS.rateLimitStore.prefault({}),
   registry: SECTION_SCHEMAS.registry.prefault({}),
   admin: SECTION_SCHEMAS.admin.prefault({}),
+  network: SECTION_SCHEMAS.network.prefault({}),
 } satisfies { [K in SectionName]: z.ZodType });
 
 export type BackendSpec = z.output<typeof Backend>;
@@ -618,6 +679,7 @@ export type ServicePolicySpec = z.output<typeof ServicePolicy>;
 export type RateLimitPolicySpec = z.output<typeof RateLimitPolicy>;
 export type RegistrySpec = z.output<typeof Registry>;
 export type AdminSpec = z.output<typeof Admin>;
+export type NetworkSpec = z.output<typeof Network>;
 
 /** The whole mesh after all files are merged and cross-checked, defaults filled in. */
 export type MeshConfig = z.output<typeof Config>;

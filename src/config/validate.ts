@@ -6,7 +6,9 @@
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node as YamlNode } from 'yaml';
 import type { z } from 'zod';
 import { defaultEndpointName } from '../core/endpoint.ts';
+import { errorText } from '../core/log.ts';
 import { compilePathPattern } from '../core/path.ts';
+import { refusedAddress } from './addresses.ts';
 import {
   Config,
   MeshFile,
@@ -55,8 +57,13 @@ export function fieldPath(path: readonly PathSeg[]): string {
   return out;
 }
 
+export interface ValidateOptions {
+  /** Local development (`npm run dev`): URL backends on this machine are allowed. */
+  dev?: boolean;
+}
+
 /** Validates and merges routes files given in declaration order. */
-export function validateSources(sources: readonly ConfigSource[]): ValidationResult {
+export function validateSources(sources: readonly ConfigSource[], options: ValidateOptions = {}): ValidationResult {
   const errors: ConfigIssue[] = [];
   const parsed: ParsedFile[] = [];
   if (sources.length === 0) {
@@ -70,7 +77,7 @@ export function validateSources(sources: readonly ConfigSource[]): ValidationRes
     if (file) parsed.push(file);
   }
   if (errors.length > 0) return { ok: false, errors };
-  const config = mergeAndCheck(parsed, errors);
+  const config = mergeAndCheck(parsed, errors, options);
   return config === undefined ? { ok: false, errors } : { ok: true, config };
 }
 
@@ -90,7 +97,15 @@ function parseFile(source: ConfigSource, errors: ConfigIssue[]): ParsedFile | un
     }
     return undefined;
   }
-  const data = doc.toJS({ maxAliasCount: 100 }) ?? {};
+  let data: unknown;
+  try {
+    // Aliases expand when the document is turned into data: bounded, so a "billion laughs"
+    // document is an error, not a hung control plane.
+    data = doc.toJS({ maxAliasCount: 100 }) ?? {};
+  } catch (e) {
+    errors.push({ file: source.name, line: 1, column: 1, field: '', message: `YAML: ${firstLine(errorText(e))}` });
+    return undefined;
+  }
   const result = MeshFile.safeParse(data);
   if (!result.success) {
     for (const issue of relevantIssues(flattenUnions(result.error.issues)))
@@ -338,7 +353,11 @@ function mergeSections(files: readonly ParsedFile[], err: ErrorAt): Record<strin
 type ErrorAt = (f: ParsedFile, path: PathSeg[], message: string, wantKey?: boolean) => void;
 
 /** Merges files and checks what a single file cannot: uniqueness and references. */
-function mergeAndCheck(files: readonly ParsedFile[], errors: ConfigIssue[]): MeshConfig | undefined {
+function mergeAndCheck(
+  files: readonly ParsedFile[],
+  errors: ConfigIssue[],
+  options: ValidateOptions,
+): MeshConfig | undefined {
   const routeOrigin = new Map<string, string>();
   const err: ErrorAt = (f, path, message, wantKey = false) =>
     errors.push(at(f.source, f.doc, f.lines, path, wantKey, message));
@@ -350,8 +369,22 @@ function mergeAndCheck(files: readonly ParsedFile[], errors: ConfigIssue[]): Mes
   const config = parsed.data;
   const { services, rateLimits, auth } = config;
 
+  const addresses = {
+    allowPrivate: config.network.allowPrivateBackends,
+    allowLoopback: config.network.allowLoopbackBackends || options.dev === true,
+  };
   for (const f of files) {
+    for (const [name, issuer] of Object.entries(f.spec.auth?.issuers ?? {})) {
+      // The gateway fetches it: never a metadata service or link-local address.
+      if (issuer.jwksUri === undefined) continue;
+      const why = refusedAddress(new URL(issuer.jwksUri), { allowPrivate: true, allowLoopback: true });
+      if (why) err(f, ['auth', 'issuers', name, 'jwksUri'], why);
+    }
     for (const [name, svc] of Object.entries(f.spec.services ?? {})) {
+      svc.backends.forEach((b, i) => {
+        const why = b.url === undefined ? undefined : refusedAddress(new URL(b.url), addresses);
+        if (why) err(f, ['services', name, 'backends', i, 'url'], why);
+      });
       const endpoints = new Map<string, number>();
       svc.backends.forEach((b, i) => {
         const here: PathSeg[] = ['services', name, 'backends', i];
@@ -374,7 +407,10 @@ function mergeAndCheck(files: readonly ParsedFile[], errors: ConfigIssue[]): Mes
       if (!policy) {
         const hint = suggest(name, Object.keys(rateLimits));
         err(f, [...path, i], `unknown rate limit "${name}"${hint ? ` (did you mean "${hint}"?)` : ''}`);
-      } else if (atGateway && (policy.key.includes('caller') || policy.callers)) {
+      } else if (
+        atGateway &&
+        (policy.key.some((k) => k.split('??').some((s) => s.trim() === 'caller')) || policy.callers)
+      ) {
         err(
           f,
           [...path, i],
@@ -399,8 +435,15 @@ function mergeAndCheck(files: readonly ParsedFile[], errors: ConfigIssue[]): Mes
 
   for (const f of files) {
     (f.spec.admin?.issuers ?? []).forEach((name, i) => {
-      if (!auth.issuers[name])
+      const issuer = auth.issuers[name];
+      if (!issuer)
         err(f, ['admin', 'issuers', i], `unknown issuer "${name}" (admin tokens are checked against auth.issuers)`);
+      else if (issuer.audiences.includes(config.admin.audience))
+        err(
+          f,
+          ['admin', 'issuers', i],
+          `issuer "${name}" accepts the admin audience "${config.admin.audience}" for user tokens: admin tokens would double as user tokens (set admin.audience to one the issuer's audiences do not have)`,
+        );
     });
     for (const [name, policy] of Object.entries(f.spec.rateLimits ?? {})) {
       (policy.callers ?? []).forEach((caller, i) => {

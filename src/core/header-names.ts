@@ -16,6 +16,8 @@ export const CONFIG_VERSION_HEADER = 'x-mesh-config-version';
 export const REQUEST_ID_HEADER = 'x-request-id';
 export const TRACEPARENT_HEADER = 'traceparent';
 export const TRACESTATE_HEADER = 'tracestate';
+/** The client's address as the gateway determined it (network.clientIp), for services behind it. */
+export const CLIENT_ADDRESS_HEADER = 'x-mesh-client-ip';
 /** Set by Cloudflare's edge to the client's address. */
 export const CLIENT_IP_HEADER = 'cf-connecting-ip';
 /** Sent by the CLI to label the audit log (a label; the admin token is the proof). */

@@ -9,9 +9,21 @@ import { textOf, type MeshBindings } from './bindings.ts';
 /** A key set inline, or the env var / secret that holds its JSON (config: JwksSource). */
 export type JwksSource = { keys: Array<Record<string, unknown>> } | { env: string };
 
+/**
+ * Authenticates what a worker caches in the shared KV namespace, which every service can write:
+ * a MAC with a key only this worker's deployment holds (derived from its signing key).
+ */
+export interface KvSeal {
+  mac(text: string): Promise<string>;
+}
+
 /** What a key lookup may need from the current request's worker. */
 export interface KeyIo {
   env: MeshBindings;
+  /** Seals shared cache entries; without it the shared cache is neither read nor written. */
+  seal?: KvSeal | undefined;
+  /** Told of a shared cache entry that failed its seal (counted for /_mesh/health). */
+  rejected?: ((what: string) => void) | undefined;
   /** Shared JWKS cache across isolates (the gateway's KV namespace), if bound. */
   kv?: KVNamespace | undefined;
   waitUntil(promise: Promise<unknown>): void;

@@ -55,3 +55,58 @@ export function compilePathPattern(source: string): PathPattern {
   }
   return { source, regexp, keys, literalSegments, staticChars, firstSegment };
 }
+
+/** Longest request path the gateway routes (bytes of the percent-encoded path); longer is 414. */
+export const MAX_PATH_LENGTH = 8192;
+/** Most path segments the gateway routes; more is 414. */
+export const MAX_PATH_SEGMENTS = 256;
+
+export type Canonical<T> = { ok: true; value: T } | { ok: false; status: 400 | 414; message: string };
+
+/** Encoded "/" and "\\": a backend that decodes them would see segments the router did not. */
+const ENCODED_SEPARATOR = /%(?:2[Ff]|5[Cc])/;
+/** Encoded NUL and other controls: nothing legitimate needs them in a path. */
+const ENCODED_CONTROL = /%(?:0[0-9A-Fa-f]|1[0-9A-Fa-f]|7[Ff])/;
+
+/**
+ * The one form of a request path that routes match and backends receive. The URL parser has
+ * already resolved "." and ".." segments; here encoded unreserved characters are decoded (see
+ * normalizePath) and runs of "/" are merged into one, as nginx does by default, so
+ * "/probe//admin" is "/probe/admin" for the router and the backend alike. Paths that cannot be
+ * made unambiguous are refused: an encoded "/" or "\\" or control character (400), and paths
+ * beyond MAX_PATH_LENGTH or MAX_PATH_SEGMENTS (414), which also bounds the cost of a lookup.
+ */
+export function canonicalPath(pathname: string): Canonical<string> {
+  if (pathname.length > MAX_PATH_LENGTH) {
+    return { ok: false, status: 414, message: `request path longer than ${MAX_PATH_LENGTH} bytes` };
+  }
+  if (pathname.includes('%') && (ENCODED_SEPARATOR.test(pathname) || ENCODED_CONTROL.test(pathname))) {
+    return { ok: false, status: 400, message: 'request path has an encoded "/", "\\" or control character' };
+  }
+  let path = normalizePath(pathname);
+  if (path.includes('//')) path = path.replace(/\/{2,}/g, '/');
+  let segments = 0;
+  for (let i = 0; i < path.length; i++) {
+    if (path.charCodeAt(i) === 47 && ++segments > MAX_PATH_SEGMENTS) {
+      return { ok: false, status: 414, message: `request path has more than ${MAX_PATH_SEGMENTS} segments` };
+    }
+  }
+  return { ok: true, value: path };
+}
+
+const LABEL = /^[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?$/;
+
+/**
+ * The request's host as routes match it: "api.example.com." (fully qualified) is
+ * "api.example.com"; a host with an empty label ("a..b", "host..", ".host") is refused (400):
+ * it is no name a route can be meant for, and trimming it differently than a backend would is
+ * how hostname-scoped routes are escaped. IP literals are taken as they are.
+ */
+export function canonicalHost(hostname: string): Canonical<string> {
+  if (hostname.startsWith('[') || /^[0-9.]+$/.test(hostname)) return { ok: true, value: hostname };
+  const host = hostname.endsWith('.') ? hostname.slice(0, -1) : hostname;
+  if (host.length === 0 || host.length > 253 || !host.split('.').every((l) => LABEL.test(l))) {
+    return { ok: false, status: 400, message: 'the request host is not a valid host name' };
+  }
+  return { ok: true, value: host };
+}

@@ -3,11 +3,9 @@
  * request through the pipeline.
  */
 import { Hono } from 'hono';
-import type { MeshBindings } from '../core/bindings.ts';
+import { textOf, type MeshBindings } from '../core/bindings.ts';
 import { errorResponse } from '../core/errors.ts';
-import { CLIENT_IP_HEADER } from '../core/headers.ts';
 import { errorText, logEvent } from '../core/log.ts';
-import { normalizePath } from '../core/path.ts';
 import { requestIdFrom, traceFrom } from '../core/trace.ts';
 import { adminApp } from '../control/admin/index.ts';
 import type { Plan } from '../plan/compile.ts';
@@ -15,6 +13,16 @@ import { HEALTH_PATH, healthResponse } from '../registry/health.ts';
 import { MeshSource } from '../registry/source.ts';
 import { runPipeline, type GatewayContext, type Stage } from './context.ts';
 import { gatewayStages } from './pipeline.ts';
+
+/**
+ * The client's address. Under `npm run dev` (MESHWORK_DEV) Miniflare passes a client's own
+ * CF-Connecting-IP through, so the default source is not trusted there: every local client is
+ * this machine anyway.
+ */
+function clientIpOf(request: Request, plan: Plan, env: MeshBindings): string | null {
+  if (plan.clientIp.platformDefault && textOf(env, 'MESHWORK_DEV') === '1') return null;
+  return plan.clientIp.read(request.headers);
+}
 
 export interface GatewayOptions {
   /** Live config: the bundled routes/ overlaid by the registry's snapshots from KV. */
@@ -52,14 +60,15 @@ export function createGateway(options: GatewayOptions): GatewayHono {
     const ctx: GatewayContext = {
       request,
       url,
-      path: normalizePath(url.pathname),
+      path: url.pathname,
+      host: url.hostname,
       env,
       plan,
       runtime,
       requestId: requestIdFrom(request.headers),
       trace: traceFrom(request.headers),
-      clientIp: request.headers.get(CLIENT_IP_HEADER),
-      io: runtime.keyIo(env, waitUntil),
+      clientIp: clientIpOf(request, plan, env),
+      io: runtime.keyIo(env, waitUntil, plan.identity),
     };
     // Kept on the Hono context so an error answer carries the id the pipeline already used.
     c.set('requestId', ctx.requestId);

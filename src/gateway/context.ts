@@ -13,8 +13,13 @@ import type { MeshRuntime } from '../runtime/runtime.ts';
 export interface GatewayContext {
   readonly request: Request;
   readonly url: URL;
-  /** url.pathname with percent-encoded unreserved characters decoded: what routes match. */
-  readonly path: string;
+  /**
+   * What routes match and backends receive (set by the canonicalize stage): url.pathname with
+   * encoded unreserved characters decoded and runs of "/" merged.
+   */
+  path: string;
+  /** The request's host, lowercase, without a trailing dot (set by the canonicalize stage). */
+  host: string;
   readonly env: MeshBindings;
   /** The compiled config serving this request (immutable). */
   readonly plan: Plan;

@@ -15,3 +15,5 @@ export { RateLimiter } from '../ratelimit/store.ts';
 export { MeshRegistry } from '../control/registry/object.ts';
 /** What services bind to for self-registration (named entrypoint). */
 export { RegistryHeartbeat } from '../control/registry/heartbeat.ts';
+/** What services bind to for their own rate limits (named entrypoint; never the Durable Objects). */
+export { RateLimits } from '../control/limits.ts';

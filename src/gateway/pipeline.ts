@@ -1,13 +1,23 @@
 /**
  * The gateway's request path, in order. Each stage is one module under stages/, readable and
- * testable alone: match -> authenticate -> authorize -> rate-limit -> choose target -> forward.
+ * testable alone: canonicalize -> match -> authenticate -> authorize -> rate-limit -> choose
+ * target -> forward.
  */
 import type { Stage } from './context.ts';
 import { authenticate } from './stages/authenticate.ts';
+import { canonicalize } from './stages/canonicalize.ts';
 import { authorize } from './stages/authorize.ts';
 import { forward } from './stages/forward.ts';
 import { matchRoute } from './stages/match.ts';
 import { rateLimit } from './stages/rate-limit.ts';
 import { chooseTarget } from './stages/target.ts';
 
-export const gatewayStages: readonly Stage[] = [matchRoute, authenticate, authorize, rateLimit, chooseTarget, forward];
+export const gatewayStages: readonly Stage[] = [
+  canonicalize,
+  matchRoute,
+  authenticate,
+  authorize,
+  rateLimit,
+  chooseTarget,
+  forward,
+];

@@ -10,9 +10,9 @@
  *                   both the user and its immediate caller, and no service can invent a user.
  */
 import { decodeProtectedHeader, jwtVerify, SignJWT, type JWTPayload } from 'jose';
-import type { MeshBindings } from '../core/bindings.ts';
-import { fingerprint } from '../core/hash.ts';
-import { KeysUnavailable, type KeyIo } from '../core/keys.ts';
+import { textOf, type MeshBindings } from '../core/bindings.ts';
+import { fingerprint, hmacHex } from '../core/hash.ts';
+import { KeysUnavailable, type KeyIo, type KvSeal } from '../core/keys.ts';
 import { LruCache } from '../core/lru.ts';
 import type { MeshUser, VerifiedUser } from '../core/user.ts';
 import type { IdentitySpec } from '../config/schema.ts';
@@ -23,7 +23,6 @@ export type { MeshUser } from '../core/user.ts';
 const ISSUER = 'meshwork';
 const IDENTITY_TYP = 'mesh-id+jwt';
 const USER_TYP = 'mesh-user+jwt';
-const USER_AUDIENCE = 'meshwork-user';
 const USER_MAX_TTL = 300;
 /**
  * The gateway accepts a token up to its clock skew past exp; an assertion that expired with it
@@ -39,10 +38,21 @@ export type UserCheck = { ok: true; user: MeshUser } | { ok: false; description:
 
 const now = () => Math.floor(Date.now() / 1000);
 
+/**
+ * Who a user assertion is for: a service the gateway sends the request to, and every service it
+ * may call on from there (by the services' allowCallers), so the assertion passes along a chain
+ * of calls and nowhere else. `key` names the set for caching.
+ */
+export interface UserAudience {
+  readonly services: readonly string[];
+  readonly key: string;
+}
+
 /** Caller side: mints and caches identity tokens and (at the gateway) user assertions. */
 export class IdentityMinter {
   readonly #tokens = new Map<string, { token: string; exp: number }>();
-  readonly #users = new WeakMap<VerifiedUser, { token: string; exp: number }>();
+  /** Per verified user object (the gateway's token cache hands back the same one per token), per audience. */
+  readonly #users = new WeakMap<VerifiedUser, Map<string, { token: string; exp: number }>>();
 
   constructor(
     readonly keys: MeshKeys,
@@ -55,9 +65,9 @@ export class IdentityMinter {
     return cached && cached.exp - now() > REFRESH_MARGIN ? cached.token : undefined;
   }
 
-  /** The cached assertion of `user` while it is fresh; undefined when one must be minted. */
-  cachedUserAssertion(user: VerifiedUser): string | undefined {
-    const cached = this.#users.get(user);
+  /** The cached assertion of `user` for `audience` while it is fresh; undefined when one must be minted. */
+  cachedUserAssertion(user: VerifiedUser, audience: UserAudience): string | undefined {
+    const cached = this.#users.get(user)?.get(audience.key);
     return cached && cached.exp - now() > REFRESH_MARGIN ? cached.token : undefined;
   }
 
@@ -79,9 +89,12 @@ export class IdentityMinter {
     return token;
   }
 
-  /** Cached per verified user object, which the gateway's token cache reuses per token. */
-  async userAssertion(user: VerifiedUser, env: MeshBindings): Promise<string> {
-    const cached = this.cachedUserAssertion(user);
+  /**
+   * The gateway's assertion of `user`, for the services in `audience`: the one the request goes to
+   * and those it may go on to call (UserAudience). A service accepts it only if it is among them.
+   */
+  async userAssertion(user: VerifiedUser, audience: UserAudience, env: MeshBindings): Promise<string> {
+    const cached = this.cachedUserAssertion(user, audience);
     if (cached !== undefined) return cached;
     const signer = await this.keys.signer(env);
     const iat = now();
@@ -89,12 +102,14 @@ export class IdentityMinter {
     const jwt = new SignJWT({ usr: { issuer: user.issuer, scopes: user.scopes, claims: user.claims } })
       .setProtectedHeader({ alg: signer.alg, kid: signer.kid, typ: USER_TYP })
       .setIssuer(ISSUER)
-      .setAudience(USER_AUDIENCE)
+      .setAudience([...audience.services])
       .setIssuedAt(iat)
       .setExpirationTime(exp);
     if (user.sub !== undefined) jwt.setSubject(user.sub);
     const token = await jwt.sign(signer.key);
-    this.#users.set(user, { token, exp });
+    let perAudience = this.#users.get(user);
+    if (!perAudience) this.#users.set(user, (perAudience = new Map()));
+    perAudience.set(audience.key, { token, exp });
     return token;
   }
 }
@@ -111,7 +126,8 @@ export class IdentityVerifier {
     const hit = this.#identities.get(key);
     if (hit) return { ok: true, caller: hit };
     try {
-      const kid = decodeProtectedHeader(token).kid;
+      const { kid, crit } = decodeProtectedHeader(token);
+      if (crit !== undefined) return { ok: false, description: 'invalid identity token' };
       const { payload } = await jwtVerify(token, (h) => this.keys.publicKeys(h, io), {
         issuer: ISSUER,
         audience: self,
@@ -131,15 +147,17 @@ export class IdentityVerifier {
     }
   }
 
-  async verifyUser(token: string, io: KeyIo): Promise<UserCheck> {
-    const hit = this.#users.get(token);
+  /** `self`: the service verifying; the assertion must name it among its audience. */
+  async verifyUser(token: string, self: string, io: KeyIo): Promise<UserCheck> {
+    const hit = this.#users.get(`${self} ${token}`);
     if (hit) return { ok: true, user: hit };
     try {
-      const kid = decodeProtectedHeader(token).kid;
+      const { kid, crit } = decodeProtectedHeader(token);
+      if (crit !== undefined) return { ok: false, description: 'invalid user assertion' };
       if (memberOfKid(kid) !== 'gateway') return { ok: false, description: 'user assertion not signed by the gateway' };
       const { payload } = await jwtVerify(token, (h) => this.keys.publicKeys(h, io), {
         issuer: ISSUER,
-        audience: USER_AUDIENCE,
+        audience: self,
         algorithms: [...IDENTITY_ALGORITHMS],
         typ: USER_TYP,
         requiredClaims: ['exp'],
@@ -162,7 +180,7 @@ export class IdentityVerifier {
         scopes: usr.scopes.filter((s): s is string => typeof s === 'string'),
         claims: usr.claims as JWTPayload,
       };
-      this.#users.set(token, user, payload.exp! * 1000);
+      this.#users.set(`${self} ${token}`, user, payload.exp! * 1000);
       return { ok: true, user };
     } catch (e) {
       if (e instanceof KeysUnavailable) throw e;
@@ -180,11 +198,29 @@ export class IdentityState {
   readonly keys: MeshKeys;
   readonly minter: IdentityMinter;
   readonly verifier: IdentityVerifier;
+  #seal: { text: string; seal: KvSeal } | undefined;
 
   constructor(readonly spec: IdentitySpec) {
     this.keys = new MeshKeys(spec);
     this.minter = new IdentityMinter(this.keys, spec.tokenTtl);
     this.verifier = new IdentityVerifier(this.keys);
+  }
+
+  /**
+   * A seal for what this worker caches in the shared KV namespace: an HMAC key derived from its
+   * signing key, so only workers holding that key (the gateway's isolates) can make or check one.
+   * Undefined without a signing key.
+   */
+  kvSeal(env: MeshBindings): KvSeal | undefined {
+    const text = textOf(env, this.spec.signingKey.env);
+    if (text === undefined) return undefined;
+    if (this.#seal?.text !== text) {
+      const key = crypto.subtle
+        .digest('SHA-256', new TextEncoder().encode(`meshwork kv seal v1\n${text}`))
+        .then((raw) => crypto.subtle.importKey('raw', raw, { name: 'HMAC', hash: 'SHA-256' }, false, ['sign']));
+      this.#seal = { text, seal: { mac: async (data) => hmacHex(await key, data) } };
+    }
+    return this.#seal.seal;
   }
 
   static fingerprint(spec: IdentitySpec): string {

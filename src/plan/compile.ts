@@ -4,6 +4,7 @@
  * isolate; the plan never changes after (per-isolate state lives in MeshRuntime).
  */
 import type { ClaimRequirement } from '../auth/claims.ts';
+import type { UserAudience } from '../identity/tokens.ts';
 import { Issuers } from '../auth/verify.ts';
 import { CLIENT_FORWARDING, MESH_HEADER_PREFIX } from '../core/headers.ts';
 import { normalizeBundle } from '../config/bundle.ts';
@@ -55,6 +56,29 @@ export interface RoutePlan {
   edge: { name: string; dropToken: TokenSourceSpec | undefined };
 }
 
+/** How the gateway reads the client's address from a request (network.clientIp). */
+export interface ClientIpReader {
+  /** The configured source is the default, CF-Connecting-IP (which `npm run dev` lets clients send). */
+  readonly platformDefault: boolean;
+  read(headers: Headers): string | null;
+}
+
+function clientIpReader(source: MeshConfig['network']['clientIp']): ClientIpReader {
+  if (source === 'none') return { platformDefault: false, read: () => null };
+  if ('header' in source) {
+    const name = source.header.toLowerCase();
+    return { platformDefault: name === 'cf-connecting-ip', read: (h) => h.get(name)?.trim() || null };
+  }
+  const n = source.forwardedFor;
+  return {
+    platformDefault: false,
+    read: (h) => {
+      const list = (h.get('x-forwarded-for') ?? '').split(',');
+      return list.length >= n ? list[list.length - n]!.trim() || null : null;
+    },
+  };
+}
+
 export interface Plan extends TrafficPlan {
   /** Content hash of the config; identifies what is serving. */
   readonly version: string;
@@ -64,6 +88,9 @@ export interface Plan extends TrafficPlan {
   readonly router: Router<RoutePlan>;
   /** End-user token issuers (verification state is the runtime's). */
   readonly auth: Issuers;
+  readonly clientIp: ClientIpReader;
+  /** admin.audience when admin tokens exist (admin.issuers set): tokens for it are never forwarded. */
+  readonly adminAudience: string | undefined;
 }
 
 type Limits = ReadonlyMap<string, CompiledLimit>;
@@ -124,6 +151,30 @@ function compileRoute(spec: RouteSpec, config: MeshConfig, limits: Limits): Rout
   return route;
 }
 
+/**
+ * For each service, who may receive a user assertion minted for a call to it: itself and every
+ * service it can reach by calls the services' allowCallers permit (absent allowCallers: any
+ * member). An assertion that leaks cannot be presented anywhere else.
+ */
+function userAudiences(config: MeshConfig): Map<string, UserAudience> {
+  const names = Object.keys(config.services).sort();
+  const callees = (caller: string) =>
+    names.filter((n) => {
+      const allowed = config.services[n]!.policy.allowCallers;
+      return allowed === undefined || allowed.includes(caller);
+    });
+  const out = new Map<string, UserAudience>();
+  for (const entry of names) {
+    const seen = new Set([entry]);
+    const queue = [entry];
+    while (queue.length)
+      for (const next of callees(queue.shift()!)) if (!seen.has(next)) (seen.add(next), queue.push(next));
+    const services = [...seen].sort();
+    out.set(entry, { services, key: services.join(',') });
+  }
+  return out;
+}
+
 export function compilePlan(given: MeshBundle): Plan {
   const { version, config } = normalizeBundle(given);
   const store = config.rateLimitStore.binding;
@@ -146,9 +197,12 @@ export function compilePlan(given: MeshBundle): Plan {
     services,
     router,
     auth: new Issuers(config.auth),
+    clientIp: clientIpReader(config.network.clientIp),
+    adminAudience: config.admin.issuers ? config.admin.audience : undefined,
     identity: config.identity,
     claimHeaders,
     claimHeaderNames,
+    userAudiences: userAudiences(config),
     edgeDropped: new Set([...CLIENT_FORWARDING, ...claimHeaderNames]),
   };
 }

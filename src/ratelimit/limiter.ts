@@ -11,10 +11,10 @@
  *   mode never admits more than exact mode would (no over-admission); it may refuse early while
  *   other isolates hold unspent units.
  */
-import { namespaceOf, type MeshBindings } from '../core/bindings.ts';
+import { entrypointOf, namespaceOf, type MeshBindings } from '../core/bindings.ts';
 import { errorResponse } from '../core/errors.ts';
 import { errorText, logEvent } from '../core/log.ts';
-import type { RateLimiter, TakeResult } from './store.ts';
+import type { RateLimiter, TakeRequest, TakeResult } from './store.ts';
 import { bucketKey, type BucketKey, type CompiledLimit, type LimitFacts } from './policy.ts';
 
 export interface LimitOutcome {
@@ -34,6 +34,68 @@ interface Lease {
 
 type Verdict = { limit: CompiledLimit; result: TakeResult } | { limit: CompiledLimit; failed: true };
 
+/** One take from a bucket, wherever the bucket is reached from. */
+type Bucket = (request: TakeRequest) => Promise<TakeResult>;
+
+/** Who enforces a limit: the gateway (route policies), or a service (its own policies). */
+export type Enforcer =
+  | { member: 'gateway' }
+  /** A service reaches buckets through the gateway's RateLimits entrypoint, proving who it is. */
+  | { member: string; identity: () => Promise<string> };
+
+const GATEWAY: Enforcer = { member: 'gateway' };
+
+/** The audience of the identity token a service shows the RateLimits entrypoint. */
+export const LIMITER_AUDIENCE = 'meshwork-limiter';
+
+/** What a service asks of the RateLimits entrypoint: its policy and bucket, never parameters. */
+export interface GateRequest {
+  policy: string;
+  /** The bucket within the policy (BucketKey.id) and its key values (BucketKey.raw, for overrides). */
+  key: string;
+  raw: string;
+  /** Lease mode: how many units, and the earlier lease's unused units. */
+  want?: number;
+  returning?: { lease: string; units: number };
+}
+
+export type GateAnswer = { ok: true; result: TakeResult } | { ok: false; error: string };
+
+export interface RateLimitGate {
+  take(identityToken: string, request: GateRequest): Promise<GateAnswer>;
+}
+
+/**
+ * Buckets are named by who enforces them ("gateway|<policy>|<key>", "svc:<name>|<policy>|<key>"):
+ * a service can only ever touch its own, and a policy enforced both at the gateway and by a
+ * service keeps a budget at each.
+ */
+export function bucketName(member: string, id: string): string {
+  return member === 'gateway' ? `gateway|${id}` : `svc:${member}|${id}`;
+}
+
+function bucketOf(env: MeshBindings, limit: CompiledLimit, key: BucketKey, enforcer: Enforcer): Bucket {
+  if (!('identity' in enforcer)) {
+    const ns = namespaceOf<RateLimiter>(env, limit.store);
+    if (!ns) throw new Error(`Durable Object binding ${limit.store} is not bound`);
+    const stub = ns.get(ns.idFromName(bucketName('gateway', key.id)));
+    return (request) => stub.take(request);
+  }
+  const gate = entrypointOf(env, limit.store, 'take') as unknown as RateLimitGate | undefined;
+  if (!gate) throw new Error(`${limit.store} is not bound to the gateway's RateLimits entrypoint`);
+  return async (request) => {
+    const answer = await gate.take(await enforcer.identity(), {
+      policy: limit.name,
+      key: key.id,
+      raw: key.raw,
+      ...(request.want !== undefined ? { want: request.want } : {}),
+      ...(request.returning ? { returning: request.returning } : {}),
+    });
+    if (!answer.ok) throw new Error(answer.error);
+    return answer.result;
+  };
+}
+
 export class Limiter {
   /** Store failures seen by this isolate (fail-open and fail-closed), for /_mesh/health. */
   readonly storeFailures = { open: 0, closed: 0 };
@@ -47,11 +109,12 @@ export class Limiter {
     facts: LimitFacts,
     env: MeshBindings,
     requestId: string,
+    enforcer: Enforcer = GATEWAY,
   ): Promise<LimitOutcome> {
     const applies = (l: CompiledLimit) => !l.callers || (facts.caller !== undefined && l.callers.has(facts.caller));
     const limits = all.every(applies) ? all : all.filter(applies);
     if (limits.length === 0) return { headers: [], reject: undefined };
-    const decided = limits.map((l) => this.#decide(l, facts, env, requestId));
+    const decided = limits.map((l) => this.#decide(l, facts, env, requestId, enforcer));
     // Lease hits are decided without a promise; only store calls are awaited.
     // Some entries are promises, some already decided (lease hits): Promise.all takes both.
     // eslint-disable-next-line @typescript-eslint/await-thenable
@@ -96,7 +159,13 @@ export class Limiter {
     };
   }
 
-  #decide(limit: CompiledLimit, facts: LimitFacts, env: MeshBindings, requestId: string): Verdict | Promise<Verdict> {
+  #decide(
+    limit: CompiledLimit,
+    facts: LimitFacts,
+    env: MeshBindings,
+    requestId: string,
+    enforcer: Enforcer,
+  ): Verdict | Promise<Verdict> {
     const failed = (e: unknown): Verdict => {
       if (limit.failOpen) this.storeFailures.open++;
       else this.storeFailures.closed++;
@@ -116,12 +185,10 @@ export class Limiter {
           const spent = this.#spendLease(limit, k.id);
           if (spent) return { limit, result: spent };
         }
-        const ns = namespaceOf<RateLimiter>(env, limit.store);
-        if (!ns) throw new Error(`Durable Object binding ${limit.store} is not bound`);
-        const stub = () => ns.get(ns.idFromName(k.id));
+        const bucket = bucketOf(env, limit, k, enforcer);
         const result = limit.lease
-          ? this.#fromLease(limit, k.id, params, stub)
-          : stub().take({ params, cost: limit.cost });
+          ? this.#fromLease(limit, k.id, params, bucket)
+          : bucket({ params, cost: limit.cost });
         return result.then((r) => ({ limit, result: r }), failed);
       };
       return key instanceof Promise ? key.then(decide).catch(failed) : decide(key);
@@ -151,7 +218,7 @@ export class Limiter {
     limit: CompiledLimit,
     id: string,
     params: CompiledLimit['params'],
-    stub: () => DurableObjectStub<RateLimiter>,
+    bucket: Bucket,
   ): Promise<TakeResult> {
     const { size, ttlMs } = limit.lease!;
     for (;;) {
@@ -168,7 +235,7 @@ export class Limiter {
       const request = (async () => {
         const returning = lease?.id ? { lease: lease.id, units: lease.units } : undefined;
         this.#leases.delete(id);
-        const r = await stub().take({
+        const r = await bucket({
           params,
           cost: limit.cost,
           want: Math.max(size, limit.cost),

@@ -7,12 +7,15 @@ import { sha256Hex } from '../core/hash.ts';
 import type { RateLimitPolicySpec } from '../config/schema.ts';
 import type { LimitParams } from './algorithms.ts';
 
-export type KeyPart =
+export type KeySource =
   | { kind: 'ip' }
   | { kind: 'route' }
   | { kind: 'caller' }
   | { kind: 'claim'; name: string }
   | { kind: 'header'; name: string };
+
+/** One part of a bucket key: its sources in order; the first with a value counts ("claim:sub ?? ip"). */
+export type KeyPart = readonly KeySource[];
 
 export interface CompiledLimit {
   name: string;
@@ -48,10 +51,23 @@ export interface LimitFacts {
  */
 export const MISSING = '%none';
 
+function parseKeySource(source: string): KeySource {
+  if (source === 'ip' || source === 'route' || source === 'caller') return { kind: source };
+  if (source.startsWith('claim:')) return { kind: 'claim', name: source.slice(6) };
+  return { kind: 'header', name: source.slice(7).toLowerCase() };
+}
+
 function parseKeyPart(part: string): KeyPart {
-  if (part === 'ip' || part === 'route' || part === 'caller') return { kind: part };
-  if (part.startsWith('claim:')) return { kind: 'claim', name: part.slice(6) };
-  return { kind: 'header', name: part.slice(7).toLowerCase() };
+  return part.split('??').map((s) => parseKeySource(s.trim()));
+}
+
+/** The request's value for one source of a key part; undefined when it has none. */
+function sourceValue(source: KeySource, facts: LimitFacts): string | undefined {
+  if (source.kind === 'ip') return facts.clientIp ? clientNetwork(facts.clientIp) : undefined;
+  if (source.kind === 'route') return facts.route;
+  if (source.kind === 'caller') return facts.caller;
+  if (source.kind === 'claim') return claimValue(facts.claims, source.name);
+  return facts.headers.get(source.name) ?? undefined;
 }
 
 export function compileLimit(name: string, spec: RateLimitPolicySpec, store: string): CompiledLimit {
@@ -96,11 +112,24 @@ export function policyItem(name: string, limit: number, periodSeconds: number): 
  */
 export function clientNetwork(ip: string): string {
   if (!ip.includes(':')) return ip;
-  const [head, tail] = ip.toLowerCase().split('::') as [string, string | undefined];
+  let text = ip.toLowerCase();
+  // A dotted IPv4 tail ("::ffff:203.0.113.7") as two hex groups, so every form parses alike.
+  const dotted = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(text);
+  if (dotted) {
+    const [a, b, c, d] = dotted.slice(1).map(Number) as [number, number, number, number];
+    text = `${text.slice(0, dotted.index)}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
+  }
+  const [head, tail] = text.split('::') as [string, string | undefined];
   const h = head ? head.split(':') : [];
   const t = tail === undefined ? [] : tail ? tail.split(':') : [];
   const groups =
     tail === undefined ? h : [...h, ...Array<string>(Math.max(0, 8 - h.length - t.length)).fill('0'), ...t];
+  const n = groups.map((g) => Number.parseInt(g || '0', 16));
+  // An IPv4-mapped address (::ffff:a.b.c.d) is that IPv4 client: keyed by its address, not a /64
+  // that every IPv4 client would share.
+  if (n.length === 8 && n.slice(0, 5).every((x) => x === 0) && n[5] === 0xffff) {
+    return `${n[6]! >> 8}.${n[6]! & 255}.${n[7]! >> 8}.${n[7]! & 255}`;
+  }
   return `${groups
     .slice(0, 4)
     .map((g) => g.replace(/^0+(?=.)/, ''))
@@ -129,21 +158,24 @@ export function bucketKey(limit: CompiledLimit, facts: LimitFacts): BucketKey | 
   let pending = false;
   for (const part of limit.key) {
     let value: string | undefined;
-    if (part.kind === 'ip') value = facts.clientIp ? clientNetwork(facts.clientIp) : undefined;
-    else if (part.kind === 'route') value = facts.route;
-    else if (part.kind === 'caller') value = facts.caller;
-    else if (part.kind === 'claim') value = claimValue(facts.claims, part.name);
-    else value = facts.headers.get(part.name) ?? undefined;
+    let source = part[0]!;
+    for (const candidate of part) {
+      value = sourceValue(candidate, facts);
+      source = candidate;
+      if (value !== undefined) break;
+    }
     raw.push(value ?? MISSING);
+    // With alternatives, which one matched is part of the bucket: sub "a" is not ip "a".
+    const tag = part.length > 1 ? `${source.kind}=` : '';
     if (value === undefined) encoded.push(MISSING);
     // Two issuers may both say sub=alice: their users get separate buckets.
-    else if (part.kind === 'claim')
-      encoded.push(`${encodeURIComponent(facts.issuer ?? '')}~${encodeURIComponent(value)}`);
-    else if (part.kind === 'header') {
+    else if (source.kind === 'claim')
+      encoded.push(`${tag}${encodeURIComponent(facts.issuer ?? '')}~${encodeURIComponent(value)}`);
+    else if (source.kind === 'header') {
       // Header values (API keys...) never become object names or log lines: only their hash.
-      encoded.push(sha256Hex(value).then((h) => h.slice(0, 32)));
+      encoded.push(sha256Hex(value).then((h) => tag + h.slice(0, 32)));
       pending = true;
-    } else encoded.push(encodeURIComponent(value));
+    } else encoded.push(tag + encodeURIComponent(value));
   }
   const finish = (parts: string[]): BucketKey | Promise<BucketKey> => {
     const id = `${limit.name}|${parts.join('|')}`;

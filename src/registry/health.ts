@@ -23,6 +23,7 @@ export function healthResponse(served: Served, runtime: MeshRuntime, extra: Reco
       },
       // Counted per isolate since it started.
       rateLimitStoreFailures: { ...runtime.limiter.storeFailures },
+      rejected: { ...runtime.counters },
     },
     { headers: { 'cache-control': 'no-store' } },
   );

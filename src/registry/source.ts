@@ -11,11 +11,20 @@
  */
 import { kvOf, type MeshBindings } from '../core/bindings.ts';
 import { errorText, logEvent } from '../core/log.ts';
-import type { MeshBundle } from '../config/schema.ts';
+import { normalizeBundle } from '../config/bundle.ts';
+import type { IdentitySpec, MeshBundle } from '../config/schema.ts';
 import { compilePlan, type Plan } from '../plan/compile.ts';
 import { MeshRuntime } from '../runtime/runtime.ts';
 import { overlayService } from './overlay.ts';
-import { SNAPSHOT_REVISION_KEY, snapshotKey, upgradeInstance, type Instance, type Snapshot } from './types.ts';
+import { verifySnapshot } from './signature.ts';
+import {
+  SNAPSHOT_KEY,
+  SNAPSHOT_REVISION_KEY,
+  snapshotKey,
+  upgradeInstance,
+  type Instance,
+  type Snapshot,
+} from './types.ts';
 
 /** The first request of an isolate waits this long at most for the snapshot. */
 const FIRST_LOAD_TIMEOUT_MS = 1000;
@@ -27,6 +36,8 @@ export interface Served {
   revision: number;
   /** The registry epoch of that snapshot. */
   epoch?: string;
+  /** When the registry published it (0: the bundled routes/). */
+  publishedAt: number;
   /** Config revision in force (0: the bundled routes/). */
   configRevision: number;
 }
@@ -35,6 +46,7 @@ export class MeshSource {
   readonly runtime: MeshRuntime;
   readonly #compiled = new Map<string, Plan>();
   readonly #live: boolean;
+  readonly #identity: IdentitySpec;
   #served: Served;
   #lastCheck = 0;
   /** The first load from KV: every request of a fresh isolate waits for it (up to a second). */
@@ -52,7 +64,9 @@ export class MeshSource {
   ) {
     this.#live = options.live ?? true;
     this.runtime = options.runtime ?? new MeshRuntime();
-    this.#served = { plan: options.plan ?? this.#compile(bundled), revision: -1, configRevision: 0 };
+    this.#served = { plan: options.plan ?? this.#compile(bundled), revision: -1, configRevision: 0, publishedAt: 0 };
+    // Snapshots are checked with the deployment's keys, never with keys a snapshot brings.
+    this.#identity = normalizeBundle(bundled).config.identity;
   }
 
   /** A source that always serves this plan, never reading KV. */
@@ -79,7 +93,7 @@ export class MeshSource {
       if (!this.#firstLoad) {
         this.#lastCheck = now;
         this.#firstLoad = Promise.race([
-          this.#refresh(kv),
+          this.#refresh(kv, env, waitUntil),
           new Promise((r) => setTimeout(r, FIRST_LOAD_TIMEOUT_MS)),
         ]).finally(() => {
           this.#loaded = true;
@@ -88,21 +102,35 @@ export class MeshSource {
       await this.#firstLoad;
     } else if (now - this.#lastCheck >= every) {
       this.#lastCheck = now;
-      waitUntil(this.#refresh(kv));
+      waitUntil(this.#refresh(kv, env, waitUntil));
     }
     return this.#served;
   }
 
-  #refresh(kv: KVNamespace): Promise<void> {
+  #refresh(kv: KVNamespace, env: MeshBindings, waitUntil: (p: Promise<unknown>) => void): Promise<void> {
     this.#inflight ??= (async () => {
       try {
         const marker = await kv.get(SNAPSHOT_REVISION_KEY);
         if (marker === null || marker === `${this.#served.epoch}:${this.#served.revision}`) return;
         // The snapshot the marker names, under its own key: KV's per-location cache cannot hand
-        // back an older snapshot under a newer marker.
-        const snap = await kv.get<Snapshot>(snapshotKey(marker), 'json');
-        // Never back to an older snapshot of the same registry; a new epoch (storage reset) starts over.
-        if (snap && (snap.epoch !== this.#served.epoch || snap.revision > this.#served.revision)) this.apply(snap);
+        // back an older snapshot under a newer marker. The latest is also kept without expiry.
+        let stored = await kv.getWithMetadata(snapshotKey(marker), 'text');
+        if (stored.value === null) stored = await kv.getWithMetadata(SNAPSHOT_KEY, 'text');
+        if (stored.value === null) return;
+        const keys = this.runtime.identity(this.#identity).keys.publicKeys;
+        const check = await verifySnapshot(stored.value, stored.metadata, keys, this.runtime.keyIo(env, waitUntil));
+        if (!check.ok) {
+          this.runtime.counters.snapshotsRejected++;
+          logEvent('error', 'snapshot rejected; serving the last good one', { marker, reason: check.reason });
+          return;
+        }
+        const snap = check.snapshot;
+        // Never back to an older snapshot: within the registry's epoch by revision, across a
+        // storage reset (a new epoch) by when it was published.
+        const current = this.#served;
+        const newer =
+          snap.epoch === current.epoch ? snap.revision > current.revision : snap.publishedAt > current.publishedAt;
+        if (newer) this.apply(snap);
       } catch (e) {
         logEvent('warn', 'snapshot refresh failed; serving the last one', {
           revision: this.#served.revision,
@@ -124,6 +152,7 @@ export class MeshSource {
       revision: snap.revision,
       epoch: snap.epoch,
       configRevision: snap.configRevision,
+      publishedAt: snap.publishedAt,
     };
   }
 

@@ -83,6 +83,13 @@ export interface AppliedConfig {
   message?: string;
 }
 
+/** An applied config as the registry indexes it: everything but the bundle, which is stored apart. */
+export interface ConfigEntry extends Omit<AppliedConfig, 'bundle'> {
+  version: string;
+  /** Size of the stored bundle (characters of its JSON), counted against the history's size bound. */
+  bytes: number;
+}
+
 /** What the registry publishes to KV on every change. */
 export interface Snapshot {
   /** Increases with every published change (config or instances). */

@@ -35,3 +35,13 @@ export function normalizePrefix(prefix: string): string {
   while (p.length > 1 && p.endsWith('/')) p = p.slice(0, -1);
   return p;
 }
+
+/** The first `n` segments of a normalized path ("/a/b/c", 2 -> "/a/b"; 0 -> "/"). */
+export function truncateSegments(path: string, n: number): string {
+  if (n === 0) return '/';
+  let seen = 0;
+  for (let i = 0; i < path.length; i++) {
+    if (path.charCodeAt(i) === 47 && ++seen > n) return path.slice(0, i);
+  }
+  return path;
+}

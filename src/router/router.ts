@@ -12,7 +12,7 @@
  */
 import type { MatchSpec, ValueMatchSpec } from '../config/schema.ts';
 import { compilePathPattern, encodePath, type PathPattern } from '../core/path.ts';
-import { firstSegmentOf, matchPattern, normalizePrefix, segmentCount } from './path.ts';
+import { firstSegmentOf, matchPattern, normalizePrefix, segmentCount, truncateSegments } from './path.ts';
 
 export interface ValueMatcher {
   name: string;
@@ -116,12 +116,16 @@ class HostTable<R> {
   readonly prefix = new Map<string, Candidate<R>[]>();
   readonly patternsBySegment = new Map<string, Candidate<R>[]>();
   readonly patternsOther: Candidate<R>[] = [];
+  /** Segments of the longest prefix here: a lookup never tries a longer one. */
+  #maxPrefixSegments = 0;
 
   add(c: Candidate<R>): void {
     const m = c.match;
     if (m.kind === 'exact') push(this.exact, m.path, c);
-    else if (m.kind === 'prefix') push(this.prefix, m.path, c);
-    else if (m.pattern!.firstSegment !== undefined) push(this.patternsBySegment, m.pattern!.firstSegment, c);
+    else if (m.kind === 'prefix') {
+      push(this.prefix, m.path, c);
+      this.#maxPrefixSegments = Math.max(this.#maxPrefixSegments, segmentCount(m.path));
+    } else if (m.pattern!.firstSegment !== undefined) push(this.patternsBySegment, m.pattern!.firstSegment, c);
     else this.patternsOther.push(c);
   }
 
@@ -153,7 +157,8 @@ class HostTable<R> {
 
   #longestPrefix(req: RequestFacts): Candidate<R> | undefined {
     if (this.prefix.size === 0) return undefined;
-    let p = normalizePrefix(req.path);
+    // Start at the longest prefix this table has: the work is linear in the path, whatever its length.
+    let p = truncateSegments(normalizePrefix(req.path), this.#maxPrefixSegments);
     for (;;) {
       const list = this.prefix.get(p);
       if (list) for (const c of list) if (conditionsHold(c.match, req)) return c;

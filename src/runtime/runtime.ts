@@ -24,6 +24,8 @@ export class MeshRuntime {
   readonly auth = new AuthState();
   /** Rate-limit client with this isolate's leases. */
   readonly limiter = new Limiter();
+  /** What this isolate refused from the shared KV namespace (forged or damaged entries), for /_mesh/health. */
+  readonly counters = { snapshotsRejected: 0, jwksCacheRejected: 0 };
   readonly #identities = new Map<string, IdentityState>();
   /** The same spec object asks again on every request: answered without fingerprinting it. */
   readonly #identityBySpec = new WeakMap<IdentitySpec, IdentityState>();
@@ -53,8 +55,20 @@ export class MeshRuntime {
     return headers;
   }
 
-  /** What key lookups need from the current request's worker. */
-  keyIo(env: MeshBindings, waitUntil: (p: Promise<unknown>) => void): KeyIo {
-    return { env, kv: kvOf(env), waitUntil };
+  /**
+   * What key lookups need from the current request's worker. With `identity`, shared KV cache
+   * entries are sealed with this worker's signing key (the gateway's) and unsealed ones refused.
+   */
+  keyIo(env: MeshBindings, waitUntil: (p: Promise<unknown>) => void, identity?: IdentitySpec): KeyIo {
+    const seal = identity ? this.identity(identity).kvSeal(env) : undefined;
+    return {
+      env,
+      kv: kvOf(env),
+      waitUntil,
+      seal,
+      rejected: () => {
+        this.counters.jwksCacheRejected++;
+      },
+    };
   }
 }

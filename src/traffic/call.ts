@@ -8,6 +8,7 @@ import type { MeshBindings } from '../core/bindings.ts';
 import type { TraceContext } from '../core/trace.ts';
 import type { MeshUser, VerifiedUser } from '../core/user.ts';
 import type { IdentitySpec, TokenSourceSpec } from '../config/schema.ts';
+import type { UserAudience } from '../identity/tokens.ts';
 import type { MeshRuntime } from '../runtime/runtime.ts';
 import type { Endpoint, EndpointSet } from './endpoints.ts';
 import type { Upstream } from './upstream.ts';
@@ -21,6 +22,8 @@ export type CallSource =
       url: URL;
       clientIp: string | null;
       route: { name: string; dropToken: TokenSourceSpec | undefined };
+      /** The Authorization header holds an admin token: never sent on. */
+      dropAuthorization: boolean;
     }
   /** A service calling another with `mesh.fetch(service, path, init)`. */
   | { kind: 'service'; self: string; init: RequestInit };
@@ -38,6 +41,8 @@ export interface TrafficPlan {
   readonly edgeDropped: ReadonlySet<string>;
   /** Claim header names outside x-mesh-*: never set by a caller, only by the mesh. */
   readonly claimHeaderNames: ReadonlySet<string>;
+  /** Per service the gateway sends to: who a user assertion minted for that call is for. */
+  readonly userAudiences: ReadonlyMap<string, UserAudience>;
 }
 
 export interface TrafficService {

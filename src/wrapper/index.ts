@@ -11,12 +11,13 @@
  */
 import type { MeshBindings } from '../core/bindings.ts';
 import { errorResponse } from '../core/errors.ts';
-import { CLIENT_IP_HEADER, ROUTE_HEADER, withHeaders } from '../core/headers.ts';
+import { CLIENT_ADDRESS_HEADER, ROUTE_HEADER, withHeaders } from '../core/headers.ts';
 import { errorText, logEvent } from '../core/log.ts';
 import { requestIdFrom, traceFrom } from '../core/trace.ts';
 import type { MeshBundle } from '../config/schema.ts';
 import { bundledConfig } from '../generated/bundle.ts';
 import { HEALTH_PATH, healthResponse } from '../registry/health.ts';
+import { LIMITER_AUDIENCE } from '../ratelimit/limiter.ts';
 import { MeshSource } from '../registry/source.ts';
 import { meshFetch } from './client.ts';
 import type { InboundPolicy, MeshContext } from './context.ts';
@@ -103,7 +104,8 @@ export function withMesh<E extends object = MeshBindings>(
           const outcome = await runtime.limiter.check(
             service.policy.rateLimits,
             {
-              clientIp: request.headers.get(CLIENT_IP_HEADER),
+              // The client's address as the gateway vouches for it; nothing from another caller.
+              clientIp: facts.caller === 'gateway' ? request.headers.get(CLIENT_ADDRESS_HEADER) : null,
               route,
               caller: facts.caller,
               claims: facts.user?.claims,
@@ -112,6 +114,11 @@ export function withMesh<E extends object = MeshBindings>(
             },
             bindings,
             requestId,
+            // Through the gateway's RateLimits entrypoint, as this service.
+            {
+              member: self,
+              identity: () => runtime.identity(plan.identity).minter.identityFor(LIMITER_AUDIENCE, bindings),
+            },
           );
           if (outcome.reject) return outcome.reject;
           limitHeaders = outcome.headers;

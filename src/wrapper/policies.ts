@@ -49,7 +49,7 @@ export async function identify(
     const assertion = request.headers.get(USER_HEADER);
     // A user travels only with an identified caller: an anonymous request cannot bring one.
     if (assertion && facts.caller !== undefined) {
-      const u = await verifier.verifyUser(assertion, io);
+      const u = await verifier.verifyUser(assertion, service.name, io);
       if (!u.ok) return errorResponse(401, 'invalid_identity', u.description, requestId);
       facts.user = u.user;
       facts.userAssertion = assertion;

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startMesh, type RunningMesh } from '../support/mesh-process.ts';
+import { localFetch } from '../support/local-http.ts';
 
 const persistTo = mkdtempSync(join(tmpdir(), 'meshwork-cp-state-'));
 let mesh: RunningMesh;
@@ -29,7 +30,7 @@ const HELLO_ROUTE = `
 `;
 
 async function status(path: string): Promise<number> {
-  const res = await fetch(`${mesh.url}${path}`);
+  const res = await localFetch(`${mesh.url}${path}`);
   await res.arrayBuffer();
   return res.status;
 }
@@ -54,7 +55,9 @@ async function adminStatus(): Promise<{
   revision: number;
   services: Array<{ name: string; endpoints: Array<{ version: string | null; status: string }> }>;
 }> {
-  const res = await fetch(`${mesh.url}/_mesh/admin/status`, { headers: { authorization: `Bearer ${adminToken()}` } });
+  const res = await localFetch(`${mesh.url}/_mesh/admin/status`, {
+    headers: { authorization: `Bearer ${adminToken()}` },
+  });
   expect(res.status).toBe(200);
   return res.json() as never;
 }
@@ -94,7 +97,7 @@ describe('control plane against the local mesh (CLI over real HTTP)', () => {
     const before = await adminStatus();
     const files = [{ name: 'mesh.yaml', text: readFileSync(join(routesWith(HELLO_ROUTE), 'mesh.yaml'), 'utf8') }];
     for (const headers of [{}, { authorization: 'Bearer wrong-token-wrong-token' }] as Array<Record<string, string>>) {
-      const res = await fetch(`${mesh.url}/_mesh/admin/config`, {
+      const res = await localFetch(`${mesh.url}/_mesh/admin/config`, {
         method: 'POST',
         headers: { 'content-type': 'application/json', ...headers },
         body: JSON.stringify({ files }),
@@ -127,7 +130,7 @@ describe('control plane against the local mesh (CLI over real HTTP)', () => {
       `propagation: apply returned after ${total - waited} ms, /hello served ${waited} ms later (${total} ms in all)`,
     );
     expect(waited).toBeLessThan(7_000);
-    const res = await fetch(`${mesh.url}/hello`);
+    const res = await localFetch(`${mesh.url}/hello`);
     expect(await res.json()).toEqual({ service_b: 'Hello from service-b' });
     expect(res.headers.get('x-mesh-config-version')).toBe((await adminStatus()).configVersion);
   });
@@ -147,7 +150,7 @@ describe('control plane against the local mesh (CLI over real HTTP)', () => {
     expect(r.stderr).toContain('nothing was sent');
     // The gateway applies the same validation when it receives files directly.
     const files = [{ name: 'mesh.yaml', text: readFileSync(join(dir, 'mesh.yaml'), 'utf8') }];
-    const res = await fetch(`${mesh.url}/_mesh/admin/config`, {
+    const res = await localFetch(`${mesh.url}/_mesh/admin/config`, {
       method: 'POST',
       headers: { authorization: `Bearer ${adminToken()}`, 'content-type': 'application/json' },
       body: JSON.stringify({ files }),

@@ -1,6 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startMesh, type RunningMesh } from '../support/mesh-process.ts';
+import { localFetch } from '../support/local-http.ts';
 
 let mesh: RunningMesh;
 
@@ -21,14 +22,14 @@ afterAll(async () => {
 
 describe('the local mesh (npm run dev), over real HTTP', () => {
   it('/service-a without a token: 401 with a Bearer challenge', async () => {
-    const res = await fetch(`${mesh.url}/service-a`);
+    const res = await localFetch(`${mesh.url}/service-a`);
     expect(res.status).toBe(401);
     expect(res.headers.get('www-authenticate')).toBe('Bearer realm="meshwork"');
     expect(((await res.json()) as { error: { code: string } }).error.code).toBe('unauthorized');
   });
 
   it('/service-a with a token lacking read:a: 403 insufficient_scope', async () => {
-    const res = await fetch(`${mesh.url}/service-a`, {
+    const res = await localFetch(`${mesh.url}/service-a`, {
       headers: { authorization: `Bearer ${devToken('--sub', 'bob', '--ttl', '10m')}` },
     });
     expect(res.status).toBe(403);
@@ -37,7 +38,7 @@ describe('the local mesh (npm run dev), over real HTTP', () => {
 
   it('client -> gateway -> service-a -> service-b -> back, with a token from `meshwork token`', async () => {
     const token = devToken('--sub', 'alice', '--scope', 'read:a', '--ttl', '1h');
-    const res = await fetch(`${mesh.url}/service-a`, {
+    const res = await localFetch(`${mesh.url}/service-a`, {
       headers: { authorization: `Bearer ${token}`, 'x-request-id': 'e2e-1' },
     });
     expect(res.status).toBe(200);
@@ -55,7 +56,7 @@ describe('the local mesh (npm run dev), over real HTTP', () => {
 
   it('service-b knows both the user and the calling service, and spoofed mesh headers change nothing', async () => {
     const token = devToken('--sub', 'alice', '--scope', 'read:a');
-    const res = await fetch(`${mesh.url}/service-a/whoami-b`, {
+    const res = await localFetch(`${mesh.url}/service-a/whoami-b`, {
       headers: {
         authorization: `Bearer ${token}`,
         'x-mesh-user': 'forged',
@@ -72,7 +73,7 @@ describe('the local mesh (npm run dev), over real HTTP', () => {
   });
 
   it('service-b answers its greeting through the gateway', async () => {
-    const res = await fetch(`${mesh.url}/service-b`);
+    const res = await localFetch(`${mesh.url}/service-b`);
     expect(res.status).toBe(200);
     expect(await res.json()).toEqual({ service_b: 'Hello from service-b' });
   });
@@ -80,7 +81,7 @@ describe('the local mesh (npm run dev), over real HTTP', () => {
   it('splits 1,000 requests to service-b within a few percent of 90/10', async () => {
     const counts: Record<string, number> = { v1: 0, v2: 0 };
     for (let batch = 0; batch < 50; batch++) {
-      const responses = await Promise.all(Array.from({ length: 20 }, () => fetch(`${mesh.url}/service-b`)));
+      const responses = await Promise.all(Array.from({ length: 20 }, () => localFetch(`${mesh.url}/service-b`)));
       for (const r of responses) {
         expect(r.status).toBe(200);
         const v = r.headers.get('x-service-version')!;
@@ -93,11 +94,11 @@ describe('the local mesh (npm run dev), over real HTTP', () => {
   });
 
   it('answers an unknown path with the JSON 404 and the health endpoint with 200', async () => {
-    const res = await fetch(`${mesh.url}/no/such/route`);
+    const res = await localFetch(`${mesh.url}/no/such/route`);
     expect(res.status).toBe(404);
     const body = (await res.json()) as { error: { code: string; requestId: string } };
     expect(body.error.code).toBe('route_not_found');
     expect(body.error.requestId).toBe(res.headers.get('x-request-id'));
-    expect((await fetch(`${mesh.url}/_mesh/health`)).status).toBe(200);
+    expect((await localFetch(`${mesh.url}/_mesh/health`)).status).toBe(200);
   });
 });

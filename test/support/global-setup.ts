@@ -153,6 +153,7 @@ export async function setup(project: TestProject): Promise<void> {
     intruder: await bundleWorker('test/fixtures/intruder-service.ts', out),
     gateway: await bundleWorker('src/gateway/index.ts', out),
     faultyStore: await bundleWorker('test/fixtures/faulty-store.ts', out),
+    compromised: await bundleWorker('test/fixtures/compromised-service.ts', out),
     dir: out,
   });
 }

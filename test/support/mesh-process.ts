@@ -7,6 +7,7 @@ import { mkdtempSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { localFetch } from './local-http.ts';
 
 export interface RunningMesh {
   url: string;
@@ -63,9 +64,9 @@ export async function startMesh(options: { timeoutMs?: number; persistTo?: strin
   while (Date.now() < deadline) {
     if (child.exitCode !== null) throw new Error(`local mesh exited early (code ${child.exitCode}):\n${log}`);
     try {
-      const res = await fetch(`${url}/_mesh/health`);
+      const res = await localFetch(`${url}/_mesh/health`);
       // The gateway answers before the services finish loading; wait for the whole mesh.
-      if (res.ok && (await fetch(`${url}/service-b`)).ok) return { url, output: () => log, stop };
+      if (res.ok && (await localFetch(`${url}/service-b`)).ok) return { url, output: () => log, stop };
     } catch {
       // not listening yet
     }

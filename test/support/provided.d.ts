@@ -23,6 +23,7 @@ declare module 'vitest' {
       intruder: string;
       gateway: string;
       faultyStore: string;
+      compromised: string;
       dir: string;
     };
   }

@@ -13,6 +13,7 @@ declare namespace Cloudflare {
     SERVICE_B_V1: Fetcher;
     SERVICE_B_V2: Fetcher;
     INTRUDER: Fetcher;
+    COMPROMISED: Fetcher;
     MESH_RATE_LIMITER: DurableObjectNamespace<import('../../src/ratelimit/store.ts').RateLimiter>;
     FAULTY_LIMITER: DurableObjectNamespace;
     MESH_HEARTBEAT: Service<import('../../src/control/registry/heartbeat.ts').RegistryHeartbeat>;

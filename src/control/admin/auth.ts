@@ -7,19 +7,11 @@
 import type { MiddlewareHandler } from 'hono';
 import { textOf } from '../../core/bindings.ts';
 import { errorResponse } from '../../core/errors.ts';
+import { sameSecret } from '../../core/hash.ts';
 import { ACTOR_HEADER } from '../../core/headers.ts';
 import { requestIdFrom } from '../../core/trace.ts';
 import type { MeshSource } from '../../registry/source.ts';
 import type { AdminEnv } from './context.ts';
-
-async function sameSecret(a: string, b: string): Promise<boolean> {
-  const enc = new TextEncoder();
-  const [ha, hb] = await Promise.all([
-    crypto.subtle.digest('SHA-256', enc.encode(a)),
-    crypto.subtle.digest('SHA-256', enc.encode(b)),
-  ]);
-  return crypto.subtle.timingSafeEqual(ha, hb);
-}
 
 export function adminAuth(source: MeshSource | undefined): MiddlewareHandler<AdminEnv> {
   return async (c, next) => {
@@ -48,8 +40,11 @@ export function adminAuth(source: MeshSource | undefined): MiddlewareHandler<Adm
       const { plan } = await source.get(c.env, (p) => c.executionCtx.waitUntil(p));
       const admin = plan.config.admin;
       if (admin.issuers) {
-        const io = source.runtime.keyIo(c.env, (p) => c.executionCtx.waitUntil(p));
-        const r = await source.runtime.auth.verify(plan.auth, token, new Set(admin.issuers), io);
+        const io = source.runtime.keyIo(c.env, (p) => c.executionCtx.waitUntil(p), plan.identity);
+        // Its own audience: a user token of the same issuer is not an admin token.
+        const r = await source.runtime.auth.verify(plan.auth, token, new Set(admin.issuers), io, {
+          audience: admin.audience,
+        });
         if (r.ok && r.user.scopes.includes(admin.scope)) {
           c.set('actor', `${r.user.issuer}:${r.user.sub ?? '?'}`);
           return next();

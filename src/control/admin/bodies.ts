@@ -10,8 +10,10 @@ const RoutesFile = z.strictObject({
 export const ApplyBody = z.strictObject({
   files: z.array(RoutesFile).min(1).max(100),
   message: z.string().max(500).optional(),
+  /** Apply even a config that removes every route or every service. */
+  force: z.boolean().optional(),
 });
-export const APPLY_SHAPE = '{ "files": [{ "name", "text" }, ...], "message"? }';
+export const APPLY_SHAPE = '{ "files": [{ "name", "text" }, ...], "message"?, "force"? }';
 
 export const DiffBody = z.strictObject({ files: ApplyBody.shape.files });
 export const DIFF_SHAPE = '{ "files": [{ "name", "text" }, ...] }';

@@ -4,7 +4,7 @@ import { makeBundle } from '../../config/bundle.ts';
 import { diffBundles } from '../../config/diff.ts';
 import type { MeshBundle } from '../../config/schema.ts';
 import { positionOf, validateSources, type ConfigIssue, type ConfigSource } from '../../config/validate.ts';
-import { fetcherOf, type MeshBindings } from '../../core/bindings.ts';
+import { fetcherOf, textOf, type MeshBindings } from '../../core/bindings.ts';
 import { errorResponse } from '../../core/errors.ts';
 import type { MeshRegistry } from '../registry/object.ts';
 import { APPLY_SHAPE, ApplyBody, DIFF_SHAPE, DiffBody, ROLLBACK_SHAPE, RollbackBody } from './bodies.ts';
@@ -23,7 +23,8 @@ async function bundleFromFiles(
   files: ConfigSource[],
   env: MeshBindings,
 ): Promise<{ bundle: MeshBundle } | { errors: ConfigIssue[] }> {
-  const result = validateSources(files);
+  // Local development lets URL backends point at this machine (network.allowLoopbackBackends).
+  const result = validateSources(files, { dev: textOf(env, 'MESHWORK_DEV') === '1' });
   if (!result.ok) return { errors: result.errors };
   const errors: ConfigIssue[] = [];
   const routed = new Set(
@@ -43,6 +44,23 @@ async function bundleFromFiles(
   }
   if (errors.length) return { errors };
   return { bundle: await makeBundle(result.config, files) };
+}
+
+/**
+ * An empty or truncated routes file would replace the mesh with nothing (every request 404):
+ * refused unless the apply says `force`, naming what would go.
+ */
+function removesEverything(live: MeshBundle['config'], next: MeshBundle['config']): string | undefined {
+  const lists = (what: string, names: string[]) =>
+    `${what} ${names.slice(0, 20).join(', ')}${names.length > 20 ? `, and ${names.length - 20} more` : ''}`;
+  const gone: string[] = [];
+  const liveRoutes = (live.routes ?? []).map((r) => r.name);
+  const liveServices = Object.keys(live.services ?? {});
+  if (liveRoutes.length > 0 && next.routes.length === 0) gone.push(lists('every route:', liveRoutes));
+  if (liveServices.length > 0 && Object.keys(next.services).length === 0)
+    gone.push(lists('every service:', liveServices));
+  if (gone.length === 0) return undefined;
+  return `this config would remove ${gone.join('; and ')}. Nothing was applied; apply with force (meshwork apply --force) if that is what you want`;
 }
 
 /** 422 with the mesh's error body plus every issue, each with file, line, column and field. */
@@ -79,6 +97,10 @@ export function configRoutes(
     const built = await bundleFromFiles(body.files, c.env);
     if ('errors' in built) return invalid(c, built.errors);
     const reg = registry(c);
+    if (!body.force) {
+      const refusal = removesEverything((await activeConfig(reg)).bundle.config, built.bundle.config);
+      if (refusal) return errorResponse(409, 'would_remove_everything', refusal, rid(c));
+    }
     const result = await reg.applyConfig(built.bundle, c.get('actor'), body.message);
     await reg.publish();
     return c.json(result);

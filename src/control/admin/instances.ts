@@ -1,6 +1,9 @@
 /** Registering and deregistering endpoints by hand (backends outside Workers). */
 import type { Hono } from 'hono';
+import { textOf } from '../../core/bindings.ts';
 import { errorResponse } from '../../core/errors.ts';
+import { refusedAddress } from '../../config/addresses.ts';
+import { Network } from '../../config/schema.ts';
 import type { InstanceInfo } from '../../registry/types.ts';
 import type { MeshRegistry } from '../registry/object.ts';
 import { INSTANCE_SHAPE, InstanceBody } from './bodies.ts';
@@ -16,7 +19,8 @@ export function instanceRoutes(
     if (body instanceof Response) return body;
     const reg = registry(c);
     // The registry's config, not this isolate's copy: a service applied a moment ago counts.
-    const services = (await activeConfig(reg)).bundle.config.services;
+    const config = (await activeConfig(reg)).bundle.config;
+    const services = config.services;
     if (!services[body.service]) {
       return errorResponse(
         400,
@@ -25,6 +29,16 @@ export function instanceRoutes(
         rid(c),
       );
     }
+    // The same address rules as the config's own URL backends, with its network settings.
+    const network = Network.safeParse(config.network ?? {});
+    const why =
+      body.url === undefined || !network.success
+        ? undefined
+        : refusedAddress(new URL(body.url), {
+            allowPrivate: network.data.allowPrivateBackends,
+            allowLoopback: network.data.allowLoopbackBackends || textOf(c.env, 'MESHWORK_DEV') === '1',
+          });
+    if (why) return errorResponse(400, 'bad_request', `"url": ${why}`, rid(c));
     const info: InstanceInfo = body;
     const inst = await reg.register(info, c.get('actor'));
     await reg.publish();

@@ -53,6 +53,7 @@ export class RegistryHeartbeat extends WorkerEntrypoint<MeshBindings> {
       ...(info.version !== undefined ? { version: info.version } : {}),
       ...(healthPath ? { healthPath } : {}),
     });
+    if ('refused' in result) return { ok: false, error: `heartbeat refused: ${result.refused}` };
     return { ok: true, ...result };
   }
 }

@@ -6,21 +6,23 @@
  *
  * An alarm expires records that stop heartbeating and probes health endpoints; both take an
  * endpoint out of rotation (and put it back when it recovers), visibly in status. The rules live
- * in instances.ts, history.ts, prober.ts and publisher.ts; this class orders them and persists.
+ * in instances.ts, history.ts, prober.ts and publisher.ts, storage in storage.ts; this class
+ * orders them. Every change is made on a draft and takes effect only once it is stored.
  */
 import { DurableObject } from 'cloudflare:workers';
 import { kvOf, namespaceOf, type MeshBindings } from '../../core/bindings.ts';
+import { errorText, logEvent } from '../../core/log.ts';
 import { normalizeBundle } from '../../config/bundle.ts';
 import { Registry, type MeshBundle } from '../../config/schema.ts';
-import { errorText, logEvent } from '../../core/log.ts';
 import { bundledConfig } from '../../generated/bundle.ts';
-import type { AppliedConfig, AuditEntry, Instance, InstanceInfo, Snapshot } from '../../registry/types.ts';
+import type { AuditEntry, ConfigEntry, Instance, InstanceInfo, Snapshot } from '../../registry/types.ts';
 import { REGISTRY_NAME } from '../../registry/types.ts';
 import * as history from './history.ts';
 import * as records from './instances.ts';
 import { probe, targetOf, wakeUnregistered } from './prober.ts';
 import { Publisher } from './publisher.ts';
-import { loadState, freshState, type RegistryState } from './state.ts';
+import { draftOf, freshState, type RegistryState } from './state.ts';
+import { load, loadBundle, store } from './storage.ts';
 
 export interface RegistryStatus {
   revision: number;
@@ -28,7 +30,7 @@ export interface RegistryStatus {
   configRevision: number;
   configVersion: string;
   instances: Instance[];
-  configs: Array<Omit<AppliedConfig, 'bundle'> & { version: string }>;
+  configs: ConfigEntry[];
   audit: AuditEntry[];
 }
 
@@ -51,17 +53,49 @@ export class MeshRegistry extends DurableObject<MeshBindings> {
     this.#publisher = new Publisher(
       () => kvOf(this.env),
       () => this.#snapshot(),
+      this.env,
     );
     void ctx.blockConcurrencyWhile(async () => {
-      const { state, upgraded } = loadState(await ctx.storage.get<RegistryState>('state'));
+      const { state, rewritten } = await load(ctx.storage, freshState());
       this.#s = state;
-      // Records written by an earlier meshwork: persisted and published in today's form now.
-      if (upgraded) await this.#changed();
+      // Written by an earlier meshwork: published in today's form now, not at the next change.
+      if (rewritten) {
+        await this.#commit((s) => {
+          s.revision++;
+        });
+        this.#publisher.schedule();
+      }
     });
   }
 
   #count(method: string): void {
     this.calls[method] = (this.calls[method] ?? 0) + 1;
+  }
+
+  /**
+   * Makes a change: `change` edits a draft; the draft is stored (only what changed) and then
+   * becomes the state. If storing fails, nothing changed, in memory either.
+   */
+  async #commit<T>(change: (draft: RegistryState) => T): Promise<T> {
+    const draft = draftOf(this.#s);
+    const result = change(draft);
+    await store(this.ctx.storage, this.#s, draft);
+    this.#s = draft;
+    return result;
+  }
+
+  /** A change that alters routing: a new revision, stored, then published. */
+  async #route<T>(change: (draft: RegistryState) => T, keep: (result: T) => boolean = () => true): Promise<T> {
+    const result = await this.#commit((s) => {
+      const r = change(s);
+      if (keep(r)) s.revision++;
+      return r;
+    });
+    if (keep(result)) {
+      this.#publisher.schedule();
+      await this.#ensureAlarm();
+    }
+    return result;
   }
 
   #active(): MeshBundle {
@@ -92,14 +126,6 @@ export class MeshRegistry extends DurableObject<MeshBindings> {
     return { ttlMs: r.heartbeatTtl * 1000, probeMs: r.probeInterval * 1000 };
   }
 
-  /** Records a change that alters routing: new revision, persisted, published. */
-  async #changed(): Promise<void> {
-    this.#s.revision++;
-    await this.ctx.storage.put('state', this.#s);
-    this.#publisher.schedule();
-    await this.#ensureAlarm();
-  }
-
   async #ensureAlarm(): Promise<void> {
     if (Object.keys(this.#s.instances).length === 0) return;
     // An alarm set under an earlier config may be further off than the config in force allows.
@@ -112,38 +138,38 @@ export class MeshRegistry extends DurableObject<MeshBindings> {
   // ---- self-registration ------------------------------------------------------------------
 
   /** A service's heartbeat (self-registration): creates its record or keeps it alive. */
-  async heartbeat(info: InstanceInfo): Promise<{ id: string; status: Instance['status'] }> {
+  async heartbeat(info: InstanceInfo): Promise<{ id: string; status: Instance['status'] } | { refused: string }> {
     this.#count('heartbeat');
-    const { instance, routing } = records.heartbeat(this.#s, info, Date.now());
-    if (routing) await this.#changed();
-    else {
-      await this.ctx.storage.put('state', this.#s);
-      await this.#ensureAlarm();
-    }
-    return { id: instance.id, status: instance.status };
+    const result = await this.#route(
+      (s) => records.heartbeat(s, info, Date.now()),
+      (r) => 'routing' in r && r.routing,
+    );
+    if ('refused' in result) return result;
+    if (!result.routing) await this.#ensureAlarm();
+    return { id: result.instance.id, status: result.instance.status };
   }
 
   // ---- control plane ----------------------------------------------------------------------
 
   async register(info: InstanceInfo, actor: string): Promise<Instance> {
     this.#count('register');
-    const inst = records.register(this.#s, info, actor, Date.now());
-    await this.#changed();
-    return inst;
+    return this.#route((s) => records.register(s, info, actor, Date.now()));
   }
 
   async deregister(id: string, actor: string): Promise<boolean> {
     this.#count('deregister');
-    if (!records.deregister(this.#s, id, actor, Date.now())) return false;
-    await this.#changed();
-    return true;
+    return this.#route(
+      (s) => records.deregister(s, id, actor, Date.now()),
+      (removed) => removed,
+    );
   }
 
   async applyConfig(bundle: MeshBundle, actor: string, message?: string): Promise<history.ApplyResult> {
     this.#count('applyConfig');
-    const result = history.applyConfig(this.#s, bundledConfig, bundle, actor, message, Date.now());
-    if (!result.unchanged) await this.#changed();
-    return result;
+    return this.#route(
+      (s) => history.applyConfig(s, bundledConfig, bundle, actor, message, Date.now()),
+      (r) => !r.unchanged,
+    );
   }
 
   async rollback(
@@ -151,9 +177,16 @@ export class MeshRegistry extends DurableObject<MeshBindings> {
     actor: string,
   ): Promise<{ revision: number; version: string } | { error: string }> {
     this.#count('rollback');
-    const result = history.rollback(this.#s, bundledConfig, target, actor, Date.now());
-    if (!('error' in result)) await this.#changed();
-    return result;
+    const to = history.rollbackTarget(this.#s, target);
+    if (typeof to !== 'number') return to;
+    const entry = this.#s.configs.find((c) => c.revision === to);
+    const bundle = entry && (this.#s.bundles.get(to) ?? (await loadBundle(this.ctx.storage, entry)));
+    return this.#route((s) => {
+      // Only the config in force is held in memory.
+      for (const rev of [...s.bundles.keys()]) if (rev !== to) s.bundles.delete(rev);
+      if (bundle) s.bundles.set(to, bundle);
+      return history.rollback(s, bundledConfig, to, actor, Date.now());
+    });
   }
 
   getConfig(): { revision: number; bundle: MeshBundle; applied: boolean } {
@@ -169,7 +202,7 @@ export class MeshRegistry extends DurableObject<MeshBindings> {
       configRevision: this.#s.head,
       configVersion: this.#active().version,
       instances: Object.values(this.#s.instances),
-      configs: this.#s.configs.map(({ bundle, ...rest }) => ({ ...rest, version: bundle.version })),
+      configs: this.#s.configs,
       audit: this.#s.audit.slice(-100),
     };
   }
@@ -206,29 +239,27 @@ export class MeshRegistry extends DurableObject<MeshBindings> {
   override async alarm(): Promise<void> {
     const { ttlMs, probeMs } = this.#settings();
     const config = this.#active().config;
-    let changed = records.expireSilent(this.#s, ttlMs, Date.now());
-    const probes = await Promise.all(
-      Object.values(this.#s.instances)
-        .filter((i) => i.status === 'active')
-        .map((i) => this.#probe(i)),
+    await this.#route(
+      (s) => records.expireSilent(s, ttlMs, Date.now()),
+      (expired) => expired,
+    );
+    // Probes run outside any change: a heartbeat arriving meanwhile is kept; results go onto
+    // the records as they are when the probes are done.
+    const active = Object.values(this.#s.instances).filter((i) => i.status === 'active');
+    const results = await Promise.all(
+      active.map(async (inst): Promise<records.ProbeResult> => {
+        const target = targetOf(inst, config, this.env);
+        if (!target) return { id: inst.id, ok: undefined, detail: 'no binding or URL to probe' };
+        const r = await probe(inst, target);
+        return { id: inst.id, ok: r.ok, detail: r.detail };
+      }),
     );
     await wakeUnregistered(config, this.#s.instances, this.env);
-    changed = probes.some(Boolean) || changed;
-    if (changed) await this.#changed();
+    await this.#route(
+      (s) => records.recordProbes(s, results, Date.now()),
+      (changed) => changed,
+    );
     if (Object.keys(this.#s.instances).length > 0)
       await this.ctx.storage.setAlarm(Date.now() + Math.min(probeMs, ttlMs));
-  }
-
-  /** Probes one record; returns whether its health changed. */
-  async #probe(inst: Instance): Promise<boolean> {
-    const target = targetOf(inst, this.#active().config, this.env);
-    const result = target ? await probe(inst, target) : { ok: false, detail: 'no binding or URL to probe' };
-    // Without a way to probe, a record is judged by its heartbeats alone.
-    const health = target ? (result.ok ? 'healthy' : 'unhealthy') : inst.health;
-    inst.lastProbe = { at: Date.now(), ok: result.ok, detail: result.detail };
-    if (health === inst.health) return false;
-    history.audit(this.#s, Date.now(), 'registry', 'health', `${inst.id} is ${health} (${result.detail})`);
-    inst.health = health;
-    return true;
   }
 }

@@ -2,9 +2,15 @@
  * Publishing snapshots to KV: the full snapshot under its own immutable key, then the small
  * marker every isolate polls. Publishes run one at a time (the two keys always come from the
  * same snapshot) and are coalesced to one per second (KV takes about one write per second per
- * key); a failed publish is retried.
+ * key); a failed publish is retried. Each snapshot is signed with the gateway's mesh key
+ * (registry/signature.ts): readers accept nothing else.
  */
+import type { MeshBindings } from '../../core/bindings.ts';
 import { errorText, logEvent } from '../../core/log.ts';
+import { normalizeBundle } from '../../config/bundle.ts';
+import { bundledConfig } from '../../generated/bundle.ts';
+import { MeshKeys } from '../../identity/keys.ts';
+import { signSnapshot } from '../../registry/signature.ts';
 import { SNAPSHOT_KEY, SNAPSHOT_REVISION_KEY, snapshotKey, type Snapshot } from '../../registry/types.ts';
 
 const PUBLISH_MIN_INTERVAL_MS = 1000;
@@ -16,9 +22,13 @@ export class Publisher {
   #timer: ReturnType<typeof setTimeout> | undefined;
   #chain: Promise<void> = Promise.resolve();
 
+  /** The deployment's identity settings, not an applied config's: the signing key is the gateway's own. */
+  readonly #keys = new MeshKeys(normalizeBundle(bundledConfig).config.identity);
+
   constructor(
     readonly kv: () => KVNamespace | undefined,
     readonly snapshot: () => Snapshot,
+    readonly env: MeshBindings,
   ) {}
 
   /** A change happened: publish it within the coalescing window. */
@@ -55,8 +65,11 @@ export class Publisher {
       // snapshot is not there yet.
       const marker = `${snap.epoch}:${snap.revision}`;
       const body = JSON.stringify(snap);
-      await kv.put(snapshotKey(marker), body, { expirationTtl: SNAPSHOT_TTL_S });
-      await kv.put(SNAPSHOT_KEY, body);
+      const metadata = await signSnapshot(body, snap, await this.#keys.signer(this.env));
+      await kv.put(snapshotKey(marker), body, { expirationTtl: SNAPSHOT_TTL_S, metadata });
+      // The latest also under a fixed key, without expiry: readers fall back to it when the
+      // per-revision key has expired (a mesh that did not change for a day).
+      await kv.put(SNAPSHOT_KEY, body, { metadata });
       await kv.put(SNAPSHOT_REVISION_KEY, marker);
     } catch (e) {
       logEvent('error', 'registry publish failed', { revision: snap.revision, error: errorText(e) });

@@ -1,13 +1,20 @@
 /**
- * The registry's persisted state, and how state written by an earlier meshwork is read.
+ * The registry's state, and how state written by an earlier meshwork is read.
+ *
+ * Applied configs are indexed (`configs`) apart from their bundles: a bundle can be megabytes,
+ * so only the ones needed (the one in force, one just applied) are held in `bundles`; the rest
+ * stay in storage (storage.ts) until a rollback asks for one.
  */
-import type { AppliedConfig, AuditEntry, Instance } from '../../registry/types.ts';
+import type { MeshBundle } from '../../config/schema.ts';
+import type { AppliedConfig, AuditEntry, ConfigEntry, Instance } from '../../registry/types.ts';
 import { upgradeInstance } from '../../registry/types.ts';
 
 export interface RegistryState {
   /** By endpoint key. */
   instances: Record<string, Instance>;
-  configs: AppliedConfig[];
+  configs: ConfigEntry[];
+  /** Bundles held in memory, by revision (the one in force always). */
+  bundles: Map<number, MeshBundle>;
   head: number;
   /** Config revisions in force, in order: what "the previous config" means for rollback. */
   heads: number[];
@@ -18,24 +25,77 @@ export interface RegistryState {
 }
 
 export function freshState(): RegistryState {
-  return { instances: {}, configs: [], head: 0, heads: [0], revision: 0, epoch: crypto.randomUUID(), audit: [] };
+  return {
+    instances: {},
+    configs: [],
+    bundles: new Map(),
+    head: 0,
+    heads: [0],
+    revision: 0,
+    epoch: crypto.randomUUID(),
+    audit: [],
+  };
 }
 
 /**
- * State as stored, brought to the current form (records from before endpoint keys get theirs:
- * registry/types.ts upgradeInstance). `upgraded` says whether anything changed, so the registry
- * can publish the new form at once rather than at its next change.
+ * A copy a change can be made on: the containers are new, their items shared. Items are never
+ * changed in place (a changed record is a new object), so the state in force is untouched until
+ * the change is stored and the copy takes its place.
  */
-export function loadState(saved: Partial<RegistryState> | undefined): { state: RegistryState; upgraded: boolean } {
-  const state = { ...freshState(), ...saved };
-  state.heads = saved?.heads ?? [state.head];
+export function draftOf(s: RegistryState): RegistryState {
+  return {
+    ...s,
+    instances: { ...s.instances },
+    configs: [...s.configs],
+    bundles: new Map(s.bundles),
+    heads: [...s.heads],
+    audit: [...s.audit],
+  };
+}
+
+/** The whole state as one value, as meshwork stored it before storage.ts (one `state` key). */
+export interface LegacyState {
+  instances: Record<string, Instance>;
+  configs: AppliedConfig[];
+  head: number;
+  heads?: number[];
+  revision: number;
+  epoch: string;
+  audit: AuditEntry[];
+}
+
+export function bundleBytes(bundle: MeshBundle): number {
+  return JSON.stringify(bundle).length;
+}
+
+/** Legacy state in today's form (records get endpoint keys: registry/types.ts upgradeInstance). */
+export function fromLegacy(saved: LegacyState): RegistryState {
+  const state = freshState();
+  state.revision = saved.revision;
+  state.epoch = saved.epoch;
+  state.head = saved.head;
+  state.heads = saved.heads ?? [saved.head];
+  state.audit = saved.audit ?? [];
+  for (const c of saved.configs ?? []) {
+    const { bundle, ...entry } = c;
+    state.configs.push({ ...entry, version: bundle.version, bytes: bundleBytes(bundle) });
+    state.bundles.set(c.revision, bundle);
+  }
+  state.instances = upgradeInstances(saved.instances ?? {}).instances;
+  return state;
+}
+
+/** Records from before endpoint keys get theirs; `upgraded` says whether any did. */
+export function upgradeInstances(records: Record<string, Instance>): {
+  instances: Record<string, Instance>;
+  upgraded: boolean;
+} {
   const instances: Record<string, Instance> = {};
   let upgraded = false;
-  for (const inst of Object.values(state.instances)) {
+  for (const inst of Object.values(records)) {
     const now = upgradeInstance(inst);
     if (now !== inst) upgraded = true;
     instances[now.id] = now;
   }
-  state.instances = instances;
-  return { state, upgraded };
+  return { instances, upgraded };
 }

@@ -3,6 +3,7 @@
  * endpoint, sets the mesh's headers (identity, user assertion, claims, trace) and streams the
  * answer back. The gateway adds what it alone knows: the config version and the RateLimit fields.
  */
+import { carriesAudience } from '../../auth/admin-token.ts';
 import { CONFIG_VERSION_HEADER, withHeaders } from '../../core/headers.ts';
 import { callService } from '../../traffic/index.ts';
 import type { Stage } from '../context.ts';
@@ -10,11 +11,20 @@ import type { Stage } from '../context.ts';
 export const forward: Stage = async (ctx) => {
   const { request, url } = ctx;
   const route = ctx.hit!.route;
+  const { adminAudience } = ctx.plan;
   const response = await callService({
     service: ctx.target!.service,
     version: ctx.target!.version,
     pathAndQuery: ctx.upstreamPath! + url.search,
-    source: { kind: 'edge', request, url, clientIp: ctx.clientIp, route: route.edge },
+    source: {
+      kind: 'edge',
+      request,
+      url,
+      clientIp: ctx.clientIp,
+      route: route.edge,
+      dropAuthorization:
+        adminAudience !== undefined && carriesAudience(request.headers.get('authorization'), adminAudience),
+    },
     requestId: ctx.requestId,
     trace: ctx.trace,
     user: ctx.user ? { verified: ctx.user } : undefined,

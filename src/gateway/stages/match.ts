@@ -5,7 +5,7 @@ import type { Stage } from '../context.ts';
 export const matchRoute: Stage = (ctx) => {
   const { url, request } = ctx;
   const hit = ctx.plan.router.find({
-    host: url.hostname,
+    host: ctx.host,
     path: ctx.path,
     method: request.method,
     headers: request.headers,

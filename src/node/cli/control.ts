@@ -9,6 +9,7 @@ import { parseArgs } from 'node:util';
 import { ACTOR_HEADER } from '../../core/header-names.ts';
 import { bundleRoutesDir } from '../config/load-dir.ts';
 import { formatIssue, type ConfigIssue } from '../../config/validate.ts';
+import { startedMesh } from '../dev/mesh-file.ts';
 import { devKeysPath, type DevKeys } from './keys.ts';
 
 export class UsageError extends Error {}
@@ -33,11 +34,17 @@ function connection(values: { url?: string | undefined; token?: string | undefin
   if (!local && !url.startsWith('https://'))
     throw new UsageError(`--url must use https:// for a gateway that is not on this machine, got "${url}"`);
   let token = values.token ?? process.env.MESH_ADMIN_TOKEN;
-  if (!token && local && existsSync(devKeysPath(root))) {
+  // The local dev token goes only to the mesh this checkout's `npm run dev` started, not to
+  // whatever else may listen on that port.
+  if (!token && local && existsSync(devKeysPath(root)) && startedMesh(root, url)) {
     token = (JSON.parse(readFileSync(devKeysPath(root), 'utf8')) as DevKeys).adminToken;
   }
-  if (!token)
-    throw new UsageError("no admin token: pass --token or set MESH_ADMIN_TOKEN (the gateway's wrangler secret)");
+  if (!token) {
+    const hint = local
+      ? ` (the local dev token is used only for a mesh \`npm run dev\` started here; none runs at ${url})`
+      : '';
+    throw new UsageError(`no admin token: pass --token or set MESH_ADMIN_TOKEN (the gateway's wrangler secret)${hint}`);
+  }
   return { url, token };
 }
 
@@ -89,10 +96,23 @@ function safeUser(): string {
   }
 }
 
+/**
+ * Text from a gateway made safe for a terminal: control characters (ANSI escapes, carriage
+ * returns) and bidirectional overrides are shown as escapes, never interpreted.
+ */
+export function printable(text: string): string {
+  return text.replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g, (c) =>
+    c.charCodeAt(0) < 0x100
+      ? `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`
+      : `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  );
+}
+
 function failure(status: number, json: Record<string, unknown>): number {
   const error = json.error as { code?: string; message?: string } | undefined;
-  console.error(`error ${status}${error?.code ? ` ${error.code}` : ''}: ${error?.message ?? JSON.stringify(json)}`);
-  for (const issue of (json.errors as ConfigIssue[] | undefined) ?? []) console.error(formatIssue(issue));
+  const code = error?.code ? ` ${printable(String(error.code))}` : '';
+  console.error(`error ${status}${code}: ${printable(String(error?.message ?? JSON.stringify(json)))}`);
+  for (const issue of (json.errors as ConfigIssue[] | undefined) ?? []) console.error(printable(formatIssue(issue)));
   return 1;
 }
 
@@ -110,7 +130,7 @@ export async function apply(args: string[], root: string): Promise<number> {
   const { values, positionals } = parseArgs({
     args,
     allowPositionals: true,
-    options: { ...CONNECTION, message: { type: 'string', short: 'm' } },
+    options: { ...CONNECTION, message: { type: 'string', short: 'm' }, force: { type: 'boolean' } },
   });
   if (positionals.length > 1) throw new UsageError('apply takes at most one directory');
   const conn = connection(values, root);
@@ -121,6 +141,7 @@ export async function apply(args: string[], root: string): Promise<number> {
   const { status, json } = await call(conn, 'POST', '/config', {
     files,
     ...(values.message ? { message: values.message } : {}),
+    ...(values.force ? { force: true } : {}),
   });
   if (status !== 200) return failure(status, json);
   if (typeof json.revision !== 'number' || typeof json.version !== 'string')
@@ -164,7 +185,7 @@ export async function diff(args: string[], root: string): Promise<number> {
     console.log(`no change: ${conn.url} runs config ${d.from}${note}`);
     return 0;
   }
-  process.stdout.write(d.patch);
+  process.stdout.write(printable(d.patch));
   console.log(`\nconfig ${d.from} -> ${d.to}`);
   for (const kind of ['routes', 'services', 'rateLimits'] as const) {
     for (const change of ['added', 'removed', 'changed']) {
@@ -261,6 +282,7 @@ export async function status(args: string[], root: string): Promise<number> {
       ]);
     }
   }
-  console.log(table(rows));
+  // Every cell is the gateway's data (a service may name its own version): printed, never run.
+  console.log(table(rows.map((r) => r.map(printable))));
   return 0;
 }

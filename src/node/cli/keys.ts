@@ -94,7 +94,8 @@ export async function ensureDevKeys(
       `MESH_SIGNING_KEY='${JSON.stringify(keys.members[member]!.privateJwk)}'`,
       `MESH_PUBLIC_KEYS='${publicKeys}'`,
       `MESH_DEV_JWKS='${devJwks}'`,
-      ...(member === 'gateway' ? [`MESH_ADMIN_TOKEN='${keys.adminToken}'`] : []),
+      // Local development: the gateway knows it (client addresses, loopback URL backends).
+      ...(member === 'gateway' ? [`MESH_ADMIN_TOKEN='${keys.adminToken}'`, "MESHWORK_DEV='1'"] : []),
       '',
     ].join('\n');
     writeIfChanged(join(root, dirname(config), '.dev.vars'), vars);

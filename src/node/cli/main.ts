@@ -32,9 +32,10 @@ commands:
                     a new mesh signing key for a member ("gateway" or a service): the private
                     JWK for \`wrangler secret put MESH_SIGNING_KEY\` and the public JWK to add to
                     every worker's MESH_PUBLIC_KEYS
-  apply [dir] [--url U] [--token T] [-m message]
+  apply [dir] [--url U] [--token T] [-m message] [--force]
                     apply a routes directory to a running gateway (validated here and there;
-                    rejected whole if invalid)
+                    rejected whole if invalid; one that removes every route or service needs
+                    --force)
   diff [dir] [--url U] [--token T]
                     what apply would change
   rollback [revision] [--url U] [--token T]

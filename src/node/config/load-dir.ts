@@ -6,7 +6,7 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, join, relative } from 'node:path';
 import { makeBundle } from '../../config/bundle.ts';
 import type { MeshBundle } from '../../config/schema.ts';
-import { validateSources, type ConfigIssue, type ConfigSource } from '../../config/validate.ts';
+import { validateSources, type ConfigIssue, type ConfigSource, type ValidateOptions } from '../../config/validate.ts';
 
 export function readRoutesDir(dir: string, cwd = process.cwd()): ConfigSource[] {
   let stat;
@@ -26,9 +26,9 @@ export function readRoutesDir(dir: string, cwd = process.cwd()): ConfigSource[] 
 
 export type BundleResult = { ok: true; bundle: MeshBundle } | { ok: false; errors: ConfigIssue[] };
 
-export async function bundleRoutesDir(dir: string): Promise<BundleResult> {
+export async function bundleRoutesDir(dir: string, options: ValidateOptions = {}): Promise<BundleResult> {
   const sources = readRoutesDir(dir);
-  const result = validateSources(sources);
+  const result = validateSources(sources, options);
   if (!result.ok) return result;
   // Sources are named relative to the routes directory: what `apply` sends and `diff` compares.
   const named = sources.map((s) => ({ name: basename(s.name), text: s.text }));

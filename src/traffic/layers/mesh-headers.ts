@@ -13,8 +13,13 @@ import { IDENTITY_HEADER, REQUEST_ID_HEADER, ROUTE_HEADER, USER_HEADER } from '.
 import { KeysUnavailable } from '../../core/keys.ts';
 import { logEvent } from '../../core/log.ts';
 import { setTraceHeaders } from '../../core/trace.ts';
-import type { IdentityMinter } from '../../identity/tokens.ts';
+import type { IdentityMinter, UserAudience } from '../../identity/tokens.ts';
 import { callerOf, type Layer, type OutboundCall, type Send } from '../call.ts';
+
+/** Who the gateway's assertion of the user is for: this service and those it may call on. */
+function audienceOf(call: OutboundCall): UserAudience {
+  return call.plan.userAudiences.get(call.service) ?? { services: [call.service], key: call.service };
+}
 
 function setUser(call: OutboundCall, headers: Headers, assertion: string): void {
   headers.set(USER_HEADER, assertion);
@@ -37,7 +42,11 @@ async function signThenSend(
     headers.set(IDENTITY_HEADER, await minter.identityFor(call.service, call.env));
     const user = call.user;
     if (user)
-      setUser(call, headers, 'verified' in user ? await minter.userAssertion(user.verified, call.env) : user.assertion);
+      setUser(
+        call,
+        headers,
+        'verified' in user ? await minter.userAssertion(user.verified, audienceOf(call), call.env) : user.assertion,
+      );
   } catch (e) {
     if (!(e instanceof KeysUnavailable)) throw e;
     const caller = callerOf(call);
@@ -61,7 +70,8 @@ export const meshHeaders: Layer = (next) => (call) => {
   const { minter } = call.runtime.identity(call.plan.identity);
   const identity = minter.cachedIdentity(call.service);
   const user = call.user;
-  const assertion = user && ('verified' in user ? minter.cachedUserAssertion(user.verified) : user.assertion);
+  const assertion =
+    user && ('verified' in user ? minter.cachedUserAssertion(user.verified, audienceOf(call)) : user.assertion);
   if (identity === undefined || (user && assertion === undefined)) return signThenSend(call, minter, headers, next);
   headers.set(IDENTITY_HEADER, identity);
   if (user) setUser(call, headers, assertion!);

@@ -4,7 +4,7 @@
  * for; from a service it is what the handler asked for. Either way, every x-mesh-* and claim
  * header is removed here: only the mesh sets them, in the next layer.
  */
-import { setForwarded, stripHopByHop } from '../../core/headers.ts';
+import { CLIENT_ADDRESS_HEADER, setForwarded, stripHopByHop } from '../../core/headers.ts';
 import { removeToken } from '../../auth/token.ts';
 import type { Layer } from '../call.ts';
 import { upstreamUrl } from '../upstream.ts';
@@ -24,7 +24,10 @@ export const buildRequest: Layer = (next) => (call) => {
     });
     stripHopByHop(request.headers, true, call.plan.edgeDropped);
     setForwarded(request.headers, url, source.clientIp);
+    // The address as the gateway determined it, for services' ip keys (they trust it from the gateway only).
+    if (source.clientIp) request.headers.set(CLIENT_ADDRESS_HEADER, source.clientIp);
     if (source.route.dropToken) removeToken(request.headers, source.route.dropToken);
+    if (source.dropAuthorization) request.headers.delete('authorization');
   } else {
     // A malformed init (e.g. a GET with a body) is the handler's bug: it throws to the handler.
     request = new Request(upstreamUrl(endpoint, `http://${call.service}`, call.pathAndQuery), source.init);

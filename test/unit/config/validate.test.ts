@@ -252,7 +252,10 @@ routes:
     expect(e.map((i) => [i.field, i.message])).toEqual([
       ['rateLimits.too-costly.cost', 'cost 6 exceeds the burst (5): no request could ever pass'],
       ['rateLimits.leasy.lease', '"lease" settings need mode: lease'],
-      ['rateLimits.bad-key.key[0]', 'must be ip, route, caller, claim:<name> or header:<name>'],
+      [
+        'rateLimits.bad-key.key[0]',
+        'must be ip, route, caller, claim:<name> or header:<name>, or alternatives joined by "??" (claim:sub ?? ip)',
+      ],
     ]);
     const e2 = errorsOf(`${SERVICES}
 rateLimits:

@@ -12,7 +12,7 @@ describe('compiled policies', () => {
     expect(c.params).toEqual({ algorithm: 'token-bucket', limit: 10, periodMs: 60_000, burst: 10 });
     expect(c).toMatchObject({
       cost: 1,
-      key: [{ kind: 'ip' }],
+      key: [[{ kind: 'ip' }]],
       failOpen: true,
       lease: undefined,
       policyHeader: '"p";q=10;w=60',

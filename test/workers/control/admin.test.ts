@@ -180,7 +180,7 @@ routes:
     expect(json.from).toBe(bundledConfig.version);
     expect(json.summary.routes).toEqual({ added: ['regtest-a'], removed: [], changed: [] });
     expect(json.summary.services).toEqual({ added: ['regtest-echo'], removed: [], changed: [] });
-    expect(json.summary.sections).toEqual(['registry']);
+    expect(json.summary.sections).toEqual(['registry', 'network']);
     expect(json.patch).toContain('+++ b/extra.yaml');
     expect(json.patch).toContain('+  - name: regtest-a');
     const after = await registry().status();
@@ -294,9 +294,21 @@ routes:
     // A new gateway isolate whose only traffic is admin calls.
     const via = createGateway({ source: new MeshSource(bundledConfig) });
     const as = async (token: string) => ({ via, bindings: env, headers: { authorization: `Bearer ${token}` } });
-    const ok = await admin('GET', 'status', await as(await devToken({ sub: 'ops-alice', scope: 'mesh:admin' })));
+    const admins = { aud: 'meshwork-admin' };
+    const ok = await admin(
+      'GET',
+      'status',
+      await as(await devToken({ ...admins, sub: 'ops-alice', scope: 'mesh:admin' })),
+    );
     expect(ok.status).toBe(200);
-    const noScope = await admin('GET', 'status', await as(await devToken({ sub: 'ops-alice', scope: 'read:a' })));
+    // The same issuer's user token (audience meshwork), even with the admin scope, is no admin token.
+    const userToken = await admin('GET', 'status', await as(await devToken({ sub: 'ops-alice', scope: 'mesh:admin' })));
+    expect(userToken.status).toBe(401);
+    const noScope = await admin(
+      'GET',
+      'status',
+      await as(await devToken({ ...admins, sub: 'ops-alice', scope: 'read:a' })),
+    );
     expect(noScope.status).toBe(403);
     expect(noScope.json.error.code).toBe('insufficient_scope');
     expect(
@@ -304,7 +316,7 @@ routes:
         await admin(
           'GET',
           'status',
-          await as(await issuerToken('RS256', { iss: 'https://elsewhere.test', scope: 'mesh:admin' })),
+          await as(await issuerToken('RS256', { ...admins, iss: 'https://elsewhere.test', scope: 'mesh:admin' })),
         )
       ).status,
     ).toBe(401);
@@ -313,14 +325,14 @@ routes:
         await admin(
           'GET',
           'status',
-          await as(await devToken({ scope: 'mesh:admin', exp: Math.floor(Date.now() / 1000) - 3600 })),
+          await as(await devToken({ ...admins, scope: 'mesh:admin', exp: Math.floor(Date.now() / 1000) - 3600 })),
         )
       ).status,
     ).toBe(401);
 
     const back = await admin('POST', 'rollback', {
       body: { revision: 0 },
-      ...(await as(await devToken({ sub: 'ops-alice', scope: 'mesh:admin' }))),
+      ...(await as(await devToken({ ...admins, sub: 'ops-alice', scope: 'mesh:admin' }))),
     });
     expect(back.status).toBe(200);
     const { audit } = (await admin('GET', 'history')).json;

@@ -50,6 +50,9 @@ export function echoRoutes(...names: string[]): string {
 routes:
 ${names.map((n) => `  - name: ${n}\n    matches: [{ path: { prefix: /${n} } }]\n    service: regtest-echo\n`).join('')}registry:
   refreshInterval: 0.2s
+# The test's URL backend runs on this machine.
+network:
+  allowLoopbackBackends: true
 `;
 }
 

@@ -47,6 +47,7 @@ describe('self-registration of wrapped services', () => {
         ...(version ? { version } : {}),
         config: expect.objectContaining({ version: expect.stringMatching(/^[0-9a-f]{12}$/) }),
         rateLimitStoreFailures: { open: expect.any(Number), closed: expect.any(Number) },
+        rejected: { snapshotsRejected: 0, jwksCacheRejected: 0 },
       });
     }
     expect((await env.SERVICE_B_V1.fetch('https://svc.internal/service-b')).status).toBe(401);
@@ -166,27 +167,30 @@ describe('registry object', () => {
     });
   }, 10_000);
 
-  it('concurrent registrations lose no writes: 50 heartbeats and 50 operator registrations at once', async () => {
+  it('concurrent registrations lose no writes: 30 heartbeats and 50 operator registrations at once', async () => {
     const reg = registry();
     const before = await reg.status();
+    // Heartbeats: below the bound on the versions a service may register of itself.
+    const h = Array.from({ length: 30 }, (_, i) => i);
     const n = Array.from({ length: 50 }, (_, i) => i);
-    for (const i of n) created.add(`regtest-conc@h${i}/worker`).add(`regtest-conc@r${i}/worker`);
+    for (const i of h) created.add(`regtest-conc@h${i}/worker`);
+    for (const i of n) created.add(`regtest-conc@r${i}/worker`);
     const results = await Promise.all([
-      ...n.map((i) => reg.heartbeat({ service: 'regtest-conc', version: `h${i}` })),
+      ...h.map((i) => reg.heartbeat({ service: 'regtest-conc', version: `h${i}` })),
       ...n.map((i) => reg.register({ service: 'regtest-conc', version: `r${i}`, weight: i }, ACTOR)),
     ]);
-    expect(results).toHaveLength(100);
+    expect(results).toHaveLength(80);
     const after = await reg.status();
     const mine = after.instances.filter((i) => i.service === 'regtest-conc');
     expect(mine.map((i) => i.id).sort()).toEqual(
-      [...n.map((i) => `regtest-conc@h${i}/worker`), ...n.map((i) => `regtest-conc@r${i}/worker`)].sort(),
+      [...h.map((i) => `regtest-conc@h${i}/worker`), ...n.map((i) => `regtest-conc@r${i}/worker`)].sort(),
     );
     expect(mine.find((i) => i.id === 'regtest-conc@r49/worker')).toMatchObject({ weight: 49, source: 'admin' });
     // Every registration is a change of its own.
-    expect(after.revision).toBeGreaterThanOrEqual(before.revision + 100);
+    expect(after.revision).toBeGreaterThanOrEqual(before.revision + 80);
     // Persisted and published as a whole: the snapshot holds all of them.
     await reg.publish();
-    expect((await kvSnapshot())!.instances.filter((i) => i.service === 'regtest-conc')).toHaveLength(100);
+    expect((await kvSnapshot())!.instances.filter((i) => i.service === 'regtest-conc')).toHaveLength(80);
 
     // The same instance heartbeating from many isolates at once is one registration.
     await Promise.all(n.map(() => reg.heartbeat({ service: 'regtest-conc', version: 'same' })));
@@ -204,7 +208,11 @@ describe('registry object', () => {
     await control(true);
     try {
       // Long TTL: only health is under test. Weight 0: no /service-b traffic goes to these.
-      await apply(files('registry:\n  heartbeatTtl: 60s\n  probeInterval: 1s\n  refreshInterval: 0.2s\n'));
+      await apply(
+        files(
+          'registry:\n  heartbeatTtl: 60s\n  probeInterval: 1s\n  refreshInterval: 0.2s\nnetwork:\n  allowLoopbackBackends: true\n',
+        ),
+      );
       const failing = await admin('POST', 'instances', {
         body: {
           service: 'service-b',

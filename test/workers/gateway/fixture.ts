@@ -3,6 +3,9 @@ import { createGateway } from '../../../src/gateway/app.ts';
 import { call, planFrom, type Echo } from '../helpers.ts';
 
 export const YAML = `
+# The test's URL backend runs on this machine.
+network:
+  allowLoopbackBackends: true
 services:
   echo:
     backends:

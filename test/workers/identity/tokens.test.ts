@@ -57,11 +57,12 @@ const identityClaims = (sub: string, aud: string): JWTPayload => ({
   exp: now() + 60,
 });
 
-/** A user assertion genuinely signed by the gateway's key, as the gateway mints them. */
-async function gatewayAssertion(sub: string, scopes: string[]): Promise<string> {
+/** A user assertion genuinely signed by the gateway's key, as the gateway mints them (for `audience`). */
+async function gatewayAssertion(sub: string, scopes: string[], audience = ['service-b']): Promise<string> {
   const minter = new IdentityState(DEFAULT_IDENTITY).minter;
   return minter.userAssertion(
     { issuer: 'local-dev', sub, scopes, claims: { sub }, exp: now() + 300 },
+    { services: audience, key: audience.join(',') },
     memberEnv('gateway'),
   );
 }
@@ -186,7 +187,7 @@ describe('callers service-b refuses', () => {
     const identity = await identityHeaders('service-a', 'service-b');
     const user = {
       iss: 'meshwork',
-      aud: 'meshwork-user',
+      aud: ['service-b'],
       sub: 'mallory',
       iat: now(),
       exp: now() + 300,

@@ -3,7 +3,8 @@ import { describe, expect, it } from 'vitest';
 import { createGateway } from '../../../src/gateway/app.ts';
 import { bundledConfig } from '../../../src/generated/bundle.ts';
 import { compilePlan } from '../../../src/plan/compile.ts';
-import { devToken, identityHeaders } from '../helpers.ts';
+import { IdentityState } from '../../../src/identity/tokens.ts';
+import { DEFAULT_IDENTITY, devToken, identityHeaders, memberEnv } from '../helpers.ts';
 import { RUN, get, items, expectLimited, bound } from './fixture.ts';
 
 describe('the example mesh (routes/mesh.yaml)', () => {
@@ -37,31 +38,55 @@ describe('the example mesh (routes/mesh.yaml)', () => {
     expect(other.status).toBe(200);
   });
 
-  it('east-west: service-b refuses service-a beyond 20/s (service-b-from-a), and the 429 comes back through service-a and the gateway', async () => {
-    // 40 users at once (one request each, well inside per-user) make 40 calls from service-a.
-    const tokens = await Promise.all(
-      Array.from({ length: 40 }, (_, i) => devToken({ sub: `ew-${RUN}-${i}`, scope: 'read:a' })),
+  /** service-a calling service-b as the mesh does: its identity, and the gateway's assertion of `sub`. */
+  async function asServiceA(sub: string): Promise<Record<string, string>> {
+    const user = {
+      issuer: 'local-dev',
+      sub,
+      scopes: ['read:a'],
+      claims: { sub },
+      exp: Math.floor(Date.now() / 1000) + 300,
+    };
+    const assertion = await new IdentityState(DEFAULT_IDENTITY).minter.userAssertion(
+      user,
+      { services: ['service-b'], key: 'service-b' },
+      memberEnv('gateway'),
     );
-    await get(gateway, '/_mesh/health');
+    return { ...(await identityHeaders('service-a', 'service-b')), 'x-mesh-user': assertion };
+  }
+
+  it('east-west: service-b refuses service-a beyond 20/s for one user, and never another user because of it', async () => {
+    // 40 calls at once for one user: at most the bucket's burst and refill pass.
+    const busy = await asServiceA(`ew-busy-${RUN}`);
     const start = Date.now();
-    const responses = await Promise.all(tokens.map((t) => get(gateway, '/service-a/whoami-b', bearer(t))));
+    const responses = await Promise.all(
+      Array.from({ length: 40 }, () => env.SERVICE_B_V1.fetch('https://svc/service-b/whoami', { headers: busy })),
+    );
     const elapsed = Date.now() - start;
     const ok = responses.filter((r) => r.status === 200);
     const refused = responses.filter((r) => r.status === 429);
     expect(ok.length + refused.length).toBe(40);
     expect(ok.length).toBeLessThanOrEqual(bound(20, 20, 1000, elapsed));
     expect(refused.length).toBeGreaterThan(0);
-    for (const res of ok) expect(await res.json()).toMatchObject({ service: 'service-b', caller: 'service-a' });
     for (const res of refused) {
       await expectLimited(res, [fromA]);
       expect(Number(res.headers.get('retry-after'))).toBe(1);
     }
+    // The bucket is per caller and user: 12 other users at once each get their first call
+    // through (one bucket for all would have been used up by the busy one).
+    const others = await Promise.all(
+      Array.from({ length: 12 }, async (_, i) =>
+        env.SERVICE_B_V1.fetch('https://svc/service-b/whoami', { headers: await asServiceA(`ew-${RUN}-${i}`) }),
+      ),
+    );
+    expect(others.map((r) => r.status)).toEqual(Array(12).fill(200));
   });
 
   it('east-west: service-b reports its limit to service-a, and calls from the gateway are not counted by it (callers: [service-a])', async () => {
-    const asServiceA = await identityHeaders('service-a', 'service-b');
+    // Calls on behalf of no user share one bucket per caller.
+    const identity = await identityHeaders('service-a', 'service-b');
     const direct = Array.from({ length: 30 }, () =>
-      env.SERVICE_B_V1.fetch('https://service-b.internal/service-b/whoami', { headers: asServiceA }),
+      env.SERVICE_B_V1.fetch('https://service-b.internal/service-b/whoami', { headers: identity }),
     );
     const viaGateway = Array.from({ length: 30 }, () => get(gateway, '/service-b/whoami'));
     const [fromServiceA, fromGateway] = await Promise.all([Promise.all(direct), Promise.all(viaGateway)]);

@@ -74,8 +74,8 @@ describe('store', () => {
     const res = await get(second, '/limited', ip);
     await expectLimited(res, [name]);
     expect(items(res.headers.get('ratelimit'), 'r;t')[name]!.r).toBe(0);
-    // The bucket itself, in the object named after (policy, key).
-    const stub = env.MESH_RATE_LIMITER.get(env.MESH_RATE_LIMITER.idFromName(`${name}|203.0.113.9`));
+    // The bucket itself, in the object named after its enforcer (the gateway), policy and key.
+    const stub = env.MESH_RATE_LIMITER.get(env.MESH_RATE_LIMITER.idFromName(`gateway|${name}|203.0.113.9`));
     const state = (await stub.peek()) as { tokens: number } | undefined;
     expect(state?.tokens).toBeLessThan(1);
   });
