@@ -167,8 +167,13 @@ function userAudiences(config: MeshConfig): Map<string, UserAudience> {
   for (const entry of names) {
     const seen = new Set([entry]);
     const queue = [entry];
-    while (queue.length)
-      for (const next of callees(queue.shift()!)) if (!seen.has(next)) (seen.add(next), queue.push(next));
+    while (queue.length) {
+      for (const next of callees(queue.shift()!)) {
+        if (seen.has(next)) continue;
+        seen.add(next);
+        queue.push(next);
+      }
+    }
     const services = [...seen].sort();
     out.set(entry, { services, key: services.join(',') });
   }

@@ -101,11 +101,12 @@ function safeUser(): string {
  * returns) and bidirectional overrides are shown as escapes, never interpreted.
  */
 export function printable(text: string): string {
-  return text.replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g, (c) =>
-    c.charCodeAt(0) < 0x100
-      ? `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`
-      : `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
-  );
+  // Matching control characters is the point here.
+  // eslint-disable-next-line no-control-regex
+  return text.replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g, (c) => {
+    const code = c.charCodeAt(0);
+    return code < 0x100 ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u${code.toString(16).padStart(4, '0')}`;
+  });
 }
 
 function failure(status: number, json: Record<string, unknown>): number {
