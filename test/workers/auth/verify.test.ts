@@ -209,7 +209,12 @@ describe('refused tokens', () => {
         'https://example.com/must-understand': true,
       })
       .sign(key, { crit: { 'https://example.com/must-understand': true } });
-    await expectInvalid(await get('/api', bearer(critical)));
+    await expectInvalid(await get('/api', bearer(critical)), 'unsupported critical header parameter');
+    // "b64" too (RFC 7797), which jose would understand: none is accepted, as documented.
+    const b64 = await new SignJWT({ iss: ISS.ES256, aud: 'meshwork', sub: 'alice', exp: now + 600 })
+      .setProtectedHeader({ alg: 'ES256', kid: 'ES256-1', crit: ['b64'], b64: true })
+      .sign(key);
+    await expectInvalid(await get('/api', bearer(b64)), 'unsupported critical header parameter');
   });
 
   it('missing scope: 403 insufficient_scope, naming the required scopes', async () => {

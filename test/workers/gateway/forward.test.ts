@@ -1,6 +1,7 @@
 import { decodeJwt, decodeProtectedHeader } from 'jose';
 import { describe, expect, it } from 'vitest';
-import { call } from '../helpers.ts';
+import { createGateway } from '../../../src/gateway/app.ts';
+import { call, devToken, planFrom, type Echo } from '../helpers.ts';
 import { gateway, BASE, echo } from './fixture.ts';
 
 describe('gateway forwarding', () => {
@@ -150,5 +151,43 @@ describe('gateway forwarding', () => {
     expect(seen.body).toBe('payload');
     expect(seen.headers['x-trace-me']).toBe('yes');
     expect(decodeJwt(seen.headers['x-mesh-identity']!)).toMatchObject({ sub: 'gateway', aud: 'external' });
+  });
+});
+
+describe('admin tokens', () => {
+  const withAdmins = createGateway({
+    plan: planFrom(`
+auth:
+  issuers:
+    local-dev: { issuer: https://dev.meshwork.local, audiences: [meshwork], algorithms: [ES256], jwks: { env: MESH_DEV_JWKS } }
+admin:
+  issuers: [local-dev]
+services:
+  echo: { backends: [{ binding: ECHO }] }
+routes:
+  - { name: open, matches: [{ path: { prefix: /open } }], service: echo }
+  - { name: authed, matches: [{ path: { prefix: /authed } }], service: echo, auth: {} }
+`),
+  });
+
+  it('are never forwarded: a backend could replay one against the admin API', async () => {
+    const adminToken = await devToken({ aud: 'meshwork-admin', scope: 'mesh:admin' });
+    const both = await devToken({ aud: ['meshwork', 'meshwork-admin'], scope: 'mesh:admin' });
+    const user = await devToken({ scope: 'read:a' });
+    const seen = async (path: string, token: string) => {
+      const res = await call(withAdmins, `${BASE}${path}`, { headers: { authorization: `Bearer ${token}` } });
+      return {
+        status: res.status,
+        authorization: res.status === 200 ? ((await res.json()) as Echo).headers.authorization : undefined,
+      };
+    };
+    expect(await seen('/open', adminToken)).toEqual({ status: 200, authorization: undefined });
+    // Valid as a user token too (its audiences include the user one): used, but not sent on.
+    expect(await seen('/authed', both)).toEqual({ status: 200, authorization: undefined });
+    // An admin-only token is no user token.
+    expect((await seen('/authed', adminToken)).status).toBe(401);
+    // User tokens are forwarded as before.
+    expect(await seen('/open', user)).toEqual({ status: 200, authorization: `Bearer ${user}` });
+    expect(await seen('/authed', user)).toEqual({ status: 200, authorization: `Bearer ${user}` });
   });
 });

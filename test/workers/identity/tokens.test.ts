@@ -208,6 +208,38 @@ describe('callers service-b refuses', () => {
     expect(res.status).toBe(200);
     expect(await res.json()).toMatchObject({ caller: 'service-a', user: { sub: 'mallory' } });
   });
+
+  it("a genuine user assertion minted for other services: 401 (it cannot be replayed where the user's request could not go)", async () => {
+    const identity = await identityHeaders('service-a', 'service-b');
+    const forA = await gatewayAssertion('alice', ['read:a'], ['service-a']);
+    await expectError(
+      await callServiceB('/service-b/whoami', { ...identity, 'x-mesh-user': forA }),
+      401,
+      'invalid_identity',
+    );
+    const forBoth = await gatewayAssertion('alice', ['read:a'], ['service-a', 'service-b']);
+    expect((await callServiceB('/service-b/whoami', { ...identity, 'x-mesh-user': forBoth })).status).toBe(200);
+  });
+
+  it('what the gateway mints for a request to service-a is good at service-b (which service-a may call) and names no other service', async () => {
+    const token = await devToken({ sub: 'chain', scope: 'read:a' });
+    const res = await call(gateway, `${BASE}/service-a/whoami-b`, { headers: bearer(token) });
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({ service: 'service-b', caller: 'service-a', user: { sub: 'chain' } });
+  });
+
+  it('an identity token with a crit header: 401', async () => {
+    const critical = await signAs('service-a', identityClaims('service-a', 'service-b'), {
+      typ: 'mesh-id+jwt',
+      crit: ['b64'],
+      b64: true,
+    } as never);
+    await expectError(
+      await callServiceB('/service-b/whoami', { 'x-mesh-identity': critical }),
+      401,
+      'invalid_identity',
+    );
+  });
 });
 
 describe('a service that cannot read the mesh public keys', () => {
