@@ -8,6 +8,8 @@
  * here (on Cloudflare, Workers cannot reach private addresses at all; behind your own workerd,
  * restrict egress at the network).
  */
+import { ipv6Groups, mappedIpv4 } from '../core/ip.ts';
+
 export type AddressClass = 'public' | 'private' | 'loopback' | 'link-local' | 'metadata' | 'not-unicast';
 
 /** Cloud metadata endpoints by name (their addresses are link-local or listed below). */
@@ -28,27 +30,11 @@ function ipv4Class(a: number, b: number, c: number, d: number): AddressClass {
   return 'public';
 }
 
-function ipv6Groups(text: string): number[] | undefined {
-  let t = text.toLowerCase();
-  const dotted = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(t);
-  if (dotted) {
-    const [a, b, c, d] = dotted.slice(1).map(Number) as [number, number, number, number];
-    t = `${t.slice(0, dotted.index)}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
-  }
-  const [head, tail] = t.split('::') as [string, string | undefined];
-  const h = head ? head.split(':') : [];
-  const rest = tail === undefined ? [] : tail ? tail.split(':') : [];
-  const groups =
-    tail === undefined ? h : [...h, ...Array<string>(Math.max(0, 8 - h.length - rest.length)).fill('0'), ...rest];
-  const n = groups.map((g) => Number.parseInt(g, 16));
-  return n.length === 8 && n.every((x) => Number.isInteger(x) && x >= 0 && x <= 0xffff) ? n : undefined;
-}
-
 function ipv6Class(text: string): AddressClass {
   const n = ipv6Groups(text);
   if (!n) return 'public';
-  if (n.slice(0, 5).every((x) => x === 0) && n[5] === 0xffff)
-    return ipv4Class(n[6]! >> 8, n[6]! & 255, n[7]! >> 8, n[7]! & 255);
+  const v4 = mappedIpv4(n);
+  if (v4) return ipv4Class(...v4);
   if (n.slice(0, 7).every((x) => x === 0)) return 'loopback'; // ::1 and ::
   // AWS's IPv6 metadata endpoint fd00:ec2::254.
   if (n[0] === 0xfd00 && n[1] === 0xec2 && n.slice(2, 7).every((x) => x === 0) && n[7] === 0x254) return 'metadata';

@@ -4,6 +4,7 @@
  */
 import type { JWTPayload } from 'jose';
 import { sha256Hex } from '../core/hash.ts';
+import { ipv6Groups, mappedIpv4 } from '../core/ip.ts';
 import type { RateLimitPolicySpec } from '../config/schema.ts';
 import type { LimitParams } from './algorithms.ts';
 
@@ -112,27 +113,16 @@ export function policyItem(name: string, limit: number, periodSeconds: number): 
  */
 export function clientNetwork(ip: string): string {
   if (!ip.includes(':')) return ip;
-  let text = ip.toLowerCase();
-  // A dotted IPv4 tail ("::ffff:203.0.113.7") as two hex groups, so every form parses alike.
-  const dotted = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(text);
-  if (dotted) {
-    const [a, b, c, d] = dotted.slice(1).map(Number) as [number, number, number, number];
-    text = `${text.slice(0, dotted.index)}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
-  }
-  const [head, tail] = text.split('::') as [string, string | undefined];
-  const h = head ? head.split(':') : [];
-  const t = tail === undefined ? [] : tail ? tail.split(':') : [];
-  const groups =
-    tail === undefined ? h : [...h, ...Array<string>(Math.max(0, 8 - h.length - t.length)).fill('0'), ...t];
-  const n = groups.map((g) => Number.parseInt(g || '0', 16));
+  const n = ipv6Groups(ip);
+  // Not an address (a configured header can carry anything): keyed as given.
+  if (!n) return ip;
   // An IPv4-mapped address (::ffff:a.b.c.d) is that IPv4 client: keyed by its address, not a /64
   // that every IPv4 client would share.
-  if (n.length === 8 && n.slice(0, 5).every((x) => x === 0) && n[5] === 0xffff) {
-    return `${n[6]! >> 8}.${n[6]! & 255}.${n[7]! >> 8}.${n[7]! & 255}`;
-  }
-  return `${groups
+  const v4 = mappedIpv4(n);
+  if (v4) return v4.join('.');
+  return `${n
     .slice(0, 4)
-    .map((g) => g.replace(/^0+(?=.)/, ''))
+    .map((g) => g.toString(16))
     .join(':')}::/64`;
 }
 

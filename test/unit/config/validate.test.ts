@@ -165,6 +165,29 @@ routes:
     ]);
   });
 
+  it('refuses admin issuers whose user audiences include the admin audience', () => {
+    const issuer = (audiences: string) => `
+auth:
+  issuers:
+    idp:
+      issuer: https://login.example.com
+      audiences: [${audiences}]
+      algorithms: [RS256]
+      jwksUri: https://login.example.com/jwks.json
+admin:
+  issuers: [idp]
+`;
+    const e = errorsOf(issuer('api, meshwork-admin'));
+    expect(e.map((i) => [i.field, i.line])).toEqual([['admin.issuers[0]', 10]]);
+    expect(e[0]!.message).toContain('accepts the admin audience "meshwork-admin" for user tokens');
+    expect(validateSources([{ name: 'routes/mesh.yaml', text: issuer('api') }]).ok).toBe(true);
+    // A custom admin audience is what is compared.
+    expect(
+      errorsOf(`${issuer('api')}  audience: api
+`)[0]!.message,
+    ).toContain('admin audience "api"');
+  });
+
   it('reports a misspelt backend key once, not also as a missing binding', () => {
     const e = errorsOf('services:\n  s:\n    backends:\n      - bindng: S\n');
     expect(e.map((i) => i.message)).toEqual(['unknown field "bindng" (did you mean "binding"?)']);

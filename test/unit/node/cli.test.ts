@@ -1,9 +1,24 @@
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { execFile, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { decodeProtectedHeader, importJWK, jwtVerify } from 'jose';
 import { describe, expect, it } from 'vitest';
+import { printable } from '../../../src/node/cli/control.ts';
+
+/** The CLI run without blocking this process (for tests that serve it something meanwhile). */
+function meshworkAsync(...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const env = { ...process.env };
+  delete env.MESH_ADMIN_TOKEN;
+  delete env.MESHWORK_URL;
+  return new Promise((resolve) => {
+    execFile(process.execPath, ['bin/meshwork.js', ...args], { env, encoding: 'utf8' }, (e, stdout, stderr) =>
+      resolve({ code: e ? (typeof e.code === 'number' ? e.code : null) : 0, stdout, stderr }),
+    );
+  });
+}
 
 function meshwork(...args: string[]) {
   const r = spawnSync(process.execPath, ['bin/meshwork.js', ...args], { encoding: 'utf8' });
@@ -46,6 +61,44 @@ describe('meshwork validate', () => {
     const r = meshwork('status', '--url', 'http://gateway.example.com', '--token', 'x'.repeat(32));
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('must use https://');
+  });
+
+  it('sends the local dev token only to the mesh this checkout started', async () => {
+    expect(meshwork('token', '--sub', 'setup').code).toBe(0); // creates the dev keys if need be
+    const { adminToken } = JSON.parse(readFileSync('.meshwork/dev-keys.json', 'utf8')) as { adminToken: string };
+    const seen: (string | undefined)[] = [];
+    const server = createServer((req, res) => {
+      seen.push(req.headers.authorization);
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify({ revision: 1, version: 'abc', services: {}, routes: 0 }));
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const record = `.meshwork/dev-mesh-${(server.address() as AddressInfo).port}.json`;
+    try {
+      // Something else on a local port: no token leaves, and the user is told why.
+      const stranger = await meshworkAsync('status', '--url', url);
+      expect(stranger.code).toBe(2);
+      expect(stranger.stderr).toContain(`used only for a mesh \`npm run dev\` started here; none runs at ${url}`);
+      expect(seen).toEqual([]);
+      // A record left by a process that has exited does not count either.
+      writeFileSync(record, JSON.stringify({ url, pid: 2 ** 22 + 1 }));
+      expect((await meshworkAsync('status', '--url', url)).code).toBe(2);
+      expect(seen).toEqual([]);
+      // The mesh `npm run dev` recorded (a live process at that URL) gets the token.
+      writeFileSync(record, JSON.stringify({ url, pid: process.pid }));
+      await meshworkAsync('status', '--url', url);
+      expect(seen).toEqual([`Bearer ${adminToken}`]);
+    } finally {
+      rmSync(record, { force: true });
+      server.close();
+    }
+  });
+
+  it('escapes control characters a gateway sends before printing them', () => {
+    expect(printable('svc\u001b[2J\u001b[31mok\r')).toBe('svc\\x1b[2J\\x1b[31mok\\x0d');
+    expect(printable('a\u202eb\u0085')).toBe('a\\u202eb\\x85');
+    expect(printable('plain text\nand lines\tstay')).toBe('plain text\nand lines\tstay');
   });
 
   it('exits 2 on usage errors', () => {

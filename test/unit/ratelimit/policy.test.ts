@@ -49,4 +49,14 @@ describe('client addresses', () => {
     expect(clientNetwork('2001:db8::1')).toBe('2001:db8:0:0::/64');
     expect(clientNetwork('::1')).toBe('0:0:0:0::/64');
   });
+
+  it('keys an IPv4-mapped IPv6 client as the IPv4 address it is, not one shared /64', () => {
+    expect(clientNetwork('::ffff:198.51.100.8')).toBe('198.51.100.8');
+    expect(clientNetwork('::FFFF:c633:6409')).toBe('198.51.100.9');
+    expect(clientNetwork('0:0:0:0:0:ffff:198.51.100.8')).toBe('198.51.100.8');
+  });
+
+  it('keys text that is not an address (from a configured header) as given', () => {
+    expect(clientNetwork('not:an:address:at:all:x')).toBe('not:an:address:at:all:x');
+  });
 });
