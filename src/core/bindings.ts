@@ -38,13 +38,19 @@ export function fetcherOf(env: MeshBindings, name: string): Fetcher | undefined 
   return isObject(f) && typeof f.fetch === 'function' ? (f as unknown as Fetcher) : undefined;
 }
 
-/** A Durable Object namespace by name. */
+/**
+ * A Durable Object namespace by name. A service binding answers every property with an RPC
+ * method, so "has idFromName" alone would take one for a namespace: a namespace has no fetch.
+ */
 export function namespaceOf<T extends Rpc.DurableObjectBranded | undefined = undefined>(
   env: MeshBindings,
   name: string,
 ): DurableObjectNamespace<T> | undefined {
   const ns = env[name];
-  return isObject(ns) && typeof ns.idFromName === 'function' && typeof ns.get === 'function'
+  return isObject(ns) &&
+    typeof ns.fetch !== 'function' &&
+    typeof ns.idFromName === 'function' &&
+    typeof ns.get === 'function'
     ? (ns as unknown as DurableObjectNamespace<T>)
     : undefined;
 }

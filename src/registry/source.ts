@@ -9,7 +9,7 @@
  *
  * The source also owns the isolate's MeshRuntime: state that outlives config versions.
  */
-import { kvOf, type MeshBindings } from '../core/bindings.ts';
+import { entrypointOf, kvOf, namespaceOf, type MeshBindings } from '../core/bindings.ts';
 import { errorText, logEvent } from '../core/log.ts';
 import { normalizeBundle } from '../config/bundle.ts';
 import type { IdentitySpec, MeshBundle } from '../config/schema.ts';
@@ -20,11 +20,62 @@ import { verifySnapshot } from './signature.ts';
 import {
   SNAPSHOT_KEY,
   SNAPSHOT_REVISION_KEY,
+  REGISTRY_NAME,
   snapshotKey,
   upgradeInstance,
   type Instance,
+  type RegistryLatest,
   type Snapshot,
 } from './types.ts';
+
+/**
+ * How long after a config change KV may still show the snapshot before it: KV caches a value
+ * for up to 60 s per location, and the registry publishes within a second or two.
+ */
+const KV_LAG_MS = 120_000;
+const LATEST_TIMEOUT_MS = 2000;
+
+/**
+ * The registry's own word on which snapshots are current, over a channel services cannot forge:
+ * the gateway's Durable Object binding, or the RegistryHeartbeat entrypoint services bind.
+ */
+function registryReader(env: MeshBindings): { latest(): Promise<RegistryLatest> } | undefined {
+  const ns = namespaceOf(env, 'MESH_REGISTRY');
+  if (ns) return ns.get(ns.idFromName(REGISTRY_NAME)) as unknown as { latest(): Promise<RegistryLatest> };
+  return entrypointOf(env, 'MESH_REGISTRY', 'latest') as unknown as { latest(): Promise<RegistryLatest> } | undefined;
+}
+
+/**
+ * Why a genuine snapshot must not be served although it is newer than this isolate's: it was
+ * signed for a registry storage since reset, or carries a config that was replaced longer ago
+ * than KV can lag, so someone with write access to KV put an old one back. Undefined when it
+ * may be served, including when the registry cannot be asked (then its signature is what counts).
+ */
+async function replayedSnapshot(snap: Snapshot, env: MeshBindings, lagMs: number): Promise<string | undefined> {
+  const reader = registryReader(env);
+  if (!reader) return undefined;
+  let latest: RegistryLatest;
+  let timer: ReturnType<typeof setTimeout> | null = null;
+  try {
+    latest = await Promise.race([
+      reader.latest(),
+      new Promise<never>(
+        (_, reject) => (timer = setTimeout(() => reject(new Error('no answer in time')), LATEST_TIMEOUT_MS)),
+      ),
+    ]);
+  } catch (e) {
+    logEvent('warn', 'cannot ask the registry which snapshot is current; trusting the signature', {
+      error: errorText(e),
+    });
+    return undefined;
+  } finally {
+    clearTimeout(timer);
+  }
+  if (latest.epoch !== snap.epoch) return `signed for registry epoch ${snap.epoch}, the registry's is ${latest.epoch}`;
+  if (snap.revision <= latest.configAfter && latest.configAgeMs > lagMs)
+    return `revision ${snap.revision} carries a config replaced at revision ${latest.configAfter + 1}, ${Math.round(latest.configAgeMs / 1000)} s ago`;
+  return undefined;
+}
 
 /** The first request of an isolate waits this long at most for the snapshot. */
 const FIRST_LOAD_TIMEOUT_MS = 1000;
@@ -46,6 +97,7 @@ export class MeshSource {
   readonly runtime: MeshRuntime;
   readonly #compiled = new Map<string, Plan>();
   readonly #live: boolean;
+  readonly #kvLagMs: number;
   readonly #identity: IdentitySpec;
   #served: Served;
   #lastCheck = 0;
@@ -57,12 +109,15 @@ export class MeshSource {
   /**
    * @param live false: serve `bundled` only, never reading KV (a fixed config: tests, benchmarks,
    *   a service given its own config)
+   * @param kvLagMs how long after a config change a snapshot with the config before it is still
+   *   served (KV's lag; tests set 0)
    */
   constructor(
     readonly bundled: MeshBundle,
-    options: { live?: boolean; runtime?: MeshRuntime; plan?: Plan } = {},
+    options: { live?: boolean; runtime?: MeshRuntime; plan?: Plan; kvLagMs?: number } = {},
   ) {
     this.#live = options.live ?? true;
+    this.#kvLagMs = options.kvLagMs ?? KV_LAG_MS;
     this.runtime = options.runtime ?? new MeshRuntime();
     this.#served = { plan: options.plan ?? this.#compile(bundled), revision: -1, configRevision: 0, publishedAt: 0 };
     // Snapshots are checked with the deployment's keys, never with keys a snapshot brings.
@@ -130,7 +185,14 @@ export class MeshSource {
         const current = this.#served;
         const newer =
           snap.epoch === current.epoch ? snap.revision > current.revision : snap.publishedAt > current.publishedAt;
-        if (newer) this.apply(snap);
+        if (!newer) return;
+        const replayed = await replayedSnapshot(snap, env, this.#kvLagMs);
+        if (replayed) {
+          this.runtime.counters.snapshotsRejected++;
+          logEvent('error', 'snapshot rejected; serving the last good one', { marker, reason: replayed });
+          return;
+        }
+        this.apply(snap);
       } catch (e) {
         logEvent('warn', 'snapshot refresh failed; serving the last one', {
           revision: this.#served.revision,

@@ -104,6 +104,21 @@ export interface Snapshot {
   publishedAt: number;
 }
 
+/**
+ * What the registry itself says about the newest snapshot, asked over a channel only the mesh's
+ * own workers have (the gateway's Durable Object binding, or the RegistryHeartbeat entrypoint):
+ * KV can be written by any service, so a reader uses this to refuse a genuine but old snapshot
+ * put back under the marker.
+ */
+export interface RegistryLatest {
+  epoch: string;
+  revision: number;
+  /** The config in force came into force with the revision after this one. */
+  configAfter: number;
+  /** How long ago that was (ms, by the registry's clock). */
+  configAgeMs: number;
+}
+
 /** The one registry object's name (idFromName). */
 export const REGISTRY_NAME = 'registry';
 /** Audience of the identity token a service presents with its heartbeat. */

@@ -21,7 +21,8 @@ describe('example service configs', () => {
     // Binding RateLimiter or MeshRegistry directly would let the service spend any bucket or
     // call the registry's control-plane methods.
     expect(c.durable_objects.bindings).toEqual([]);
-    const toGateway = (c.services ?? []).filter((s) => s.service === 'meshwork-gateway');
+    const services = (c.services ?? []) as Array<{ binding: string; service: string; entrypoint?: string }>;
+    const toGateway = services.filter((s) => s.service === 'meshwork-gateway');
     expect(toGateway.map((s) => [s.binding, s.entrypoint]).sort()).toEqual([
       ['MESH_RATE_LIMITER', 'RateLimits'],
       ['MESH_REGISTRY', 'RegistryHeartbeat'],

@@ -12,7 +12,7 @@ import { normalizeBundle } from '../../config/bundle.ts';
 import { Version } from '../../config/schema.ts';
 import { bundledConfig } from '../../generated/bundle.ts';
 import { IdentityState } from '../../identity/tokens.ts';
-import { REGISTRY_AUDIENCE } from '../../registry/types.ts';
+import { REGISTRY_AUDIENCE, type RegistryLatest } from '../../registry/types.ts';
 import { registryOf } from './object.ts';
 
 const { verifier } = new IdentityState(normalizeBundle(bundledConfig).config.identity);
@@ -24,6 +24,15 @@ export interface HeartbeatInfo {
 }
 
 export class RegistryHeartbeat extends WorkerEntrypoint<MeshBindings> {
+  /** Which snapshots are current, for a service's snapshot reader. Nothing secret: no token needed. */
+  async latest(): Promise<RegistryLatest> {
+    const registry = registryOf(this.env);
+    if (!registry) throw new Error('the gateway has no MESH_REGISTRY binding');
+    // Awaited: an RPC promise cannot itself be handed on as the answer.
+    const latest = await registry.latest();
+    return { ...latest };
+  }
+
   /** A refusal is an answer, not an exception: the caller logs it. */
   async heartbeat(
     identityToken: string,

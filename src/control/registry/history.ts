@@ -32,8 +32,10 @@ export function audit(
   if (s.audit.length > MAX_AUDIT) s.audit.splice(0, s.audit.length - MAX_AUDIT);
 }
 
-function setHead(s: RegistryState, revision: number): void {
+function setHead(s: RegistryState, revision: number, now: number): void {
   s.head = revision;
+  // The change being made is published as the next revision.
+  s.configSince = { after: s.revision, at: now };
   s.heads.push(revision);
   if (s.heads.length > MAX_HISTORY * 2) s.heads.splice(0, s.heads.length - MAX_HISTORY * 2);
 }
@@ -71,7 +73,7 @@ export function applyConfig(
     ...(message ? { message } : {}),
   });
   s.bundles.set(revision, bundle);
-  setHead(s, revision);
+  setHead(s, revision, now);
   trim(s);
   audit(s, now, actor, 'apply', `config revision ${revision} (${bundle.version})${message ? `: ${message}` : ''}`);
   return { revision, version: bundle.version, unchanged: false };
@@ -99,7 +101,7 @@ export function rollback(
   actor: string,
   now: number,
 ): { revision: number; version: string } {
-  setHead(s, to);
+  setHead(s, to, now);
   const version = activeBundle(s, bundled).version;
   audit(s, now, actor, 'rollback', `config back to revision ${to} (${version})`);
   return { revision: to, version };

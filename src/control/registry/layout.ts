@@ -13,6 +13,8 @@ export interface Meta {
   epoch: string;
   head: number;
   heads: number[];
+  /** Absent in state stored by an earlier meshwork. */
+  configSince?: { after: number; at: number };
 }
 
 export const metaOf = (s: RegistryState): Meta => ({
@@ -20,6 +22,7 @@ export const metaOf = (s: RegistryState): Meta => ({
   epoch: s.epoch,
   head: s.head,
   heads: s.heads,
+  configSince: s.configSince,
 });
 
 export function chunksOf(text: string): string[] {

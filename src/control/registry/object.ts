@@ -16,7 +16,7 @@ import { normalizeBundle } from '../../config/bundle.ts';
 import { Registry, type MeshBundle } from '../../config/schema.ts';
 import { bundledConfig } from '../../generated/bundle.ts';
 import type { AuditEntry, ConfigEntry, Instance, InstanceInfo, Snapshot } from '../../registry/types.ts';
-import { REGISTRY_NAME } from '../../registry/types.ts';
+import { REGISTRY_NAME, type RegistryLatest } from '../../registry/types.ts';
 import * as history from './history.ts';
 import * as records from './instances.ts';
 import { probe, targetOf, wakeUnregistered } from './prober.ts';
@@ -204,6 +204,17 @@ export class MeshRegistry extends DurableObject<MeshBindings> {
       instances: Object.values(this.#s.instances),
       configs: this.#s.configs,
       audit: this.#s.audit.slice(-100),
+    };
+  }
+
+  /** For readers of KV: which snapshots are current (registry/source.ts). */
+  latest(): RegistryLatest {
+    this.#count('latest');
+    return {
+      epoch: this.#s.epoch,
+      revision: this.#s.revision,
+      configAfter: this.#s.configSince.after,
+      configAgeMs: Date.now() - this.#s.configSince.at,
     };
   }
 

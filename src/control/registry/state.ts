@@ -21,6 +21,11 @@ export interface RegistryState {
   revision: number;
   /** Random, fixed for the life of this registry's storage: a reset is told apart from an old revision. */
   epoch: string;
+  /**
+   * When the config in force came into force: with the revision after `after`, at `at`. A
+   * snapshot of revision `after` or older carries an earlier config (registry/source.ts).
+   */
+  configSince: { after: number; at: number };
   audit: AuditEntry[];
 }
 
@@ -33,9 +38,16 @@ export function freshState(): RegistryState {
     heads: [0],
     revision: 0,
     epoch: crypto.randomUUID(),
+    configSince: { after: -1, at: 0 },
     audit: [],
   };
 }
+
+/**
+ * For state stored before configSince was: the config counts as in force since the revision
+ * stored, from now on (so snapshots older than that revision are refused once KV has caught up).
+ */
+export const sinceLoad = (revision: number, now: number) => ({ after: revision - 1, at: now });
 
 /**
  * A copy a change can be made on: the containers are new, their items shared. Items are never
@@ -73,6 +85,7 @@ export function fromLegacy(saved: LegacyState): RegistryState {
   const state = freshState();
   state.revision = saved.revision;
   state.epoch = saved.epoch;
+  state.configSince = sinceLoad(saved.revision, Date.now());
   state.head = saved.head;
   state.heads = saved.heads ?? [saved.head];
   state.audit = saved.audit ?? [];

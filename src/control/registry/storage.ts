@@ -15,7 +15,7 @@
 import type { MeshBundle } from '../../config/schema.ts';
 import type { AuditEntry, ConfigEntry, Instance } from '../../registry/types.ts';
 import { allWrites, changes, chunkKeys, type Meta } from './layout.ts';
-import { fromLegacy, upgradeInstances, type LegacyState, type RegistryState } from './state.ts';
+import { fromLegacy, sinceLoad, upgradeInstances, type LegacyState, type RegistryState } from './state.ts';
 
 export async function loadBundle(storage: DurableObjectStorage, entry: ConfigEntry): Promise<MeshBundle> {
   const parts = await storage.get<string>(chunkKeys(entry));
@@ -81,6 +81,7 @@ export async function load(
   const state: RegistryState = {
     ...fresh,
     ...meta,
+    configSince: meta.configSince ?? sinceLoad(meta.revision, Date.now()),
     audit: audit ?? [],
     configs: configs ?? [],
     instances,

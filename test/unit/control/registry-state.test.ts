@@ -117,6 +117,20 @@ describe('config history', () => {
     expect(s.audit.map((a) => a.action)).toEqual(['apply', 'apply', 'rollback', 'rollback', 'rollback']);
   });
 
+  it('records when the config in force came into force: the revision before it and the time', () => {
+    const s = freshState();
+    expect(s.configSince).toEqual({ after: -1, at: 0 });
+    s.revision = 7; // instance changes before the apply
+    history.applyConfig(s, bundled, bundle('aaaaaaaaaaaa'), 'ops', undefined, T0);
+    expect(s.configSince).toEqual({ after: 7, at: T0 });
+    // An unchanged apply changes nothing; a rollback is a change of config like an apply.
+    s.revision = 9;
+    history.applyConfig(s, bundled, bundle('aaaaaaaaaaaa'), 'ops', undefined, T0 + 5);
+    expect(s.configSince).toEqual({ after: 7, at: T0 });
+    history.rollback(s, bundled, 0, 'ops', T0 + 10);
+    expect(s.configSince).toEqual({ after: 9, at: T0 + 10 });
+  });
+
   it('keeps at most MAX_HISTORY configs and MAX_HISTORY_BYTES of them, never dropping the one in force', () => {
     const s = freshState();
     for (let i = 0; i < history.MAX_HISTORY + 5; i++)

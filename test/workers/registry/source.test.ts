@@ -142,7 +142,7 @@ describe('KV read path', () => {
     expect(await env.MESH_KV.get(SNAPSHOT_REVISION_KEY)).toBe(real);
   });
 
-  it('the request path makes no registry-object call', async () => {
+  it('the request path makes no registry-object call (only one check per new snapshot)', async () => {
     const a = await apply(files(echoRoutes('regtest-a')));
     const reg = registry();
     const before = await reg.stats();
@@ -159,9 +159,11 @@ describe('KV read path', () => {
     const after = await reg.stats();
     // The example services heartbeat on their own (e.g. when the registry probes them); the
     // gateway never calls heartbeat, and 60 requests would show up as far more than a couple.
-    const { heartbeat: hb0 = 0, ...rest0 } = before;
-    const { heartbeat: hb1 = 0, ...rest1 } = after;
+    const { heartbeat: hb0 = 0, latest: l0 = 0, ...rest0 } = before;
+    const { heartbeat: hb1 = 0, latest: l1 = 0, ...rest1 } = after;
     expect(rest1).toEqual(rest0);
+    // The isolate asked the registry once whether the snapshot it loaded is current.
+    expect(l1 - l0).toBe(1);
     expect(hb1 - hb0).toBeLessThan(4);
   });
 });

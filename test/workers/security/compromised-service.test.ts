@@ -12,7 +12,7 @@ import { bundledConfig } from '../../../src/generated/bundle.ts';
 import { MeshSource } from '../../../src/registry/source.ts';
 import { SNAPSHOT_REVISION_KEY, snapshotKey, type Snapshot } from '../../../src/registry/types.ts';
 import { call, devToken, issuerToken } from '../helpers.ts';
-import { BASE, keepRegistryClean, registry, served } from '../control/harness.ts';
+import { apply, BASE, echoRoutes, files, keepRegistryClean, registry, served } from '../control/harness.ts';
 
 keepRegistryClean();
 
@@ -113,6 +113,42 @@ describe('a compromised service and the shared KV namespace', () => {
     await reg.publish();
     expect(Date.now() - t).toBeGreaterThan(5000);
   }, 15_000);
+
+  it('cannot point a new isolate at an older genuine snapshot: the registry says its config was replaced', async () => {
+    // The attacker keeps a copy of a genuine snapshot carrying config A...
+    const a = await apply(files(echoRoutes('replay-a')));
+    const oldMarker = (await env.MESH_KV.get(SNAPSHOT_REVISION_KEY))!;
+    const old = await env.MESH_KV.getWithMetadata(snapshotKey(oldMarker), 'text');
+    expect(JSON.parse(old.value!)).toMatchObject({ configRevision: a.revision });
+    // ...the operator replaces A (say, to drop an issuer whose key leaked)...
+    const b = await apply(files(echoRoutes('replay-b')));
+    // ...and the attacker puts A's snapshot back under the marker.
+    await attack('kv-put', { key: snapshotKey(`${oldMarker}-again`), value: old.value!, metadata: old.metadata });
+    await attack('kv-put', { key: SNAPSHOT_REVISION_KEY, value: `${oldMarker}-again` });
+    try {
+      // Once KV has had time to catch up (kvLagMs; 2 minutes in production), a new isolate
+      // refuses it, counts it, and serves the bundled routes until the genuine marker is back.
+      const strict = new MeshSource(bundledConfig, { kvLagMs: 0 });
+      const gw = createGateway({ source: strict });
+      const health = (await (await call(gw, `${BASE}/_mesh/health`)).json()) as { rejected: Json };
+      expect(health.rejected).toMatchObject({ snapshotsRejected: 1 });
+      expect(strict.served.revision).toBe(-1);
+      expect((await call(gw, `${BASE}/replay-a`)).status).toBe(404);
+      // A service's wrapper asks through the heartbeat entrypoint, the only registry door it has.
+      const asService = { ...(env as unknown as Record<string, unknown>), MESH_REGISTRY: env.MESH_HEARTBEAT };
+      const service = new MeshSource(bundledConfig, { kvLagMs: 0 });
+      expect((await served(service, asService)).revision).toBe(-1);
+      expect(service.runtime.counters.snapshotsRejected).toBe(1);
+      // Just after a change the snapshot before it is still served: KV may really show it.
+      const lenient = new MeshSource(bundledConfig);
+      expect((await served(lenient)).configRevision).toBe(a.revision);
+      expect(lenient.runtime.counters.snapshotsRejected).toBe(0);
+    } finally {
+      await registry().publish();
+    }
+    const fresh = new MeshSource(bundledConfig, { kvLagMs: 0 });
+    expect((await served(fresh)).configRevision).toBe(b.revision);
+  });
 
   it('cannot plant keys in the shared JWKS cache: an entry without a gateway seal is ignored and the identity provider asked', async () => {
     const name = `seal-${crypto.randomUUID().slice(0, 8)}`;
