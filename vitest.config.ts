@@ -55,6 +55,7 @@ export default defineConfig({
                   ...limiter,
                   MESH_REGISTRY: { className: 'MeshRegistry', scriptName: 'meshwork-gateway' },
                   FAULTY_LIMITER: { className: 'RateLimiter', scriptName: 'faulty-store' },
+                  FAULTY_REGISTRY: { className: 'FaultyRegistry', scriptName: 'faulty-store' },
                 },
                 bindings: {
                   UPSTREAM_URL: inject('upstreamUrl'),
@@ -95,7 +96,10 @@ export default defineConfig({
                   }),
                   js('faulty-store', bundles.faultyStore, {
                     modulesRoot: bundles.dir,
-                    durableObjects: { FAULTY_LIMITER: { className: 'RateLimiter', useSQLite: true } },
+                    durableObjects: {
+                      FAULTY_LIMITER: { className: 'RateLimiter', useSQLite: true },
+                      FAULTY_REGISTRY: { className: 'FaultyRegistry', useSQLite: true },
+                    },
                   }),
                   js('service-a', bundles.serviceA, {
                     modulesRoot: bundles.dir,

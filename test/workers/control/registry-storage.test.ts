@@ -3,7 +3,10 @@
  * however many are applied: no single stored value can outgrow what storage accepts, the history
  * is bounded by size as well as count, and what status reports is what was stored.
  */
+import { env } from 'cloudflare:test';
 import { describe, expect, it } from 'vitest';
+import { makeBundle } from '../../../src/config/bundle.ts';
+import { validateSources } from '../../../src/config/validate.ts';
 import { admin, apply, files, keepRegistryClean, registry, type Json } from './harness.ts';
 
 keepRegistryClean();
@@ -47,5 +50,47 @@ describe('registry storage', () => {
   it('an apply after many still succeeds: the oldest configs make room', async () => {
     await apply(files('registry:\n  refreshInterval: 0.2s\n'));
     expect((await admin('GET', 'status')).status).toBe(200);
+  });
+});
+
+describe('when storing a change fails', () => {
+  it('the change is refused and nothing in memory moves: status and history stay as stored', async () => {
+    // The real registry object (test/fixtures/faulty-store.ts) over storage that can fail writes.
+    const ns = env.FAULTY_REGISTRY;
+    const reg = ns.get(ns.idFromName(`faulty-${crypto.randomUUID()}`));
+    const bundle = async (tag: string) => {
+      const sources = files(bigRoutes(8, tag));
+      const result = validateSources(sources);
+      if (!result.ok) throw new Error(JSON.stringify(result.errors));
+      return makeBundle(result.config, sources);
+    };
+    const first = await reg.applyConfig(await bundle('first'), 'test');
+    const before = await reg.status();
+    expect(before.configRevision).toBe(first.revision);
+
+    await reg.failWrites(true);
+    const failed = (p: Promise<unknown>) =>
+      p.then(
+        () => 'stored',
+        (e: Error) => e.message,
+      );
+    expect(await failed(reg.applyConfig(await bundle('unsaved'), 'test'))).toContain('disk full');
+    expect(
+      await failed(reg.register({ service: 'service-b', version: 'x', binding: 'SERVICE_B_V1' }, 'test')),
+    ).toContain('disk full');
+    expect(await failed(reg.rollback(0, 'test'))).toContain('disk full');
+    const during = await reg.status();
+    expect(during.revision).toBe(before.revision);
+    expect(during.configRevision).toBe(first.revision);
+    expect(during.configVersion).toBe(before.configVersion);
+    expect(during.configs.map((c) => c.revision)).toEqual([first.revision]);
+    expect(during.instances).toEqual([]);
+    expect(during.audit).toEqual(before.audit);
+
+    // Writes work again: the next change is stored, and the refused ones never were.
+    await reg.failWrites(false);
+    const next = await reg.applyConfig(await bundle('saved'), 'test');
+    expect(next.revision).toBe(first.revision + 1);
+    expect((await reg.status()).configs.map((c) => c.version)).toEqual([first.version, next.version]);
   });
 });
