@@ -56,6 +56,7 @@ export default defineConfig({
                   MESH_REGISTRY: { className: 'MeshRegistry', scriptName: 'meshwork-gateway' },
                   FAULTY_LIMITER: { className: 'RateLimiter', scriptName: 'faulty-store' },
                   FAULTY_REGISTRY: { className: 'FaultyRegistry', scriptName: 'faulty-store' },
+                  CRASHABLE_LIMITER: { className: 'CrashableLimiter', scriptName: 'faulty-store' },
                 },
                 bindings: {
                   UPSTREAM_URL: inject('upstreamUrl'),
@@ -99,6 +100,7 @@ export default defineConfig({
                     durableObjects: {
                       FAULTY_LIMITER: { className: 'RateLimiter', useSQLite: true },
                       FAULTY_REGISTRY: { className: 'FaultyRegistry', useSQLite: true },
+                      CRASHABLE_LIMITER: { className: 'CrashableLimiter', useSQLite: true },
                     },
                   }),
                   js('service-a', bundles.serviceA, {

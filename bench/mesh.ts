@@ -35,7 +35,7 @@ services:
   service-b:
     backends: [{ binding: SERVICE_B }]
     policy:
-      allowAnonymous: true   # the do-it-yourself peer has no mesh identity
+      allowAnonymous: true   # the do-it-yourself peers have no mesh identity
 routes: []
 `;
 
@@ -84,6 +84,14 @@ export async function startBenchMesh(
     worker('diy', await bundleWorker('bench/workers/diy.ts', dir), {
       bindings: { JWKS_URI: opts.jwksUri },
       durableObjects: { COUNTER: { className: 'Counter', useSQLite: true } },
+      serviceBindings: { SERVICE_B: 'service-b' },
+    }),
+    worker('diy-jose', await bundleWorker('bench/workers/diy-jose.ts', dir), {
+      bindings: { JWKS_URI: opts.jwksUri, ISSUER: BENCH_ISSUER },
+      durableObjects: { BUCKET: { className: 'TokenBucket', useSQLite: true } },
+      serviceBindings: { SERVICE_B: 'service-b' },
+    }),
+    worker('hono-forward', await bundleWorker('bench/workers/hono-forward.ts', dir), {
       serviceBindings: { SERVICE_B: 'service-b' },
     }),
   ];

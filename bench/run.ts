@@ -27,84 +27,40 @@ import { MAX_PATH_SEGMENTS } from '../src/core/path.ts';
 import { Router } from '../src/router/router.ts';
 import { freePort } from '../test/support/mesh-process.ts';
 import { ROOT } from '../scripts/bundle.ts';
-import { BENCH_ISSUER, bundleOf, startBenchMesh, type BenchMesh } from './mesh.ts';
+import { gateways, manyRoutes, route, SERVICES } from './configs.ts';
+import { bundleOf, startBenchMesh, type BenchMesh } from './mesh.ts';
+import { cpuNs, workerdPid } from './cpu.ts';
 import { heapUsedMB, latency } from './probe.ts';
 
-// ---- configs -----------------------------------------------------------------------------
-
-const SERVICES = `
-services:
-  service-b:
-    backends:
-      - binding: SERVICE_B
-`;
-
-const issuer = (jwks: string, cache = '') => `
-auth:
-  issuers:
-    bench:
-      issuer: ${BENCH_ISSUER}
-      audiences: [meshwork]
-      algorithms: [ES256]
-      jwks: ${jwks}
-${cache}`;
-
-/** Never runs out: the bench measures what checking a limit costs, not rejections. */
-const limit = (mode: string, key: string) => `
-rateLimits:
-  bench:
-    limit: 1000000000
-    period: 1s
-    key: [${key}]
-    mode: ${mode}
-`;
-
-const route = (extra: string[]) => `
-  - name: service-b
-    matches: [{ path: { prefix: /service-b } }]
-    service: service-b
-${extra.map((l) => `    ${l}`).join('\n')}`;
-
-const AUTH = 'auth: { scopes: [read:b] }';
-const LIMITED = 'rateLimits: [bench]';
-
-/** A routes table of n routes (exact, prefix and pattern in turn) before the measured route. */
-export function manyRoutes(n: number): string {
-  const lines: string[] = [];
-  for (let i = 0; i < n - 1; i++) {
-    const path =
-      i % 3 === 0 ? `{ exact: /svc${i}/x }` : i % 3 === 1 ? `{ prefix: /svc${i} }` : `{ pattern: "/svc${i}/:id" }`;
-    lines.push(`  - name: r${i}\n    matches: [{ path: ${path} }]\n    service: service-b`);
-  }
-  return lines.join('\n');
-}
-
-const gateways = (jwks: string): Record<string, string> => ({
-  'gw-forward': `${SERVICES}routes:${route([])}`,
-  'gw-auth': `${issuer(jwks)}${SERVICES}routes:${route([AUTH])}`,
-  'gw-auth-nocache': `${issuer(jwks, '  verifiedCache: { maxEntries: 0 }')}${SERVICES}routes:${route([AUTH])}`,
-  'gw-limited': `${limit('exact', 'ip')}${SERVICES}routes:${route([LIMITED])}`,
-  'gw-limited-lease': `${limit('lease', 'ip')}${SERVICES}routes:${route([LIMITED])}`,
-  'gw-full': `${issuer(jwks)}${limit('lease', 'claim:sub')}${SERVICES}routes:${route([AUTH, LIMITED])}`,
-  'gw-full-exact': `${issuer(jwks)}${limit('exact', 'claim:sub')}${SERVICES}routes:${route([AUTH, LIMITED])}`,
-  'gw-scale-10': `${SERVICES}routes:\n${manyRoutes(10)}${route([])}`,
-  'gw-scale-1000': `${SERVICES}routes:\n${manyRoutes(1000)}${route([])}`,
-  'gw-scale-10000': `${SERVICES}routes:\n${manyRoutes(10000)}${route([])}`,
-});
-
 // ---- scenarios ---------------------------------------------------------------------------
+
+type HeaderSet = Record<string, string>;
 
 interface Scenario {
   name: string;
   description: string;
   worker: string;
   path: string;
-  headers?: (mesh: BenchMesh) => Promise<Record<string, string>>;
+  /** The request's headers; a list is cycled through, one set per request (many users). */
+  headers?: (mesh: BenchMesh, round: number) => Promise<HeaderSet | HeaderSet[]>;
+  /**
+   * Cold: each round sends each header set once, sets made fresh for the round (first requests
+   * of users the gateway has never seen), instead of load for a fixed time.
+   */
+  cold?: boolean;
   /** Routes in the gateway's table, for the match-cost measurement. */
   routes?: number;
 }
 
 const bearer = async (m: BenchMesh) => ({ authorization: `Bearer ${await m.userToken('bench-user', ['read:b'])}` });
+const USERS = 1000;
+/** USERS distinct users' tokens; `tag` names the set (a fresh set per cold round). */
+const users = (tag: string) => async (m: BenchMesh) =>
+  Promise.all(
+    Array.from({ length: USERS }, async (_, i) => ({
+      authorization: `Bearer ${await m.userToken(`bench-${tag}-${i}`, ['read:b'])}`,
+    })),
+  );
 const clientIp = () => Promise.resolve({ 'cf-connecting-ip': '203.0.113.10' });
 const asGateway = (target: string) => async (m: BenchMesh) => ({ 'x-mesh-identity': await m.gatewayIdentity(target) });
 
@@ -152,15 +108,52 @@ const SCENARIOS: Scenario[] = [
   },
   {
     name: 'full',
-    description: 'route + JWT + rate limit per user (lease) + identity',
+    description: 'route + JWT + rate limit per user (exact, the default) + identity',
     worker: 'gw-full',
     path: '/service-b',
     headers: bearer,
   },
   {
-    name: 'full-exact',
-    description: 'as full, rate limit in exact mode',
-    worker: 'gw-full-exact',
+    name: 'full-users',
+    description: `as full, ${USERS.toLocaleString('en')} users' tokens in turn (after warm-up)`,
+    worker: 'gw-full',
+    path: '/service-b',
+    headers: users('warm'),
+  },
+  {
+    name: 'auth-users',
+    description: `as auth, ${USERS.toLocaleString('en')} users' tokens in turn (after warm-up)`,
+    worker: 'gw-auth',
+    path: '/service-b',
+    headers: users('warm'),
+  },
+  {
+    name: 'full-users-part',
+    description: `as full-users, the policy's buckets in 16 objects (partitions: 16)`,
+    worker: 'gw-full-part',
+    path: '/service-b',
+    headers: users('warm'),
+  },
+  {
+    name: 'full-users-cold',
+    description: `as full, each of ${USERS.toLocaleString('en')} new users' first request`,
+    worker: 'gw-full',
+    path: '/service-b',
+    headers: (m, round) => users(`cold-${round}`)(m),
+    cold: true,
+  },
+  {
+    name: 'full-users-cold-part',
+    description: `as full-users-cold, partitions: 16 (no new object per new user)`,
+    worker: 'gw-full-part',
+    path: '/service-b',
+    headers: (m, round) => users(`cold-part-${round}`)(m),
+    cold: true,
+  },
+  {
+    name: 'full-lease',
+    description: 'as full, rate limit in lease mode',
+    worker: 'gw-full-lease',
     path: '/service-b',
     headers: bearer,
   },
@@ -178,8 +171,21 @@ const SCENARIOS: Scenario[] = [
     path: '/service-a',
   },
   {
+    name: 'hono-forward',
+    description: 'peer: a bare Hono worker forwarding over the binding (the floor)',
+    worker: 'hono-forward',
+    path: '/service-b',
+  },
+  {
+    name: 'diy-jose',
+    description: 'peer: Hono + jose (remote key set, cached) + a DO token bucket per user',
+    worker: 'diy-jose',
+    path: '/service-b',
+    headers: bearer,
+  },
+  {
     name: 'diy',
-    description: 'one Hono worker: hono/jwk (JWKS fetched per request) + DO counter',
+    description: 'peer: Hono + hono/jwk (key set fetched per request) + DO counter',
     worker: 'diy',
     path: '/service-b',
     headers: bearer,
@@ -235,12 +241,56 @@ const scenarios = SCENARIOS.filter((s) => wanted.includes(s.name) || s.name === 
 
 // ---- measurement -------------------------------------------------------------------------
 
-function load(url: string, headers: Record<string, string> | undefined, seconds: number): Promise<autocannon.Result> {
-  return new Promise((ok, fail) =>
-    autocannon({ url, connections, duration: seconds, headers: headers ?? {} }, (e, r) =>
-      e ? fail(e instanceof Error ? e : new Error(String(e))) : ok(r),
-    ),
+interface Load {
+  rps: number;
+  /** Requests completed (any status). */
+  requests: number;
+  failed: number;
+  /** workerd CPU per completed request, µs (undefined where /proc is not there to read). */
+  cpuUs: number | undefined;
+}
+
+/**
+ * Load from `connections` connections: for `seconds`, or (cold) each header set once. A list of
+ * header sets is cycled through, one set per request.
+ */
+async function load(
+  url: string,
+  headers: HeaderSet | HeaderSet[] | undefined,
+  seconds: number,
+  once = false,
+): Promise<Load> {
+  const sets = Array.isArray(headers) ? headers : [headers ?? {}];
+  let next = 0;
+  const opts: autocannon.Options = {
+    url,
+    connections,
+    ...(once ? { amount: sets.length } : { duration: seconds }),
+    ...(sets.length > 1
+      ? {
+          requests: [
+            {
+              setupRequest: (req: autocannon.Request) => ({ ...req, headers: sets[next++ % sets.length] }),
+            },
+          ],
+        }
+      : { headers: sets[0] }),
+  };
+  // CPU: the process's time during the load. Deferred work (the bucket store's exact write a few
+  // seconds after its last decision) lands in a later load: a few µs per request at most, and
+  // the interleaved rounds spread it over every scenario.
+  const before = pid === undefined ? undefined : cpuNs(pid);
+  const r = await new Promise<autocannon.Result>((ok, fail) =>
+    autocannon(opts, (e, res) => (e ? fail(e instanceof Error ? e : new Error(String(e))) : ok(res))),
   );
+  const spent = pid === undefined || before === undefined ? undefined : cpuNs(pid) - before;
+  const requests = r.requests.total;
+  return {
+    rps: once ? requests / (r.duration || 1) : r.requests.average,
+    requests,
+    failed: r.errors + r.timeouts + r.non2xx,
+    cpuUs: spent === undefined || requests === 0 ? undefined : spent / requests / 1000,
+  };
 }
 
 function median(xs: number[]): number {
@@ -253,7 +303,7 @@ function median(xs: number[]): number {
  * The check's throughput bounds: loose, so they catch a broken or badly regressed path, never
  * noise on a shared machine. Judged on medians of all rounds measured so far.
  */
-function throughputFailures(samples: ReadonlyMap<string, number[]>): string[] {
+function throughputFailures(samples: ReadonlyMap<string, number[]>, cpu: ReadonlyMap<string, number[]>): string[] {
   const med = (n: string) => (samples.get(n)?.length ? median(samples.get(n)!) : undefined);
   const ratio = (a: string, b: string) => {
     const x = med(a);
@@ -268,6 +318,11 @@ function throughputFailures(samples: ReadonlyMap<string, number[]>): string[] {
   atLeast('full / forward throughput', ratio('full', 'forward'), 0.4);
   atLeast('auth / auth-nocache throughput', ratio('auth', 'auth-nocache'), 1.1);
   atLeast('scale-10000 / scale-10 throughput', ratio('scale-10000', 'scale-10'), 0.5);
+  // CPU per request: a thousand active users must not cost a store write each again (that was 2.9x).
+  const cpuMed = (n: string) => (cpu.get(n)?.length ? median(cpu.get(n)!) : undefined);
+  const [users, one] = [cpuMed('full-users'), cpuMed('full')];
+  if (users !== undefined && one !== undefined && !(users / one <= 2))
+    out.push(`full-users / full CPU per request = ${(users / one).toFixed(2)}, expected <= 2`);
   return out;
 }
 
@@ -316,61 +371,89 @@ const inspectorPort = await freePort();
 const mesh = await startBenchMesh(gateways, { jwksUri: `http://127.0.0.1:${jwksPort}/jwks`, inspectorPort });
 jwksBody = mesh.issuerJwks;
 
+const pid = workerdPid();
+if (pid === undefined) process.stderr.write('workerd process not found in /proc: CPU per request not measured\n');
+
 try {
   const urls = new Map<string, string>();
-  const headers = new Map<string, Record<string, string> | undefined>();
+  const headers = new Map<string, HeaderSet | HeaderSet[] | undefined>();
   for (const s of scenarios) {
     urls.set(s.name, new URL(s.path, await mesh.url(s.worker)).href);
-    headers.set(s.name, s.headers ? await s.headers(mesh) : undefined);
+    if (!s.cold) headers.set(s.name, s.headers ? await s.headers(mesh, 0) : undefined);
   }
+  const first = (h: HeaderSet | HeaderSet[] | undefined) => (Array.isArray(h) ? h[0] : h) ?? {};
   // Every scenario must answer 200 before it is measured: a failing one would time error paths.
   for (const s of scenarios) {
-    const res = await fetch(urls.get(s.name)!, { headers: headers.get(s.name) ?? {} });
+    const h = s.cold ? await s.headers!(mesh, -1) : headers.get(s.name);
+    const res = await fetch(urls.get(s.name)!, { headers: first(h) });
     if (res.status !== 200) throw new Error(`scenario ${s.name}: ${res.status} ${await res.text()}`);
   }
-  for (const s of scenarios) await load(urls.get(s.name)!, headers.get(s.name), quick ? 0.3 : 1);
+  // Warm-up; a list of users is gone through whole, so every user is known before measuring.
+  for (const s of scenarios)
+    if (!s.cold)
+      await load(urls.get(s.name)!, headers.get(s.name), quick ? 0.3 : 1, Array.isArray(headers.get(s.name)));
 
   const rps = new Map<string, number[]>(scenarios.map((s) => [s.name, []]));
+  const cpu = new Map<string, number[]>(scenarios.map((s) => [s.name, []]));
   const errors = new Map<string, number>(scenarios.map((s) => [s.name, 0]));
-  /** Rounds over every scenario, alternating their order, adding to `rps`. */
-  const measure = async (n: number, label: string) => {
+  /** Rounds over every scenario, alternating their order, adding to `rps` and `cpu`. */
+  const measure = async (n: number, label: string, cold = false) => {
+    const these = scenarios.filter((s) => Boolean(s.cold) === cold);
     for (let r = 0; r < n; r++) {
-      for (const s of r % 2 ? [...scenarios].reverse() : scenarios) {
-        const res = await load(urls.get(s.name)!, headers.get(s.name), duration);
-        rps.get(s.name)!.push(res.requests.average);
-        errors.set(s.name, errors.get(s.name)! + res.errors + res.timeouts + res.non2xx);
-        process.stderr.write(`${label}round ${r + 1}/${n} ${s.name}: ${Math.round(res.requests.average)} req/s\n`);
+      for (const s of r % 2 ? [...these].reverse() : these) {
+        const h = s.cold ? await s.headers!(mesh, rps.get(s.name)!.length) : headers.get(s.name);
+        // Many users, active: each goes once through the gateway just before the round, so what
+        // is measured is a thousand users in steady use, not the first requests after a pause
+        // (other scenarios ran meanwhile, and the runtime evicts Durable Objects idle for seconds).
+        if (!s.cold && Array.isArray(h)) await load(urls.get(s.name)!, h, duration, true);
+        const res = await load(urls.get(s.name)!, h, duration, s.cold);
+        rps.get(s.name)!.push(res.rps);
+        if (res.cpuUs !== undefined) cpu.get(s.name)!.push(res.cpuUs);
+        errors.set(s.name, errors.get(s.name)! + res.failed);
+        process.stderr.write(
+          `${label}round ${r + 1}/${n} ${s.name}: ${Math.round(res.rps)} req/s${res.cpuUs === undefined ? '' : `, ${Math.round(res.cpuUs)} µs CPU/req`}\n`,
+        );
       }
     }
   };
   await measure(rounds, '');
-  // The check judges medians of throughput ratios; one that fails is measured again (as many
-  // rounds more) before it counts: a busy machine slows every scenario, not one in particular.
-  if (values.check && throughputFailures(rps).length > 0) {
-    process.stderr.write(`throughput check failed (${throughputFailures(rps).join('; ')}): measuring again\n`);
+  // First requests of new users last: the buckets they leave (alarms a minute later) would
+  // otherwise run in the background of the other scenarios.
+  await measure(rounds, '', true);
+  // The check judges medians of ratios; one that fails is measured again (as many rounds more)
+  // before it counts: a busy machine slows every scenario, not one in particular.
+  if (values.check && throughputFailures(rps, cpu).length > 0) {
+    process.stderr.write(`check failed (${throughputFailures(rps, cpu).join('; ')}): measuring again\n`);
     await measure(rounds, 're-');
   }
   const lat = new Map<string, Awaited<ReturnType<typeof latency>>>();
   for (const s of scenarios) {
-    lat.set(s.name, await latency(urls.get(s.name)!, headers.get(s.name), latencySeconds));
+    if (s.cold) continue; // first requests are measured above; latency is for steady state
+    const h = headers.get(s.name);
+    lat.set(s.name, await latency(urls.get(s.name)!, first(h), latencySeconds));
     errors.set(s.name, errors.get(s.name)! + lat.get(s.name)!.errors);
   }
   const heap = new Map<string, number>();
   for (const s of scenarios) heap.set(s.name, await heapUsedMB(inspectorPort, s.worker));
 
   const forwardRps = median(rps.get('forward')!);
+  const forwardCpu = cpu.get('forward')!.length ? median(cpu.get('forward')!) : undefined;
   const round3 = (x: number) => Math.round(x * 1000) / 1000;
-  const rows = scenarios.map((s) => ({
-    name: s.name,
-    rps: Math.round(median(rps.get(s.name)!)),
-    p50: round3(lat.get(s.name)!.p50),
-    p90: round3(lat.get(s.name)!.p90),
-    p99: round3(lat.get(s.name)!.p99),
-    errors: errors.get(s.name)!,
-    ratio: round3(median(rps.get(s.name)!) / forwardRps),
-    heapMB: Math.round(heap.get(s.name)! * 10) / 10,
-    ...(s.routes ? { matchNs: Math.round(matchNs(s.routes)) } : {}),
-  }));
+  const rows = scenarios.map((s) => {
+    const c = cpu.get(s.name)!.length ? median(cpu.get(s.name)!) : undefined;
+    const l = lat.get(s.name);
+    return {
+      name: s.name,
+      rps: Math.round(median(rps.get(s.name)!)),
+      ratio: round3(median(rps.get(s.name)!) / forwardRps),
+      ...(c !== undefined ? { cpuUs: Math.round(c) } : {}),
+      ...(c !== undefined && forwardCpu !== undefined ? { cpuRatio: round3(c / forwardCpu) } : {}),
+      ...(l ? { p50: round3(l.p50), p90: round3(l.p90), p99: round3(l.p99) } : {}),
+      errors: errors.get(s.name)!,
+      heapMB: Math.round(heap.get(s.name)! * 10) / 10,
+      ...(s.routes ? { matchNs: Math.round(matchNs(s.routes)) } : {}),
+    };
+  });
 
   const require = createRequire(import.meta.url);
   const meta = {
@@ -390,20 +473,39 @@ try {
   console.log(
     `throughput: ${connections} connections, ${duration}s x ${rounds} round(s), median; latency: 2 connections, ${latencySeconds}s\n`,
   );
-  console.log('scenario        req/s   ratio   p50 ms  p90 ms  p99 ms  errors  heap MB  match ns  description');
+  const col = (v: number | undefined, digits: number, width: number) =>
+    (v === undefined ? '-' : v.toFixed(digits)).padStart(width);
+  console.log(
+    'scenario          req/s  ratio  µs CPU  CPU ratio  p50 ms  p90 ms  p99 ms  errors  heap MB  match ns  description',
+  );
   for (const r of rows) {
     const d = SCENARIOS.find((s) => s.name === r.name)!.description;
     const m = 'matchNs' in r ? String(r.matchNs) : '';
     console.log(
-      `${r.name.padEnd(14)} ${String(r.rps).padStart(6)}  ${r.ratio.toFixed(2).padStart(6)}  ${r.p50.toFixed(2).padStart(6)}  ${r.p90.toFixed(2).padStart(6)}  ${r.p99.toFixed(2).padStart(6)}  ${String(r.errors).padStart(6)}  ${r.heapMB.toFixed(1).padStart(7)}  ${m.padStart(8)}  ${d}`,
+      [
+        r.name.padEnd(16),
+        String(r.rps).padStart(6),
+        col(r.ratio, 2, 5),
+        col(r.cpuUs, 0, 6),
+        col(r.cpuRatio, 2, 9),
+        col(r.p50, 2, 6),
+        col(r.p90, 2, 6),
+        col(r.p99, 2, 6),
+        String(r.errors).padStart(6),
+        col(r.heapMB, 1, 7),
+        m.padStart(8),
+        d,
+      ].join('  '),
     );
   }
-  console.log(`\nratio = req/s / forward's req/s. Wrote ${values.out}`);
+  console.log(
+    `\nratio = req/s / forward's req/s; µs CPU = the workerd process's CPU time per request (every worker of the request path); CPU ratio = that / forward's. Wrote ${values.out}`,
+  );
 
   const failures: string[] = [];
   for (const r of rows) if (r.errors > 0) failures.push(`${r.name}: ${r.errors} failed requests`);
   if (values.check) {
-    failures.push(...throughputFailures(rps));
+    failures.push(...throughputFailures(rps, cpu));
     const get = (n: string) => rows.find((r) => r.name === n);
     const m10 = get('scale-10')?.matchNs;
     const m10k = get('scale-10000')?.matchNs;

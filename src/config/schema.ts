@@ -178,6 +178,15 @@ export const RateLimitPolicy = z
       .enum(['exact', 'lease'], { error: 'must be exact or lease' })
       .default('exact')
       .describe('exact (default): one store call per request; lease: isolates spend small leases locally.'),
+    partitions: z
+      .number()
+      .int()
+      .min(1)
+      .max(1024)
+      .optional()
+      .describe(
+        "Spread this policy's buckets over this many Durable Objects, each holding many keys (overrides rateLimitStore.partitions). Absent: the store's setting. See docs/rate-limits.md for the trade-off.",
+      ),
     lease: z
       .strictObject({
         size: z.number().int().min(1).optional().describe('Units per lease (default 10% of burst, at least 1).'),
@@ -514,6 +523,15 @@ export const RateLimitStore = z
     binding: BindingName.default('MESH_RATE_LIMITER').describe(
       'Durable Object namespace binding of the RateLimiter class (default MESH_RATE_LIMITER).',
     ),
+    partitions: z
+      .number()
+      .int()
+      .min(1)
+      .max(1024)
+      .optional()
+      .describe(
+        'Each policy keeps its buckets in this many Durable Objects, each holding many keys: a new key costs no new object, and an isolate decides many keys in one call, but every key is decided where its partition lives (no locality). Absent (default): one object per key, near where the key is used. docs/rate-limits.md.',
+      ),
   })
   .describe('Where rate-limit buckets live.');
 

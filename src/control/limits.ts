@@ -16,14 +16,17 @@ import { errorText, logEvent } from '../core/log.ts';
 import { normalizeBundle } from '../config/bundle.ts';
 import { bundledConfig } from '../generated/bundle.ts';
 import { IdentityState } from '../identity/tokens.ts';
-import { bucketName, LIMITER_AUDIENCE, type GateAnswer, type GateRequest } from '../ratelimit/limiter.ts';
-import type { RateLimiter } from '../ratelimit/store.ts';
+import { Coalescer } from '../ratelimit/coalesce.ts';
+import { LIMITER_AUDIENCE, placement, type GateAnswer, type GateRequest } from '../ratelimit/limiter.ts';
+import type { RateLimiter, TakeRequest, TakeResult } from '../ratelimit/store.ts';
 import { MeshSource } from '../registry/source.ts';
 
 const { verifier } = new IdentityState(normalizeBundle(bundledConfig).config.identity);
 /** The config in force, read like the gateway's own (bundled routes/ overlaid by snapshots). */
 const source = new MeshSource(bundledConfig);
 const MAX_KEY = 600;
+/** Calls from every service isolate this gateway isolate serves share the calls to each object. */
+const coalescer = new Coalescer<TakeRequest, TakeResult>();
 
 export class RateLimits extends WorkerEntrypoint<MeshBindings> {
   /** A refusal is an answer, not an exception: the calling service treats it as a store failure. */
@@ -54,8 +57,10 @@ export class RateLimits extends WorkerEntrypoint<MeshBindings> {
         }
       : {};
     try {
-      const stub = ns.get(ns.idFromName(bucketName(caller, request.key)));
-      return { ok: true, result: await stub.take({ params, cost: limit.cost, ...lease }) };
+      const { object, key } = placement(limit, { id: request.key, raw: request.raw }, caller);
+      const take: TakeRequest = { params, cost: limit.cost, ...lease, ...(key !== undefined ? { key } : {}) };
+      const send = (batch: TakeRequest[]) => ns.get(ns.idFromName(object)).takeMany(batch);
+      return { ok: true, result: await coalescer.call(`${limit.store}|${object}`, take, send, io.waitUntil) };
     } catch (e) {
       logEvent('error', 'rate limit store failed', { caller, policy: limit.name, error: errorText(e) });
       return { ok: false, error: 'rate limit store failed' };

@@ -182,8 +182,8 @@ function userAudiences(config: MeshConfig): Map<string, UserAudience> {
 
 export function compilePlan(given: MeshBundle): Plan {
   const { version, config } = normalizeBundle(given);
-  const store = config.rateLimitStore.binding;
-  const limits = new Map(Object.entries(config.rateLimits).map(([n, s]) => [n, compileLimit(n, s, store)]));
+  const { binding: store, partitions } = config.rateLimitStore;
+  const limits = new Map(Object.entries(config.rateLimits).map(([n, s]) => [n, compileLimit(n, s, store, partitions)]));
   const services = new Map(Object.entries(config.services).map(([n, s]) => [n, compileService(n, s, limits)]));
   const router = new Router(
     config.routes.map((r) => ({

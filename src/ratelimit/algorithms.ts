@@ -150,3 +150,14 @@ export function giveBack(
   const tokens = Math.min(params.burst, state.tokens + Math.max(0, now - state.at) * perMs + units);
   return { tokens, at: now };
 }
+
+/** Units the bucket holds at `now` (fractional; below 0 for a bucket in debt). */
+export function level(params: LimitParams, state: BucketState | undefined, now: number): number {
+  if (params.algorithm === 'gcra') {
+    const interval = params.periodMs / params.limit;
+    const tat = Math.max(state && 'tat' in state ? state.tat : now, now);
+    return (now + params.burst * interval - tat) / interval;
+  }
+  const prior = state && 'tokens' in state ? state : { tokens: params.burst, at: now };
+  return Math.min(params.burst, prior.tokens + (Math.max(0, now - prior.at) * params.limit) / params.periodMs);
+}

@@ -15,6 +15,7 @@ import { entrypointOf, namespaceOf, type MeshBindings } from '../core/bindings.t
 import { errorResponse } from '../core/errors.ts';
 import { errorText, logEvent } from '../core/log.ts';
 import type { RateLimiter, TakeRequest, TakeResult } from './store.ts';
+import { Coalescer } from './coalesce.ts';
 import { bucketKey, type BucketKey, type CompiledLimit, type LimitFacts } from './policy.ts';
 
 export interface LimitOutcome {
@@ -74,12 +75,41 @@ export function bucketName(member: string, id: string): string {
   return member === 'gateway' ? `gateway|${id}` : `svc:${member}|${id}`;
 }
 
-function bucketOf(env: MeshBindings, limit: CompiledLimit, key: BucketKey, enforcer: Enforcer): Bucket {
+/** FNV-1a: a fast, stable spread of keys over partitions (not a security boundary). */
+function fnv1a(text: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193);
+  return h >>> 0;
+}
+
+/** Which object holds a bucket (by its enforcer's name), and the bucket's key within it. */
+export function placement(limit: CompiledLimit, key: BucketKey, member: string): { object: string; key?: string } {
+  if (limit.partitions === undefined) return { object: bucketName(member, key.id) };
+  // No per-key object has this name: encoded values never start with "#p" (they are
+  // percent-encoded, and a long key hashes to "#" and hex digits).
+  return { object: bucketName(member, `${limit.name}|#p${fnv1a(key.id) % limit.partitions}`), key: key.id };
+}
+
+function bucketOf(
+  env: MeshBindings,
+  limit: CompiledLimit,
+  key: BucketKey,
+  enforcer: Enforcer,
+  coalescer: Coalescer<TakeRequest, TakeResult>,
+  keepAlive: ((p: Promise<unknown>) => void) | undefined,
+): Bucket {
   if (!('identity' in enforcer)) {
     const ns = namespaceOf<RateLimiter>(env, limit.store);
     if (!ns) throw new Error(`Durable Object binding ${limit.store} is not bound`);
-    const stub = ns.get(ns.idFromName(bucketName('gateway', key.id)));
-    return (request) => stub.take(request);
+    const { object, key: inObject } = placement(limit, key, 'gateway');
+    const send = (batch: TakeRequest[]) => ns.get(ns.idFromName(object)).takeMany(batch);
+    return (request) =>
+      coalescer.call(
+        `${limit.store}|${object}`,
+        inObject === undefined ? request : { ...request, key: inObject },
+        send,
+        keepAlive,
+      );
   }
   const gate = entrypointOf(env, limit.store, 'take') as unknown as RateLimitGate | undefined;
   if (!gate) throw new Error(`${limit.store} is not bound to the gateway's RateLimits entrypoint`);
@@ -101,6 +131,8 @@ export class Limiter {
   readonly storeFailures = { open: 0, closed: 0 };
   readonly #leases = new Map<string, Lease>();
   readonly #pending = new Map<string, Promise<void>>();
+  /** Store calls in flight per object, and the requests waiting to go in the next one. */
+  readonly #coalescer = new Coalescer<TakeRequest, TakeResult>();
 
   readonly #policyHeaders = new WeakMap<readonly CompiledLimit[], string>();
 
@@ -110,11 +142,13 @@ export class Limiter {
     env: MeshBindings,
     requestId: string,
     enforcer: Enforcer = GATEWAY,
+    /** The request's waitUntil: a store call it sends for others outlives its own response. */
+    keepAlive?: (p: Promise<unknown>) => void,
   ): Promise<LimitOutcome> {
     const applies = (l: CompiledLimit) => !l.callers || (facts.caller !== undefined && l.callers.has(facts.caller));
     const limits = all.every(applies) ? all : all.filter(applies);
     if (limits.length === 0) return { headers: [], reject: undefined };
-    const decided = limits.map((l) => this.#decide(l, facts, env, requestId, enforcer));
+    const decided = limits.map((l) => this.#decide(l, facts, env, requestId, enforcer, keepAlive));
     // Lease hits are decided without a promise; only store calls are awaited.
     // Some entries are promises, some already decided (lease hits): Promise.all takes both.
     // eslint-disable-next-line @typescript-eslint/await-thenable
@@ -165,6 +199,7 @@ export class Limiter {
     env: MeshBindings,
     requestId: string,
     enforcer: Enforcer,
+    keepAlive: ((p: Promise<unknown>) => void) | undefined,
   ): Verdict | Promise<Verdict> {
     const failed = (e: unknown): Verdict => {
       if (limit.failOpen) this.storeFailures.open++;
@@ -185,7 +220,7 @@ export class Limiter {
           const spent = this.#spendLease(limit, k.id);
           if (spent) return { limit, result: spent };
         }
-        const bucket = bucketOf(env, limit, k, enforcer);
+        const bucket = bucketOf(env, limit, k, enforcer, this.#coalescer, keepAlive);
         const result = limit.lease
           ? this.#fromLease(limit, k.id, params, bucket)
           : bucket({ params, cost: limit.cost });

@@ -33,6 +33,8 @@ export interface CompiledLimit {
   policyHeader: string;
   /** The Durable Object namespace binding of the bucket store (rateLimitStore.binding). */
   store: string;
+  /** Objects the policy's buckets are spread over; undefined: one object per key. */
+  partitions: number | undefined;
 }
 
 /** What a key can be built from. Claims are only ever verified ones. */
@@ -71,7 +73,12 @@ function sourceValue(source: KeySource, facts: LimitFacts): string | undefined {
   return facts.headers.get(source.name) ?? undefined;
 }
 
-export function compileLimit(name: string, spec: RateLimitPolicySpec, store: string): CompiledLimit {
+export function compileLimit(
+  name: string,
+  spec: RateLimitPolicySpec,
+  store: string,
+  storePartitions?: number,
+): CompiledLimit {
   const params: LimitParams = {
     algorithm: spec.algorithm,
     limit: spec.limit,
@@ -98,6 +105,7 @@ export function compileLimit(name: string, spec: RateLimitPolicySpec, store: str
     callers: spec.callers ? new Set(spec.callers) : undefined,
     policyHeader: policyItem(name, params.limit, spec.period),
     store,
+    partitions: spec.partitions ?? storePartitions,
   };
 }
 

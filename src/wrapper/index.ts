@@ -119,6 +119,7 @@ export function withMesh<E extends object = MeshBindings>(
               member: self,
               identity: () => runtime.identity(plan.identity).minter.identityFor(LIMITER_AUDIENCE, bindings),
             },
+            waitUntil,
           );
           if (outcome.reject) return outcome.reject;
           limitHeaders = outcome.headers;

@@ -72,6 +72,24 @@ describe('the local mesh (npm run dev), over real HTTP', () => {
     });
   });
 
+  it("a user's limit holds exactly under concurrent requests (their store calls share round trips): 60 at once, 5 admitted, the rest 429, none failed or hung", async () => {
+    // per-user: 5 per 10 s, one more every 2 s. A user of its own, so no other test's requests count.
+    const token = devToken('--sub', `burst-${Date.now()}`, '--scope', 'read:a');
+    const start = Date.now();
+    const statuses = await Promise.all(
+      Array.from({ length: 60 }, async () => {
+        const res = await localFetch(`${mesh.url}/service-a`, { headers: { authorization: `Bearer ${token}` } });
+        await res.arrayBuffer();
+        return res.status;
+      }),
+    );
+    const elapsed = Date.now() - start;
+    const admitted = statuses.filter((s) => s === 200).length;
+    expect(statuses.filter((s) => s !== 200 && s !== 429)).toEqual([]);
+    expect(admitted).toBeGreaterThanOrEqual(5);
+    expect(admitted).toBeLessThanOrEqual(5 + Math.floor(elapsed / 2000));
+  });
+
   it('service-b answers its greeting through the gateway', async () => {
     const res = await localFetch(`${mesh.url}/service-b`);
     expect(res.status).toBe(200);

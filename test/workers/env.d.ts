@@ -16,6 +16,7 @@ declare namespace Cloudflare {
     COMPROMISED: Fetcher;
     MESH_RATE_LIMITER: DurableObjectNamespace<import('../../src/ratelimit/store.ts').RateLimiter>;
     FAULTY_LIMITER: DurableObjectNamespace;
+    CRASHABLE_LIMITER: DurableObjectNamespace<import('../fixtures/faulty-store.ts').CrashableLimiter>;
     FAULTY_REGISTRY: DurableObjectNamespace<import('../fixtures/faulty-store.ts').FaultyRegistry>;
     MESH_HEARTBEAT: Service<import('../../src/control/registry/heartbeat.ts').RegistryHeartbeat>;
     MESH_REGISTRY: DurableObjectNamespace<import('../../src/control/registry/object.ts').MeshRegistry>;

@@ -19,6 +19,8 @@ export const rateLimit: Stage = async (ctx) => {
     },
     ctx.env,
     ctx.requestId,
+    undefined,
+    (p) => ctx.io.waitUntil(p),
   );
   if (outcome.reject) return outcome.reject;
   (ctx.responseHeaders ??= []).push(...outcome.headers);

@@ -4,6 +4,7 @@ import {
   giveBack,
   holdBack,
   idleAt,
+  level,
   take,
   type BucketState,
   type LimitParams,
@@ -153,5 +154,32 @@ describe('GCRA', () => {
   it('reports remaining requests after an admitted one', () => {
     const b3 = { ...p, burst: 3 };
     expect(take(b3, undefined, 1, 0).decision.remaining).toBe(2);
+  });
+});
+
+describe('level: what a bucket holds (how the store compares memory with storage)', () => {
+  const tb = { algorithm: 'token-bucket', limit: 10, periodMs: 1000, burst: 20 } as const;
+  const gc = { algorithm: 'gcra', limit: 10, periodMs: 1000, burst: 5 } as const;
+
+  it('a bucket never seen holds its burst; spending takes from it and refill brings it back, never past the burst', () => {
+    for (const p of [tb, gc]) {
+      expect(level(p, undefined, 0)).toBeCloseTo(p.burst, 9);
+      const s = take(p, undefined, 3, 0).state;
+      expect(level(p, s, 0)).toBeCloseTo(p.burst - 3, 9);
+      expect(level(p, s, 100)).toBeCloseTo(p.burst - 2, 9); // 10 a second: one back after 100 ms
+      expect(level(p, s, 60_000)).toBeCloseTo(p.burst, 9);
+    }
+  });
+
+  it('agrees with take: a request of cost c is admitted exactly when the level is at least c', () => {
+    for (const p of [tb, gc]) {
+      let s = take(p, undefined, p.burst - 1, 0).state; // one left
+      expect(level(p, s, 0)).toBeCloseTo(1, 9);
+      expect(take(p, s, 2, 0).decision.allowed).toBe(false);
+      s = take(p, s, 1, 0).state;
+      expect(level(p, s, 0)).toBeCloseTo(0, 9);
+      expect(take(p, s, 1, 0).decision.allowed).toBe(false);
+      expect(take(p, s, 1, 100).decision.allowed).toBe(true);
+    }
   });
 });

@@ -1,0 +1,66 @@
+/**
+ * The gateways the bench measures, as routes files: the same service behind each, with one more
+ * policy at a time (auth, limits, both), and route tables of growing size.
+ */
+import { BENCH_ISSUER } from './mesh.ts';
+
+export const SERVICES = `
+services:
+  service-b:
+    backends:
+      - binding: SERVICE_B
+`;
+
+const issuer = (jwks: string, cache = '') => `
+auth:
+  issuers:
+    bench:
+      issuer: ${BENCH_ISSUER}
+      audiences: [meshwork]
+      algorithms: [ES256]
+      jwks: ${jwks}
+${cache}`;
+
+/** Never runs out: the bench measures what checking a limit costs, not rejections. */
+const limit = (mode: string, key: string, partitions?: number) => `
+rateLimits:
+  bench:
+    limit: 1000000000
+    period: 1s
+    key: [${key}]
+    mode: ${mode}
+${partitions ? `    partitions: ${partitions}\n` : ''}`;
+
+export const route = (extra: string[]) => `
+  - name: service-b
+    matches: [{ path: { prefix: /service-b } }]
+    service: service-b
+${extra.map((l) => `    ${l}`).join('\n')}`;
+
+const AUTH = 'auth: { scopes: [read:b] }';
+const LIMITED = 'rateLimits: [bench]';
+
+/** A routes table of n routes (exact, prefix and pattern in turn) before the measured route. */
+export function manyRoutes(n: number): string {
+  const lines: string[] = [];
+  for (let i = 0; i < n - 1; i++) {
+    const path =
+      i % 3 === 0 ? `{ exact: /svc${i}/x }` : i % 3 === 1 ? `{ prefix: /svc${i} }` : `{ pattern: "/svc${i}/:id" }`;
+    lines.push(`  - name: r${i}\n    matches: [{ path: ${path} }]\n    service: service-b`);
+  }
+  return lines.join('\n');
+}
+
+export const gateways = (jwks: string): Record<string, string> => ({
+  'gw-forward': `${SERVICES}routes:${route([])}`,
+  'gw-auth': `${issuer(jwks)}${SERVICES}routes:${route([AUTH])}`,
+  'gw-auth-nocache': `${issuer(jwks, '  verifiedCache: { maxEntries: 0 }')}${SERVICES}routes:${route([AUTH])}`,
+  'gw-limited': `${limit('exact', 'ip')}${SERVICES}routes:${route([LIMITED])}`,
+  'gw-limited-lease': `${limit('lease', 'ip')}${SERVICES}routes:${route([LIMITED])}`,
+  'gw-full': `${issuer(jwks)}${limit('exact', 'claim:sub')}${SERVICES}routes:${route([AUTH, LIMITED])}`,
+  'gw-full-part': `${issuer(jwks)}${limit('exact', 'claim:sub', 16)}${SERVICES}routes:${route([AUTH, LIMITED])}`,
+  'gw-full-lease': `${issuer(jwks)}${limit('lease', 'claim:sub')}${SERVICES}routes:${route([AUTH, LIMITED])}`,
+  'gw-scale-10': `${SERVICES}routes:\n${manyRoutes(10)}${route([])}`,
+  'gw-scale-1000': `${SERVICES}routes:\n${manyRoutes(1000)}${route([])}`,
+  'gw-scale-10000': `${SERVICES}routes:\n${manyRoutes(10000)}${route([])}`,
+});
