@@ -42,8 +42,6 @@ export interface CompiledIssuer {
 const NEGATIVE_TTL_MS = 30_000;
 /** Remote key sets an isolate keeps: a few per issuer, across configs that change its URI or cache settings. */
 const MAX_REMOTES = 64;
-/** Tokens up to this long are cache keys as they are; longer ones by hash ("#" never starts a JWT). */
-const MAX_KEY_TOKEN = 2048;
 /** Failures that no route, clock or key rotation can change: safe to remember. */
 const FINAL_FAILURES = new Set(['malformed token', 'signature invalid', 'token expired']);
 
@@ -121,7 +119,7 @@ export class AuthState {
   #fit(issuers: Issuers): void {
     if (this.#verified.maxEntries !== issuers.maxEntries) {
       this.#verified.resize(issuers.maxEntries);
-      // Recently rejected tokens: a replayed bad token costs no signature check.
+      // Recently rejected tokens (by hash): a replayed bad token costs no signature check.
       this.#rejected.resize(issuers.maxEntries === 0 ? 0 : Math.max(100, issuers.maxEntries / 10));
     }
   }
@@ -138,10 +136,8 @@ export class AuthState {
   ): Promise<VerifyResult> {
     this.#fit(issuers);
     // A token checked for another audience (the admin API's) is cached apart from user tokens.
-    // A token is its own cache key (no digest, no promise, on the request path); a long one is
-    // hashed, so an entry never holds more than MAX_KEY_TOKEN characters.
-    const id = token.length <= MAX_KEY_TOKEN ? token : `#${await sha256Hex(token)}`;
-    const key = options.audience === undefined ? id : `${options.audience} ${id}`;
+    const hash = await sha256Hex(token);
+    const key = options.audience === undefined ? hash : `${options.audience} ${hash}`;
     const now = Date.now();
     const hit = this.#verified.get(key, now);
     if (hit) {
