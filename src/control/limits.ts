@@ -17,7 +17,8 @@ import { normalizeBundle } from '../config/bundle.ts';
 import { bundledConfig } from '../generated/bundle.ts';
 import { IdentityState } from '../identity/tokens.ts';
 import { Coalescer } from '../ratelimit/coalesce.ts';
-import { LIMITER_AUDIENCE, placement, type GateAnswer, type GateRequest } from '../ratelimit/limiter.ts';
+import { LIMITER_AUDIENCE, type GateAnswer, type GateRequest } from '../ratelimit/limiter.ts';
+import { placement } from '../ratelimit/placement.ts';
 import type { RateLimiter, TakeRequest, TakeResult } from '../ratelimit/store.ts';
 import { MeshSource } from '../registry/source.ts';
 

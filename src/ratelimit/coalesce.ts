@@ -3,25 +3,27 @@
  * that object that come meanwhile wait, and go together in the next call, which decides them one
  * by one in one event (RateLimiter.takeMany). With no call in flight a request goes at once, so
  * an unloaded isolate waits no longer than before; a loaded one makes a call per round trip per
- * object instead of one per request. Each request still gets its own decision.
+ * object instead of one per request. Each request still gets its own decision. A queue that
+ * reaches MAX_BATCH goes at once, beside the call in flight, so a burst never waits for rounds.
  *
  * What the Workers runtime asks of code that waits across requests:
- * - The next batch is sent by one of its own requests, from that request's context (which waits
- *   for the answer anyway), never by a request already answered: I/O belongs to the request that
+ * - A batch is sent by one of its own requests, from that request's context (which waits for
+ *   the answer anyway), never by a request already answered: I/O belongs to the request that
  *   started it, and a request that kept sending for others could outlive what it is allowed.
  * - A request whose only pending work is a promise another request will settle is taken for hung
- *   and cancelled. So a waiting request holds a timer of its own: its deadline. When it fires
- *   the request fails as a store failure would (the policy's onStoreFailure decides), and if the
- *   call it was in never came back (its sender's context ended), the object's next batch goes
- *   without it: one lost call delays an object by at most the deadline, never for good.
- * - `keepAlive` (the sender's waitUntil) keeps a call in flight when its sender's client goes
- *   away, so the requests in the batch still get their answers.
+ *   and cancelled. So a waiting request holds a timer of its own, and `keepAlive` (its
+ *   waitUntil) keeps it alive if its client goes away: it may be the one to send the next batch.
+ * - Deadlines: a request whose call has been out for WAIT_DEADLINE_MS fails as a store failure
+ *   would (the policy's onStoreFailure decides). A call out that long is given up on: requests
+ *   queued behind it are sent without waiting for it. So a lost call (its sender's context
+ *   ended) delays an object's requests by at most the deadline, never for good, and a request
+ *   that waited long behind healthy calls is never failed for it.
  */
 
 /** Sends a batch and answers each item, in order. */
 export type SendBatch<Q, R> = (batch: Q[]) => Promise<R[]>;
 
-/** A request that waited longer than the deadline for its batch's answer. */
+/** A request whose call did not answer within the deadline. */
 export class StoreTimeout extends Error {
   constructor(ms: number) {
     super(`no answer from the rate-limit store within ${ms} ms`);
@@ -36,20 +38,28 @@ interface Waiting<Q, R> {
   resolve: (r: R) => void;
   reject: (e: unknown) => void;
   /** Makes this request the sender of `batch` (resolved from another request's context). */
-  lead: (batch: Waiting<Q, R>[]) => void;
+  lead: (batch: Batch<Q, R>) => void;
+  /** The call it is in, once sent. */
+  batch: Batch<Q, R> | undefined;
+}
+
+interface Batch<Q, R> {
+  members: Waiting<Q, R>[];
+  sentAt: number;
 }
 
 interface Lane<Q, R> {
-  /** The batch in flight. */
-  batch: Waiting<Q, R>[];
+  inFlight: Set<Batch<Q, R>>;
   /** Waiting for the next call. */
   queue: Waiting<Q, R>[];
 }
 
-/** Most items in one call (bounds the message size; a longer queue takes several calls). */
-export const MAX_BATCH = 256;
-/** How long a waiting request waits for its answer before it fails as a store failure. */
+/** Most items in one call (bounds the message size). */
+export const MAX_BATCH = 128;
+/** How long a request's call may be out before it fails as a store failure. */
 export const WAIT_DEADLINE_MS = 5_000;
+
+const ignore = () => undefined;
 
 export class Coalescer<Q, R> {
   /** A lane per object with a call in flight; an idle object has none. */
@@ -63,8 +73,8 @@ export class Coalescer<Q, R> {
   }
 
   call(object: string, item: Q, send: SendBatch<Q, R>, keepAlive?: (p: Promise<unknown>) => void): Promise<R> {
-    const lane = this.#lanes.get(object);
-    return new Promise<R>((resolve, reject) => {
+    let queued = false;
+    const answer = new Promise<R>((resolve, reject) => {
       let timer: ReturnType<typeof setTimeout> | undefined;
       let settled = false;
       const settle =
@@ -75,65 +85,92 @@ export class Coalescer<Q, R> {
           if (timer !== undefined) clearTimeout(timer);
           fn(v);
         };
-      let lead!: (batch: Waiting<Q, R>[]) => void;
+      let lead!: (batch: Batch<Q, R>) => void;
       // Created here, so the batch this request leads is sent from this request's context.
-      void new Promise<Waiting<Q, R>[]>((r) => (lead = r)).then((batch) => this.#run(object, batch));
-      const self: Waiting<Q, R> = { item, send, keepAlive, resolve: settle(resolve), reject: settle(reject), lead };
-      if (lane) {
-        lane.queue.push(self);
-        timer = setTimeout(() => this.#expire(object, self), this.deadlineMs);
-      } else {
-        const batch = [self];
-        this.#lanes.set(object, { batch, queue: [] });
-        lead(batch);
+      void new Promise<Batch<Q, R>>((r) => (lead = r)).then((batch) => this.#send(object, batch));
+      const self: Waiting<Q, R> = {
+        item,
+        send,
+        keepAlive,
+        resolve: settle(resolve),
+        reject: settle(reject),
+        lead,
+        batch: undefined,
+      };
+      const lane = this.#lanes.get(object);
+      if (!lane) {
+        const fresh: Lane<Q, R> = { inFlight: new Set(), queue: [] };
+        this.#lanes.set(object, fresh);
+        this.#start(fresh, [self]);
+        return;
       }
+      queued = true;
+      lane.queue.push(self);
+      // The timer runs in this request's context (the runtime sees it waiting on something).
+      const arm = (ms: number) => {
+        timer = setTimeout(() => {
+          if (!settled) this.#check(object, self, arm);
+        }, ms);
+      };
+      arm(this.deadlineMs);
+      if (lane.queue.length >= MAX_BATCH) this.#start(lane, lane.queue.splice(0, MAX_BATCH));
     });
+    if (queued) keepAlive?.(answer.then(ignore, ignore));
+    return answer;
   }
 
-  #run(object: string, batch: Waiting<Q, R>[]): void {
+  #start(lane: Lane<Q, R>, members: Waiting<Q, R>[]): void {
+    const batch: Batch<Q, R> = { members, sentAt: Date.now() };
+    for (const w of members) w.batch = batch;
+    lane.inFlight.add(batch);
+    members[0]!.lead(batch);
+  }
+
+  #send(object: string, batch: Batch<Q, R>): void {
+    const { members } = batch;
     const answered = (results: R[]) => {
-      batch.forEach((w, i) =>
+      members.forEach((w, i) =>
         i < results.length ? w.resolve(results[i]!) : w.reject(new Error('the store answered too few requests')),
       );
     };
-    const failed = (e: unknown) => batch.forEach((w) => w.reject(e));
-    const sender = batch[0]!;
+    const failed = (e: unknown) => members.forEach((w) => w.reject(e));
+    const sender = members[0]!;
     let sent: Promise<R[]>;
     try {
-      sent = sender.send(batch.map((w) => w.item));
+      sent = sender.send(members.map((w) => w.item));
     } catch (e) {
       sent = Promise.reject(e instanceof Error ? e : new Error(String(e)));
     }
     const done = sent.then(answered, failed).finally(() => {
-      // A batch given up on (its answer was too late) has been replaced: leave the lane alone.
       const lane = this.#lanes.get(object);
-      if (lane?.batch === batch) this.#next(object, lane);
+      // A call given up on was already taken out of its lane.
+      if (lane?.inFlight.delete(batch)) this.#advance(object, lane);
     });
     sender.keepAlive?.(done);
   }
 
-  /** Sends the next batch from the queue, or retires the lane. */
-  #next(object: string, lane: Lane<Q, R>): void {
-    const next = lane.queue.splice(0, MAX_BATCH);
-    if (next.length === 0) {
-      this.#lanes.delete(object);
-      return;
-    }
-    lane.batch = next;
-    next[0]!.lead(next);
+  /** Sends the next batch from the queue, or retires an idle lane. */
+  #advance(object: string, lane: Lane<Q, R>): void {
+    if (lane.queue.length > 0) this.#start(lane, lane.queue.splice(0, MAX_BATCH));
+    else if (lane.inFlight.size === 0) this.#lanes.delete(object);
   }
 
-  /**
-   * A waiting request's deadline passed: it fails, and the call in flight (which has taken at
-   * least that long) is given up on, so the next batch goes without waiting for it.
-   */
-  #expire(object: string, w: Waiting<Q, R>): void {
-    w.reject(new StoreTimeout(this.deadlineMs));
+  /** A waiting request's timer: fail it if its own call is overdue; give up calls that are. */
+  #check(object: string, w: Waiting<Q, R>, arm: (ms: number) => void): void {
+    const now = Date.now();
     const lane = this.#lanes.get(object);
-    if (!lane) return;
-    const queued = lane.queue.indexOf(w);
-    if (queued >= 0) lane.queue.splice(queued, 1);
-    // w was in an earlier batch, given up on already: nothing more to do.
-    if (queued >= 0 || lane.batch.includes(w)) this.#next(object, lane);
+    if (w.batch) {
+      const age = now - w.batch.sentAt;
+      if (age < this.deadlineMs) return arm(this.deadlineMs - age);
+      w.reject(new StoreTimeout(this.deadlineMs));
+      if (lane?.inFlight.delete(w.batch)) this.#advance(object, lane);
+      return;
+    }
+    // Still queued: the calls ahead of it are overdue and will not come back; go without them.
+    if (lane) {
+      for (const b of lane.inFlight) if (now - b.sentAt >= this.deadlineMs) lane.inFlight.delete(b);
+      if (lane.inFlight.size === 0) this.#advance(object, lane);
+    }
+    arm(this.deadlineMs);
   }
 }

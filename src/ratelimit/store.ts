@@ -129,7 +129,10 @@ export class RateLimiter extends DurableObject {
     const now = Date.now();
     const writes: Record<string, Stored> = {};
     const results = reqs.map((r) => this.#decide(r, now, writes));
-    if (Object.keys(writes).length > 0) void this.ctx.storage.put(writes);
+    // storage.put takes at most 128 entries at once (one event: they commit together anyway).
+    const entries = Object.entries(writes);
+    for (let i = 0; i < entries.length; i += 128)
+      void this.ctx.storage.put(Object.fromEntries(entries.slice(i, i + 128)));
     this.#decisions += reqs.length;
     if (this.#decisions >= SWEEP_EVERY) this.#sweep(now);
     return results;

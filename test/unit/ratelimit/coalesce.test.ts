@@ -91,91 +91,91 @@ describe('coalescing store calls', () => {
     expect(await Promise.all(queued)).toEqual(['r1', 'the store answered too few requests']);
   });
 
-  it(`at most ${MAX_BATCH} requests per call; a longer queue takes several, in order`, async () => {
+  it(`a queue that reaches ${MAX_BATCH} goes at once, beside the call in flight; the rest follows, in order`, async () => {
     const c = new Coalescer<number, string>();
     const store = manualStore();
     void c.call('obj', -1, store.send);
     await tick();
     const many = Array.from({ length: MAX_BATCH + 10 }, (_, n) => c.call('obj', n, store.send));
-    await store.answerNext();
-    await store.answerNext();
+    await tick();
+    expect(store.batches.map((b) => b.length)).toEqual([1, MAX_BATCH]); // two in flight
     await store.answerNext();
     expect(store.batches.map((b) => b.length)).toEqual([1, MAX_BATCH, 10]);
+    await store.answerNext();
+    await store.answerNext();
     expect(store.batches.flat().slice(1)).toEqual(Array.from({ length: MAX_BATCH + 10 }, (_, n) => n));
     expect((await Promise.all(many)).at(-1)).toBe(`r${MAX_BATCH + 9}`);
+    expect(c.inFlight).toBe(0);
   });
 
   describe('deadlines (a call whose sender went away never comes back)', () => {
     const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-    it(`waiting requests fail as a store failure after the deadline (${WAIT_DEADLINE_MS} ms by default), and the object's next batch goes without the lost call`, async () => {
+    it(`requests queued behind a call out for the deadline (${WAIT_DEADLINE_MS} ms by default) are sent without it, and answered`, async () => {
       const c = new Coalescer<number, string>(40);
       const store = manualStore();
       void c.call('obj', 0, store.send); // its answer never comes
       await tick();
-      const waiting = c.call('obj', 1, store.send).catch((e: unknown) => e);
+      const waiting = c.call('obj', 1, store.send);
       await sleep(60);
-      const e = await waiting;
-      expect(e).toBeInstanceOf(StoreTimeout);
-      expect((e as Error).message).toBe('no answer from the rate-limit store within 40 ms');
-      // The lane was given up: a new request is sent at once, not queued behind the lost call.
-      const after = c.call('obj', 2, store.send);
-      await tick();
-      expect(store.batches).toEqual([[0], [2]]);
-      store.pending.shift(); // the lost call's answer never comes
+      expect(store.batches).toEqual([[0], [1]]);
+      await store.answerNext((b) => b.map((n) => `late ${n}`)); // the lost call, late: changes nothing
       await store.answerNext();
-      expect(await after).toBe('r2');
+      expect(await waiting).toBe('r1');
       expect(c.inFlight).toBe(0);
     });
 
-    it('requests queued behind a lost call that have not timed out go in the next batch; a late answer to the lost call changes nothing', async () => {
+    it('a request whose own call is out for the deadline fails as a store failure, counted from when it was sent', async () => {
       const c = new Coalescer<number, string>(40);
-      const store = manualStore();
-      const lost = c.call('obj', 0, store.send);
-      await tick();
-      const early = c.call('obj', 1, store.send).catch((e: unknown) => e);
-      await sleep(25);
-      const late = c.call('obj', 2, store.send);
-      await sleep(25); // 1's deadline passed, 2's not
-      expect(await early).toBeInstanceOf(StoreTimeout);
-      expect(store.batches).toEqual([[0], [2]]);
-      // The lost call answers after all: its sender gets its answer, the lane is not disturbed.
-      await store.answerNext();
-      expect(await lost).toBe('r0');
-      expect(c.inFlight).toBe(1);
-      await store.answerNext();
-      expect(await late).toBe('r2');
-      expect(c.inFlight).toBe(0);
-    });
-
-    it('an answered request never times out later, and its timer is gone', async () => {
-      const c = new Coalescer<number, string>(30);
       const store = manualStore();
       void c.call('obj', 0, store.send);
       await tick();
-      const second = c.call('obj', 1, store.send);
-      await store.answerNext();
-      await store.answerNext();
-      expect(await second).toBe('r1');
-      await sleep(50);
-      expect(c.inFlight).toBe(0);
+      const mine = c.call('obj', 1, store.send).catch((e: unknown) => e);
+      await sleep(25);
+      await store.answerNext(); // 1 is sent now, 25 ms after it queued; its answer never comes
+      await sleep(25); // 50 ms after queueing, 25 after sending: still waiting
       expect(store.batches).toEqual([[0], [1]]);
+      await sleep(30);
+      const e = await mine;
+      expect(e).toBeInstanceOf(StoreTimeout);
+      expect((e as Error).message).toBe('no answer from the rate-limit store within 40 ms');
+      // The lane was given up: the next request goes at once.
+      const next = c.call('obj', 2, store.send);
+      await tick();
+      expect(store.batches).toEqual([[0], [1], [2]]);
+      store.pending.shift(); // 1's call: never answered
+      await store.answerNext();
+      expect(await next).toBe('r2');
+      expect(c.inFlight).toBe(0);
     });
 
-    it("the sender keeps its call alive with the request's waitUntil, until every request in the batch has its answer", async () => {
+    it('waiting long behind healthy calls is not a failure', async () => {
+      const c = new Coalescer<number, string>(40);
+      const store = manualStore();
+      void c.call('obj', 0, store.send);
+      await tick();
+      const queued = c.call('obj', 1, store.send);
+      await sleep(30);
+      await store.answerNext(); // 0 answered after 30 ms; 1 sent
+      await sleep(30); // 60 ms since 1 queued, 30 since it was sent
+      await store.answerNext();
+      expect(await queued).toBe('r1');
+    });
+
+    it('a queued request keeps itself alive with its waitUntil until answered (it may have to send the next batch); the sender keeps its call alive too', async () => {
       const c = new Coalescer<number, string>();
       const store = manualStore();
-      const kept: Array<Promise<unknown>> = [];
-      const first = c.call('obj', 0, store.send, (p) => kept.push(p));
+      const kept: string[] = [];
+      const keep = (who: string) => (p: Promise<unknown>) => void p.then(() => kept.push(who));
+      void c.call('obj', 0, store.send, keep('sender'));
       await tick();
-      expect(kept).toHaveLength(1);
-      let done = false;
-      void kept[0]!.then(() => (done = true));
+      void c.call('obj', 1, store.send, keep('queued'));
       await tick();
-      expect(done).toBe(false);
+      expect(kept).toEqual([]);
       await store.answerNext();
-      expect(await first).toBe('r0');
-      expect(done).toBe(true);
+      expect(kept).toEqual(['sender']);
+      await store.answerNext();
+      expect(kept).toEqual(['sender', 'queued', 'queued']); // kept while queued, then as sender
     });
   });
 });

@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { RateLimitPolicy } from '../../../src/config/schema.ts';
+import { validateSources } from '../../../src/config/validate.ts';
+import { placement } from '../../../src/ratelimit/placement.ts';
 import { clientNetwork, compileLimit as compileSpec } from '../../../src/ratelimit/policy.ts';
 
 /** A policy as written in routes/, with the schema's defaults filled in, compiled. */
@@ -58,5 +60,50 @@ describe('client addresses', () => {
 
   it('keys text that is not an address (from a configured header) as given', () => {
     expect(clientNetwork('not:an:address:at:all:x')).toBe('not:an:address:at:all:x');
+  });
+});
+
+describe('where buckets live (partitions)', () => {
+  const key = (id: string) => ({ raw: id, id: `p|${id}` });
+
+  it('unset: one object per key, named after its enforcer, policy and key', () => {
+    const c = compileLimit('p', { limit: 10, period: 1 });
+    expect(c.partitions).toBeUndefined();
+    expect(placement(c, key('alice'), 'gateway')).toEqual({ object: 'gateway|p|alice' });
+    expect(placement(c, key('alice'), 'service-a')).toEqual({ object: 'svc:service-a|p|alice' });
+  });
+
+  it("a policy's own partitions win over the store's; keys spread over all of them, each key always in the same one", () => {
+    const own = compileSpec('p', RateLimitPolicy.parse({ limit: 10, period: 1, partitions: 4 }), 'S', 16);
+    expect(own.partitions).toBe(4);
+    const fromStore = compileSpec('p', RateLimitPolicy.parse({ limit: 10, period: 1 }), 'S', 16);
+    expect(fromStore.partitions).toBe(16);
+
+    const objects = new Set<string>();
+    for (let i = 0; i < 1000; i++) {
+      const at = placement(own, key(`user-${i}`), 'gateway');
+      expect(at.key).toBe(`p|user-${i}`); // the bucket within the object
+      expect(placement(own, key(`user-${i}`), 'gateway')).toEqual(at);
+      objects.add(at.object);
+    }
+    expect([...objects].sort()).toEqual(['gateway|p|#p0', 'gateway|p|#p1', 'gateway|p|#p2', 'gateway|p|#p3']);
+  });
+
+  it('partitions must be a whole number from 1 to 1024, in a policy or in rateLimitStore', () => {
+    const fields = (text: string) => {
+      const r = validateSources([{ name: 'routes/mesh.yaml', text }]);
+      return r.ok ? [] : r.errors.map((e) => e.field);
+    };
+    const mesh = (extra: string) => `services:\n  svc:\n    backends: [{ binding: SVC }]\n${extra}`;
+    expect(fields(mesh('rateLimits:\n  a: { limit: 1, period: 1s, partitions: 0 }\n'))).toEqual([
+      'rateLimits.a.partitions',
+    ]);
+    expect(fields(mesh('rateLimits:\n  a: { limit: 1, period: 1s, partitions: 2.5 }\n'))).toEqual([
+      'rateLimits.a.partitions',
+    ]);
+    expect(fields(mesh('rateLimitStore: { partitions: 2000 }\n'))).toEqual(['rateLimitStore.partitions']);
+    expect(fields(mesh('rateLimitStore: { partitions: 64 }\nrateLimits:\n  a: { limit: 1, period: 1s }\n'))).toEqual(
+      [],
+    );
   });
 });
