@@ -61,6 +61,11 @@ export const WAIT_DEADLINE_MS = 5_000;
 
 const ignore = () => undefined;
 
+/** What workerd throws when a request's context is used for I/O after that request is gone. */
+function isForeignContextError(e: unknown): boolean {
+  return e instanceof Error && e.message.startsWith('Cannot perform I/O on behalf of a different request');
+}
+
 export class Coalescer<Q, R> {
   /** A lane per object with a call in flight; an idle object has none. */
   readonly #lanes = new Map<string, Lane<Q, R>>();
@@ -133,8 +138,16 @@ export class Coalescer<Q, R> {
         i < results.length ? w.resolve(results[i]!) : w.reject(new Error('the store answered too few requests')),
       );
     };
-    const failed = (e: unknown) => members.forEach((w) => w.reject(e));
     const sender = members[0]!;
+    let handOver: Waiting<Q, R>[] | undefined;
+    const failed = (e: unknown) => {
+      // The sender's request was cancelled (its client went away) after it was chosen: its
+      // context can no longer do I/O. It alone fails; the next member sends the batch.
+      if (members.length > 1 && isForeignContextError(e)) {
+        sender.reject(e);
+        handOver = members.slice(1);
+      } else members.forEach((w) => w.reject(e));
+    };
     let sent: Promise<R[]>;
     try {
       sent = sender.send(members.map((w) => w.item));
@@ -144,9 +157,15 @@ export class Coalescer<Q, R> {
     const done = sent.then(answered, failed).finally(() => {
       const lane = this.#lanes.get(object);
       // A call given up on was already taken out of its lane.
-      if (lane?.inFlight.delete(batch)) this.#advance(object, lane);
+      if (!lane?.inFlight.delete(batch)) return;
+      if (handOver) this.#start(lane, handOver);
+      else this.#advance(object, lane);
     });
-    sender.keepAlive?.(done);
+    try {
+      sender.keepAlive?.(done);
+    } catch {
+      // A cancelled request's waitUntil may refuse: the batch goes on without it.
+    }
   }
 
   /** Sends the next batch from the queue, or retires an idle lane. */

@@ -108,6 +108,24 @@ describe('coalescing store calls', () => {
     expect(c.inFlight).toBe(0);
   });
 
+  it('a sender whose request is gone (workerd refuses its I/O): it alone fails, the next in the batch sends', async () => {
+    const c = new Coalescer<number, string>();
+    const store = manualStore();
+    void c.call('obj', 0, store.send);
+    await tick();
+    const gone = new Error('Cannot perform I/O on behalf of a different request. I/O objects ...');
+    const deadSend = () => Promise.reject(gone);
+    const dead = c.call('obj', 1, deadSend).catch((e: unknown) => e);
+    const rest = [2, 3].map((n) => c.call('obj', n, store.send));
+    await store.answerNext(); // 0 answered: the batch [1, 2, 3] goes, led by 1, whose send fails
+    expect(await dead).toBe(gone);
+    await tick();
+    expect(store.batches).toEqual([[0], [2, 3]]);
+    await store.answerNext();
+    expect(await Promise.all(rest)).toEqual(['r2', 'r3']);
+    expect(c.inFlight).toBe(0);
+  });
+
   describe('deadlines (a call whose sender went away never comes back)', () => {
     const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
