@@ -94,7 +94,7 @@ const SCENARIOS: Scenario[] = [
   },
   {
     name: 'limited',
-    description: '+ rate limit, exact mode (a Durable Object call each)',
+    description: '+ rate limit, exact mode (one hot key)',
     worker: 'gw-limited',
     path: '/service-b',
     headers: clientIp,

@@ -177,7 +177,9 @@ export const RateLimitPolicy = z
     mode: z
       .enum(['exact', 'lease'], { error: 'must be exact or lease' })
       .default('exact')
-      .describe('exact (default): one store call per request; lease: isolates spend small leases locally.'),
+      .describe(
+        "exact (default): every request decided by the bucket's object (an isolate's concurrent requests share calls); lease: isolates spend small leases locally.",
+      ),
     partitions: z
       .number()
       .int()
