@@ -10,9 +10,11 @@
  * - A batch is sent by one of its own requests, from that request's context (which waits for
  *   the answer anyway), never by a request already answered: I/O belongs to the request that
  *   started it, and a request that kept sending for others could outlive what it is allowed.
+ *   The sender keeps its call alive with `keepAlive` (its waitUntil) if its client goes away.
+ *   A request cancelled while it waited may be unable to send: two candidates are asked, and a
+ *   sender whose I/O the runtime refuses fails alone while the others go on.
  * - A request whose only pending work is a promise another request will settle is taken for hung
- *   and cancelled. So a waiting request holds a timer of its own, and `keepAlive` (its
- *   waitUntil) keeps it alive if its client goes away: it may be the one to send the next batch.
+ *   and cancelled. So a waiting request holds a timer of its own.
  * - Deadlines: a request whose call has been out for WAIT_DEADLINE_MS fails as a store failure
  *   would (the policy's onStoreFailure decides). A call out that long is given up on: requests
  *   queued behind it are sent without waiting for it. So a lost call (its sender's context
@@ -37,7 +39,7 @@ interface Waiting<Q, R> {
   keepAlive: ((p: Promise<unknown>) => void) | undefined;
   resolve: (r: R) => void;
   reject: (e: unknown) => void;
-  /** Makes this request the sender of `batch` (resolved from another request's context). */
+  /** Asks this request to send `batch` (resolved from another request's context). */
   lead: (batch: Batch<Q, R>) => void;
   /** The call it is in, once sent. */
   batch: Batch<Q, R> | undefined;
@@ -46,6 +48,8 @@ interface Waiting<Q, R> {
 interface Batch<Q, R> {
   members: Waiting<Q, R>[];
   sentAt: number;
+  /** Sent by one of its candidates already. */
+  claimed: boolean;
 }
 
 interface Lane<Q, R> {
@@ -58,8 +62,6 @@ interface Lane<Q, R> {
 export const MAX_BATCH = 128;
 /** How long a request's call may be out before it fails as a store failure. */
 export const WAIT_DEADLINE_MS = 5_000;
-
-const ignore = () => undefined;
 
 /** What workerd throws when a request's context is used for I/O after that request is gone. */
 function isForeignContextError(e: unknown): boolean {
@@ -78,7 +80,6 @@ export class Coalescer<Q, R> {
   }
 
   call(object: string, item: Q, send: SendBatch<Q, R>, keepAlive?: (p: Promise<unknown>) => void): Promise<R> {
-    let queued = false;
     const answer = new Promise<R>((resolve, reject) => {
       let timer: ReturnType<typeof setTimeout> | undefined;
       let settled = false;
@@ -91,8 +92,8 @@ export class Coalescer<Q, R> {
           fn(v);
         };
       let lead!: (batch: Batch<Q, R>) => void;
-      // Created here, so the batch this request leads is sent from this request's context.
-      void new Promise<Batch<Q, R>>((r) => (lead = r)).then((batch) => this.#send(object, batch));
+      // Created here, so a batch this request sends is sent from this request's context.
+      void new Promise<Batch<Q, R>>((r) => (lead = r)).then((batch) => this.#send(object, batch, self));
       const self: Waiting<Q, R> = {
         item,
         send,
@@ -109,7 +110,6 @@ export class Coalescer<Q, R> {
         this.#start(fresh, [self]);
         return;
       }
-      queued = true;
       lane.queue.push(self);
       // The timer runs in this request's context (the runtime sees it waiting on something).
       const arm = (ms: number) => {
@@ -120,32 +120,38 @@ export class Coalescer<Q, R> {
       arm(this.deadlineMs);
       if (lane.queue.length >= MAX_BATCH) this.#start(lane, lane.queue.splice(0, MAX_BATCH));
     });
-    if (queued) keepAlive?.(answer.then(ignore, ignore));
     return answer;
   }
 
+  /**
+   * Two candidates may send a batch, the two requests that came last (the least likely to have
+   * been cancelled while they waited: a cancelled request's context may never run again); the
+   * first to run sends it.
+   */
   #start(lane: Lane<Q, R>, members: Waiting<Q, R>[]): void {
-    const batch: Batch<Q, R> = { members, sentAt: Date.now() };
+    const batch: Batch<Q, R> = { members, sentAt: Date.now(), claimed: false };
     for (const w of members) w.batch = batch;
     lane.inFlight.add(batch);
-    members[0]!.lead(batch);
+    members.at(-1)!.lead(batch);
+    if (members.length > 1) members.at(-2)!.lead(batch);
   }
 
-  #send(object: string, batch: Batch<Q, R>): void {
+  #send(object: string, batch: Batch<Q, R>, sender: Waiting<Q, R>): void {
+    if (batch.claimed) return;
+    batch.claimed = true;
     const { members } = batch;
     const answered = (results: R[]) => {
       members.forEach((w, i) =>
         i < results.length ? w.resolve(results[i]!) : w.reject(new Error('the store answered too few requests')),
       );
     };
-    const sender = members[0]!;
     let handOver: Waiting<Q, R>[] | undefined;
     const failed = (e: unknown) => {
       // The sender's request was cancelled (its client went away) after it was chosen: its
-      // context can no longer do I/O. It alone fails; the next member sends the batch.
+      // context can no longer do I/O. It alone fails; the others go in a batch of their own.
       if (members.length > 1 && isForeignContextError(e)) {
         sender.reject(e);
-        handOver = members.slice(1);
+        handOver = members.filter((w) => w !== sender);
       } else members.forEach((w) => w.reject(e));
     };
     let sent: Promise<R[]>;

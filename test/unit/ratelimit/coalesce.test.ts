@@ -108,22 +108,41 @@ describe('coalescing store calls', () => {
     expect(c.inFlight).toBe(0);
   });
 
-  it('a sender whose request is gone (workerd refuses its I/O): it alone fails, the next in the batch sends', async () => {
+  it('a sender whose request is gone (workerd refuses its I/O): it alone fails, the others go without it', async () => {
     const c = new Coalescer<number, string>();
     const store = manualStore();
     void c.call('obj', 0, store.send);
     await tick();
     const gone = new Error('Cannot perform I/O on behalf of a different request. I/O objects ...');
-    const deadSend = () => Promise.reject(gone);
-    const dead = c.call('obj', 1, deadSend).catch((e: unknown) => e);
-    const rest = [2, 3].map((n) => c.call('obj', n, store.send));
-    await store.answerNext(); // 0 answered: the batch [1, 2, 3] goes, led by 1, whose send fails
+    const rest = [1, 2].map((n) => c.call('obj', n, store.send));
+    // The last to come is asked first to send the next batch; its request has gone away.
+    const dead = c.call('obj', 3, () => Promise.reject(gone)).catch((e: unknown) => e);
+    await store.answerNext();
     expect(await dead).toBe(gone);
     await tick();
-    expect(store.batches).toEqual([[0], [2, 3]]);
+    expect(store.batches).toEqual([[0], [1, 2]]);
     await store.answerNext();
-    expect(await Promise.all(rest)).toEqual(['r2', 'r3']);
+    expect(await Promise.all(rest)).toEqual(['r1', 'r2']);
     expect(c.inFlight).toBe(0);
+  });
+
+  it('two requests are asked to send a batch (one may have been cancelled); it is sent once', async () => {
+    const c = new Coalescer<number, string>();
+    const store = manualStore();
+    const sends: string[] = [];
+    const by = (who: string) => (batch: number[]) => {
+      sends.push(who);
+      return store.send(batch);
+    };
+    void c.call('obj', 0, by('zero'));
+    await tick();
+    const queued = [c.call('obj', 1, by('one')), c.call('obj', 2, by('two')), c.call('obj', 3, by('three'))];
+    await store.answerNext();
+    await tick();
+    expect(sends).toEqual(['zero', 'three']);
+    expect(store.batches).toEqual([[0], [1, 2, 3]]);
+    await store.answerNext();
+    expect(await Promise.all(queued)).toEqual(['r1', 'r2', 'r3']);
   });
 
   describe('deadlines (a call whose sender went away never comes back)', () => {
@@ -180,7 +199,7 @@ describe('coalescing store calls', () => {
       expect(await queued).toBe('r1');
     });
 
-    it('a queued request keeps itself alive with its waitUntil until answered (it may have to send the next batch); the sender keeps its call alive too', async () => {
+    it("the sender keeps its call alive with its request's waitUntil until every request in the batch has its answer", async () => {
       const c = new Coalescer<number, string>();
       const store = manualStore();
       const kept: string[] = [];
@@ -193,7 +212,7 @@ describe('coalescing store calls', () => {
       await store.answerNext();
       expect(kept).toEqual(['sender']);
       await store.answerNext();
-      expect(kept).toEqual(['sender', 'queued', 'queued']); // kept while queued, then as sender
+      expect(kept).toEqual(['sender', 'queued']); // the queued request, once it sent its batch
     });
   });
 });
