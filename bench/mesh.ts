@@ -5,6 +5,8 @@
  * (unsafeDirectSockets), and an inspector port lets the bench read isolate heap sizes.
  */
 import { mkdtempSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SignJWT, importJWK } from 'jose';
@@ -13,6 +15,7 @@ import { generatePair, memberPair, type KeyPair } from '../src/node/cli/keys.ts'
 import { CONFIG_FORMAT, type MeshBundle } from '../src/config/schema.ts';
 import { validateSources } from '../src/config/validate.ts';
 import { bundleWorker } from '../scripts/bundle.ts';
+import { freePort } from '../test/support/mesh-process.ts';
 
 export const BENCH_ISSUER = 'https://bench.meshwork.local';
 const COMPAT = '2026-04-01';
@@ -25,6 +28,10 @@ export interface BenchMesh {
   /** The gateway's identity token for a service, long-lived so direct calls stay valid all run. */
   gatewayIdentity(target: string): Promise<string>;
   issuerJwks: string;
+  /** workerd's inspector (isolate heaps, profiles). */
+  inspectorPort: number;
+  /** Stops workerd and the key-set endpoint. */
+  close(): Promise<void>;
 }
 
 /** The example services run with this config: no limits of their own, so only the scenario's policies count. */
@@ -45,14 +52,21 @@ export function bundleOf(name: string, yaml: string): MeshBundle {
   return { version: name, format: CONFIG_FORMAT, config: r.config };
 }
 
-export async function startBenchMesh(
-  gatewaysFor: (issuerJwks: string) => Record<string, string>,
-  opts: { jwksUri: string; inspectorPort: number },
-): Promise<BenchMesh> {
+export async function startBenchMesh(gatewaysFor: (issuerJwks: string) => Record<string, string>): Promise<BenchMesh> {
   const dir = mkdtempSync(join(tmpdir(), 'meshwork-bench-'));
   const members: Record<string, KeyPair> = {};
   for (const m of ['gateway', 'service-a', 'service-b']) members[m] = await memberPair(m);
   const issuer = await generatePair('ES256', 'bench-1');
+  const issuerJwks = JSON.stringify({ keys: [issuer.publicJwk] });
+  // The issuer's key-set endpoint, a local server: the do-it-yourself peers fetch it (one per
+  // request, one once and then from its cache).
+  const jwksServer = createServer((_req, res) => {
+    res.setHeader('content-type', 'application/json');
+    res.end(issuerJwks);
+  });
+  await new Promise<void>((r) => jwksServer.listen(0, '127.0.0.1', r));
+  const jwksUri = `http://127.0.0.1:${(jwksServer.address() as AddressInfo).port}/jwks`;
+  const inspectorPort = await freePort();
   const publicKeys = JSON.stringify({ keys: Object.values(members).map((k) => k.publicJwk) });
   const keysFor = (member: string) => ({
     MESH_SIGNING_KEY: JSON.stringify(members[member]!.privateJwk),
@@ -82,12 +96,12 @@ export async function startBenchMesh(
     worker('raw-b', await bundleWorker('bench/workers/raw-b.ts', dir)),
     worker('raw-a', await bundleWorker('bench/workers/raw-a.ts', dir), { serviceBindings: { SERVICE_B: 'raw-b' } }),
     worker('diy', await bundleWorker('bench/workers/diy.ts', dir), {
-      bindings: { JWKS_URI: opts.jwksUri },
+      bindings: { JWKS_URI: jwksUri },
       durableObjects: { COUNTER: { className: 'Counter', useSQLite: true } },
       serviceBindings: { SERVICE_B: 'service-b' },
     }),
     worker('diy-jose', await bundleWorker('bench/workers/diy-jose.ts', dir), {
-      bindings: { JWKS_URI: opts.jwksUri, ISSUER: BENCH_ISSUER },
+      bindings: { JWKS_URI: jwksUri, ISSUER: BENCH_ISSUER },
       durableObjects: { BUCKET: { className: 'TokenBucket', useSQLite: true } },
       serviceBindings: { SERVICE_B: 'service-b' },
     }),
@@ -95,7 +109,6 @@ export async function startBenchMesh(
       serviceBindings: { SERVICE_B: 'service-b' },
     }),
   ];
-  const issuerJwks = JSON.stringify({ keys: [issuer.publicJwk] });
   for (const [name, yaml] of Object.entries(gatewaysFor(issuerJwks))) {
     const scriptPath = await bundleWorker(
       'bench/workers/gateway.ts',
@@ -116,7 +129,7 @@ export async function startBenchMesh(
   const mf = new Miniflare({
     workers: workers as [WorkerOptions, ...WorkerOptions[]],
     cf: false,
-    inspectorPort: opts.inspectorPort,
+    inspectorPort,
     log: new Log(LogLevel.WARN),
     defaultPersistRoot: join(dir, 'state'),
   });
@@ -125,6 +138,11 @@ export async function startBenchMesh(
   return {
     mf,
     issuerJwks,
+    inspectorPort,
+    async close() {
+      await mf.dispose();
+      jwksServer.close();
+    },
     url: (w) => mf.unsafeGetDirectURL(w),
     async userToken(sub, scopes) {
       return new SignJWT({ scope: scopes.join(' ') })

@@ -8,10 +8,8 @@
  * --users n rotates n users' tokens (as the full-users scenario); 0 sends no token.
  */
 import autocannon from 'autocannon';
-import { createServer } from 'node:http';
 import { parseArgs } from 'node:util';
 import WebSocket from 'ws';
-import { freePort } from '../test/support/mesh-process.ts';
 import { cpuNs, workerdPid } from './cpu.ts';
 import { startBenchMesh } from './mesh.ts';
 import { gateways } from './configs.ts';
@@ -63,13 +61,7 @@ class Inspector {
   }
 }
 
-let jwksBody = '{"keys":[]}';
-const jwksServer = createServer((_req, res) => res.end(jwksBody));
-await new Promise<void>((r) => jwksServer.listen(0, '127.0.0.1', r));
-const jwksPort = (jwksServer.address() as { port: number }).port;
-const inspectorPort = await freePort();
-const mesh = await startBenchMesh(gateways, { jwksUri: `http://127.0.0.1:${jwksPort}/jwks`, inspectorPort });
-jwksBody = mesh.issuerJwks;
+const mesh = await startBenchMesh(gateways);
 const pid = workerdPid();
 
 try {
@@ -95,7 +87,7 @@ try {
     );
   await run(0, Math.max(2 * sets.length, 2000)); // warm-up: every user seen twice at least
   const workers = [values.worker, 'service-b'];
-  const inspectors = await Promise.all(workers.map((w) => Inspector.open(inspectorPort, w)));
+  const inspectors = await Promise.all(workers.map((w) => Inspector.open(mesh.inspectorPort, w)));
   for (const i of inspectors) {
     await i.send('Profiler.enable');
     await i.send('Profiler.setSamplingInterval', { interval: 100 });
@@ -129,6 +121,5 @@ try {
     i.ws.close();
   }
 } finally {
-  await mesh.mf.dispose();
-  jwksServer.close();
+  await mesh.close();
 }

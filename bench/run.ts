@@ -19,13 +19,11 @@
 import autocannon from 'autocannon';
 import { execSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:http';
 import { createRequire } from 'node:module';
 import { dirname, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { MAX_PATH_SEGMENTS } from '../src/core/path.ts';
 import { Router } from '../src/router/router.ts';
-import { freePort } from '../test/support/mesh-process.ts';
 import { ROOT } from '../scripts/bundle.ts';
 import { gateways, manyRoutes, route, SERVICES } from './configs.ts';
 import { bundleOf, startBenchMesh, type BenchMesh } from './mesh.ts';
@@ -359,18 +357,7 @@ function matchNs(n: number): number {
   return Number(process.hrtime.bigint() - start) / iterations;
 }
 
-// The do-it-yourself peer's JWKS endpoint: a local server, as its middleware fetches per request.
-let jwksBody = '{"keys":[]}';
-const jwksServer = createServer((_req, res) => {
-  res.setHeader('content-type', 'application/json');
-  res.end(jwksBody);
-});
-await new Promise<void>((r) => jwksServer.listen(0, '127.0.0.1', r));
-const jwksPort = (jwksServer.address() as { port: number }).port;
-
-const inspectorPort = await freePort();
-const mesh = await startBenchMesh(gateways, { jwksUri: `http://127.0.0.1:${jwksPort}/jwks`, inspectorPort });
-jwksBody = mesh.issuerJwks;
+const mesh = await startBenchMesh(gateways);
 
 const pid = workerdPid();
 if (pid === undefined) process.stderr.write('workerd process not found in /proc: CPU per request not measured\n');
@@ -435,7 +422,7 @@ try {
     errors.set(s.name, errors.get(s.name)! + lat.get(s.name)!.errors);
   }
   const heap = new Map<string, number>();
-  for (const s of scenarios) heap.set(s.name, await heapUsedMB(inspectorPort, s.worker));
+  for (const s of scenarios) heap.set(s.name, await heapUsedMB(mesh.inspectorPort, s.worker));
 
   const forwardRps = median(rps.get('forward')!);
   const forwardCpu = cpu.get('forward')!.length ? median(cpu.get('forward')!) : undefined;
@@ -527,6 +514,5 @@ try {
     process.exitCode = 1;
   }
 } finally {
-  await mesh.mf.dispose();
-  jwksServer.close();
+  await mesh.close();
 }

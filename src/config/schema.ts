@@ -123,6 +123,9 @@ const KEY_SOURCE = "(ip|route|caller|claim:[^\\s?]+|header:[!#$%&'*+.^_`|~0-9A-Z
 /** One key part, or alternatives "a ?? b": the first that has a value for the request. */
 const KEY_PART = new RegExp(`^${KEY_SOURCE}( *\\?\\? *${KEY_SOURCE})*$`);
 
+/** How many Durable Objects a policy's buckets are spread over (rate-limits.md, Where buckets live). */
+const Partitions = z.number().int().min(1).max(1024);
+
 export const RateLimitPolicy = z
   .strictObject({
     algorithm: z
@@ -180,15 +183,9 @@ export const RateLimitPolicy = z
       .describe(
         "exact (default): every request decided by the bucket's object (an isolate's concurrent requests share calls); lease: isolates spend small leases locally.",
       ),
-    partitions: z
-      .number()
-      .int()
-      .min(1)
-      .max(1024)
-      .optional()
-      .describe(
-        "Spread this policy's buckets over this many Durable Objects, each holding many keys (overrides rateLimitStore.partitions). Absent: the store's setting. See docs/rate-limits.md for the trade-off.",
-      ),
+    partitions: Partitions.optional().describe(
+      "Spread this policy's buckets over this many Durable Objects, each holding many keys (overrides rateLimitStore.partitions). Absent: the store's setting. See docs/rate-limits.md for the trade-off.",
+    ),
     lease: z
       .strictObject({
         size: z.number().int().min(1).optional().describe('Units per lease (default 10% of burst, at least 1).'),
@@ -525,15 +522,9 @@ export const RateLimitStore = z
     binding: BindingName.default('MESH_RATE_LIMITER').describe(
       'Durable Object namespace binding of the RateLimiter class (default MESH_RATE_LIMITER).',
     ),
-    partitions: z
-      .number()
-      .int()
-      .min(1)
-      .max(1024)
-      .optional()
-      .describe(
-        'Each policy keeps its buckets in this many Durable Objects, each holding many keys: a new key costs no new object, and an isolate decides many keys in one call, but every key is decided where its partition lives (no locality). Absent (default): one object per key, near where the key is used. docs/rate-limits.md.',
-      ),
+    partitions: Partitions.optional().describe(
+      'Each policy keeps its buckets in this many Durable Objects, each holding many keys: a new key costs no new object, and an isolate decides many keys in one call, but every key is decided where its partition lives (no locality). Absent (default): one object per key, near where the key is used. docs/rate-limits.md.',
+    ),
   })
   .describe('Where rate-limit buckets live.');
 

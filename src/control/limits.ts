@@ -17,8 +17,7 @@ import { normalizeBundle } from '../config/bundle.ts';
 import { bundledConfig } from '../generated/bundle.ts';
 import { IdentityState } from '../identity/tokens.ts';
 import { Coalescer } from '../ratelimit/coalesce.ts';
-import { LIMITER_AUDIENCE, type GateAnswer, type GateRequest } from '../ratelimit/limiter.ts';
-import { placement } from '../ratelimit/placement.ts';
+import { LIMITER_AUDIENCE, takeFromStore, type GateAnswer, type GateRequest } from '../ratelimit/limiter.ts';
 import type { RateLimiter, TakeRequest, TakeResult } from '../ratelimit/store.ts';
 import { MeshSource } from '../registry/source.ts';
 
@@ -58,10 +57,9 @@ export class RateLimits extends WorkerEntrypoint<MeshBindings> {
         }
       : {};
     try {
-      const { object, key } = placement(limit, { id: request.key, raw: request.raw }, caller);
-      const take: TakeRequest = { params, cost: limit.cost, ...lease, ...(key !== undefined ? { key } : {}) };
-      const send = (batch: TakeRequest[]) => ns.get(ns.idFromName(object)).takeMany(batch);
-      return { ok: true, result: await coalescer.call(`${limit.store}|${object}`, take, send, io.waitUntil) };
+      const key = { id: request.key, raw: request.raw };
+      const take: TakeRequest = { params, cost: limit.cost, ...lease };
+      return { ok: true, result: await takeFromStore(ns, coalescer, limit, key, caller, take, io.waitUntil) };
     } catch (e) {
       logEvent('error', 'rate limit store failed', { caller, policy: limit.name, error: errorText(e) });
       return { ok: false, error: 'rate limit store failed' };

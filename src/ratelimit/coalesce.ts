@@ -74,7 +74,7 @@ export class Coalescer<Q, R> {
 
   constructor(readonly deadlineMs = WAIT_DEADLINE_MS) {}
 
-  /** Objects with a call in flight now (tests, health). */
+  /** Objects with a call in flight now (tests). */
   get inFlight(): number {
     return this.#lanes.size;
   }

@@ -67,6 +67,26 @@ export interface RateLimitGate {
   take(identityToken: string, request: GateRequest): Promise<GateAnswer>;
 }
 
+/**
+ * Decides `request` in the object that holds the bucket (`member` enforces it), sharing the
+ * call with this isolate's other requests for that object. The gateway's own limits and the
+ * services' (through the RateLimits entrypoint) both come here.
+ */
+export function takeFromStore(
+  ns: DurableObjectNamespace<RateLimiter>,
+  coalescer: Coalescer<TakeRequest, TakeResult>,
+  limit: CompiledLimit,
+  key: BucketKey,
+  member: string,
+  request: TakeRequest,
+  keepAlive: ((p: Promise<unknown>) => void) | undefined,
+): Promise<TakeResult> {
+  const { object, key: inObject } = placement(limit, key, member);
+  const send = (batch: TakeRequest[]) => ns.get(ns.idFromName(object)).takeMany(batch);
+  const take = inObject === undefined ? request : { ...request, key: inObject };
+  return coalescer.call(`${limit.store}|${object}`, take, send, keepAlive);
+}
+
 function bucketOf(
   env: MeshBindings,
   limit: CompiledLimit,
@@ -78,15 +98,7 @@ function bucketOf(
   if (!('identity' in enforcer)) {
     const ns = namespaceOf<RateLimiter>(env, limit.store);
     if (!ns) throw new Error(`Durable Object binding ${limit.store} is not bound`);
-    const { object, key: inObject } = placement(limit, key, 'gateway');
-    const send = (batch: TakeRequest[]) => ns.get(ns.idFromName(object)).takeMany(batch);
-    return (request) =>
-      coalescer.call(
-        `${limit.store}|${object}`,
-        inObject === undefined ? request : { ...request, key: inObject },
-        send,
-        keepAlive,
-      );
+    return (request) => takeFromStore(ns, coalescer, limit, key, 'gateway', request, keepAlive);
   }
   const gate = entrypointOf(env, limit.store, 'take') as unknown as RateLimitGate | undefined;
   if (!gate) throw new Error(`${limit.store} is not bound to the gateway's RateLimits entrypoint`);

@@ -120,10 +120,6 @@ export class RateLimiter extends DurableObject {
     });
   }
 
-  take(req: TakeRequest): TakeResult {
-    return this.takeMany([req])[0]!;
-  }
-
   /** Decides each request in order, as if each had come alone; one write for all of them. */
   takeMany(reqs: readonly TakeRequest[]): TakeResult[] {
     const now = Date.now();
