@@ -91,16 +91,14 @@ export class Coalescer<Q, R> {
           if (timer !== undefined) clearTimeout(timer);
           fn(v);
         };
-      let lead!: (batch: Batch<Q, R>) => void;
-      // Created here, so a batch this request sends is sent from this request's context.
-      void new Promise<Batch<Q, R>>((r) => (lead = r)).then((batch) => this.#send(object, batch, self));
       const self: Waiting<Q, R> = {
         item,
         send,
         keepAlive,
         resolve: settle(resolve),
         reject: settle(reject),
-        lead,
+        // Nothing in flight: it sends its own call, now, in its own context.
+        lead: (batch) => this.#send(object, batch, self),
         batch: undefined,
       };
       const lane = this.#lanes.get(object);
@@ -110,6 +108,9 @@ export class Coalescer<Q, R> {
         this.#start(fresh, [self]);
         return;
       }
+      // Queued: asked later, by another request; the promise is created here, so the batch it
+      // may send is sent from this request's context.
+      void new Promise<Batch<Q, R>>((r) => (self.lead = r)).then((batch) => this.#send(object, batch, self));
       lane.queue.push(self);
       // The timer runs in this request's context (the runtime sees it waiting on something).
       const arm = (ms: number) => {

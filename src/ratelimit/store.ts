@@ -93,8 +93,7 @@ interface Stored {
 /** One bucket in memory: its state, and what storage holds for it. */
 interface Entry {
   state: Stored;
-  params: LimitParams;
-  /** What is stored (never more than the bucket holds); undefined: nothing yet. */
+  /** What is stored, within a reserve of `state`; undefined: nothing, which reads as full. */
   stored: Stored | undefined;
 }
 
@@ -148,10 +147,9 @@ export class RateLimiter extends DurableObject {
     if (!entry) {
       const stored = this.#loaded.get(key);
       this.#loaded.delete(key);
-      entry = { state: stored ?? { bucket: take(params, undefined, 0, now).state, forgetAt: 0 }, params, stored };
+      entry = { state: stored ?? { bucket: take(params, undefined, 0, now).state, forgetAt: 0 }, stored };
       this.#buckets.set(key, entry);
     }
-    entry.params = params;
     // Leases past their end (and grace) were spent or abandoned: their units stay taken.
     const lent = (entry.state.lent ?? []).filter((l) => l.until > now);
     let bucket = holdBack(params, entry.state.bucket, held(lent), now);
@@ -173,7 +171,7 @@ export class RateLimiter extends DurableObject {
     // are out of the bucket until their lease ends: a restart must not hand them out again).
     const leasesChanged = lease !== undefined || back !== undefined;
     const reserve = Math.max(cost, Math.ceil(params.burst * RESERVE_SHARE));
-    if (leasesChanged || this.#storedAhead(entry, now) > reserve + 1e-9) {
+    if (leasesChanged || this.#storedAhead(entry, params, now) > reserve + 1e-9) {
       entry.stored = entry.state;
       writes[storageKey(key)] = entry.state;
       this.#scheduleAlarm(forgetAt);
@@ -182,8 +180,7 @@ export class RateLimiter extends DurableObject {
   }
 
   /** How much more the bucket as stored holds than the bucket does now (nothing stored: full). */
-  #storedAhead(entry: Entry, now: number): number {
-    const { stored, state, params } = entry;
+  #storedAhead({ stored, state }: Entry, params: LimitParams, now: number): number {
     const was = stored ? level(params, holdBack(params, stored.bucket, held(stored.lent), now), now) : params.burst;
     return was - level(params, holdBack(params, state.bucket, held(state.lent), now), now);
   }
