@@ -4,15 +4,8 @@
  */
 import type { JWTPayload } from 'jose';
 
-/** Scopes from `scope` (space-separated string or array) and `scp` (string or array). */
-export function scopesOf(claims: JWTPayload): string[] {
-  const out = new Set<string>();
-  for (const v of [claims.scope, claims.scp]) {
-    if (typeof v === 'string') for (const s of v.split(' ')) if (s) out.add(s);
-    if (Array.isArray(v)) for (const s of v) if (typeof s === 'string' && s) out.add(s);
-  }
-  return [...out];
-}
+// Where the user is made (verify.ts) and where a service reads it back (identity) must agree.
+export { scopesOf } from '../core/user.ts';
 
 export interface ClaimRequirement {
   name: string;

@@ -15,3 +15,13 @@ export interface VerifiedUser extends MeshUser {
   /** Token expiry, seconds since the epoch. */
   exp: number;
 }
+
+/** Scopes from `scope` (space-separated string or array) and `scp` (string or array). */
+export function scopesOf(claims: JWTPayload): string[] {
+  const out = new Set<string>();
+  for (const v of [claims.scope, claims.scp]) {
+    if (typeof v === 'string') for (const s of v.split(' ')) if (s) out.add(s);
+    if (Array.isArray(v)) for (const s of v) if (typeof s === 'string' && s) out.add(s);
+  }
+  return [...out];
+}

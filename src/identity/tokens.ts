@@ -8,13 +8,20 @@
  *                   sub = user, expiring with the user's token (at least 30 s, at most
  *                   5 min). Passed along unchanged on east-west calls, so every service knows
  *                   both the user and its immediate caller, and no service can invent a user.
+ *
+ * When the gateway calls a service that may call on no other (its user audience is itself alone),
+ * one token carries both: the gateway's identity token for that service with the user in `usr`
+ * (the "edge token"), and no x-mesh-user. It is addressed to that one service, so there is
+ * nowhere it could be passed on to; a service that may call on is sent the two tokens, because an
+ * identity token that also served as the assertion passed along would let the next service
+ * replay it as the gateway. Only a token signed by the gateway's key may carry a user.
  */
 import { decodeProtectedHeader, jwtVerify, SignJWT, type JWTPayload } from 'jose';
 import { textOf, type MeshBindings } from '../core/bindings.ts';
 import { fingerprint, hmacHex } from '../core/hash.ts';
 import { KeysUnavailable, type KeyIo, type KvSeal } from '../core/keys.ts';
 import { LruCache } from '../core/lru.ts';
-import type { MeshUser, VerifiedUser } from '../core/user.ts';
+import { scopesOf, type MeshUser, type VerifiedUser } from '../core/user.ts';
 import type { IdentitySpec } from '../config/schema.ts';
 import { IDENTITY_ALGORITHMS, MeshKeys, memberOfKid } from './keys.ts';
 
@@ -33,7 +40,10 @@ const USER_MIN_TTL = 30;
 const REFRESH_MARGIN = 15;
 const CLOCK_SKEW = 5;
 
-export type IdentityCheck = { ok: true; caller: string } | { ok: false; description: string };
+/** `user`: the end user, when the caller is the gateway and its token carries one (an edge token). */
+export type IdentityCheck = { ok: true; caller: string; user?: MeshUser } | { ok: false; description: string };
+/** Who signs user assertions and edge tokens: only this member's key may vouch for a user. */
+const GATEWAY_MEMBER = 'gateway';
 export type UserCheck = { ok: true; user: MeshUser } | { ok: false; description: string };
 
 const now = () => Math.floor(Date.now() / 1000);
@@ -53,6 +63,8 @@ export class IdentityMinter {
   readonly #tokens = new Map<string, { token: string; exp: number }>();
   /** Per verified user object (the gateway's token cache hands back the same one per token), per audience. */
   readonly #users = new WeakMap<VerifiedUser, Map<string, { token: string; exp: number }>>();
+  /** Edge tokens, per verified user object, per target service. */
+  readonly #edge = new WeakMap<VerifiedUser, Map<string, { token: string; exp: number }>>();
 
   constructor(
     readonly keys: MeshKeys,
@@ -69,6 +81,36 @@ export class IdentityMinter {
   cachedUserAssertion(user: VerifiedUser, audience: UserAudience): string | undefined {
     const cached = this.#users.get(user)?.get(audience.key);
     return cached && cached.exp - now() > REFRESH_MARGIN ? cached.token : undefined;
+  }
+
+  /** The cached edge token (identity and user in one) of `user` for `target`, while fresh. */
+  cachedEdgeIdentity(user: VerifiedUser, target: string): string | undefined {
+    const cached = this.#edge.get(user)?.get(target);
+    return cached && cached.exp - now() > REFRESH_MARGIN ? cached.token : undefined;
+  }
+
+  /**
+   * The gateway's identity token for `target` carrying `user`: for a target whose user audience
+   * is itself alone (see the top of this file). sub and scopes travel inside the claims.
+   */
+  async edgeIdentity(user: VerifiedUser, target: string, env: MeshBindings): Promise<string> {
+    const cached = this.cachedEdgeIdentity(user, target);
+    if (cached !== undefined) return cached;
+    const signer = await this.keys.signer(env);
+    const iat = now();
+    const exp = Math.min(iat + this.ttl, Math.max(user.exp, iat + USER_MIN_TTL));
+    const token = await new SignJWT({ usr: { issuer: user.issuer, claims: user.claims } })
+      .setProtectedHeader({ alg: signer.alg, kid: signer.kid, typ: IDENTITY_TYP })
+      .setIssuer(ISSUER)
+      .setSubject(signer.member)
+      .setAudience(target)
+      .setIssuedAt(iat)
+      .setExpirationTime(exp)
+      .sign(signer.key);
+    let perTarget = this.#edge.get(user);
+    if (!perTarget) this.#edge.set(user, (perTarget = new Map()));
+    perTarget.set(target, { token, exp });
+    return token;
   }
 
   async identityFor(target: string, env: MeshBindings): Promise<string> {
@@ -116,7 +158,7 @@ export class IdentityMinter {
 
 /** Callee side: verifies identity tokens and user assertions, with a cache per token. */
 export class IdentityVerifier {
-  readonly #identities = new LruCache<string>(10_000);
+  readonly #identities = new LruCache<{ caller: string; user?: MeshUser }>(10_000);
   readonly #users = new LruCache<MeshUser>(10_000);
 
   constructor(readonly keys: MeshKeys) {}
@@ -124,7 +166,7 @@ export class IdentityVerifier {
   async verifyIdentity(token: string, self: string, io: KeyIo): Promise<IdentityCheck> {
     const key = `${self} ${token}`;
     const hit = this.#identities.get(key);
-    if (hit) return { ok: true, caller: hit };
+    if (hit) return { ok: true, ...hit };
     try {
       const { kid, crit } = decodeProtectedHeader(token);
       if (crit !== undefined) return { ok: false, description: 'invalid identity token' };
@@ -139,8 +181,17 @@ export class IdentityVerifier {
       });
       if (memberOfKid(kid) !== payload.sub)
         return { ok: false, description: 'identity token not signed by its subject' };
-      this.#identities.set(key, payload.sub!, payload.exp! * 1000);
-      return { ok: true, caller: payload.sub! };
+      const verified: { caller: string; user?: MeshUser } = { caller: payload.sub! };
+      if (payload.usr !== undefined) {
+        // A member's own key could sign a user into its token: only the gateway's may.
+        if (payload.sub !== GATEWAY_MEMBER)
+          return { ok: false, description: "identity token carries a user but is not the gateway's" };
+        const user = edgeUser(payload.usr);
+        if (!user) return { ok: false, description: 'malformed user in identity token' };
+        verified.user = user;
+      }
+      this.#identities.set(key, verified, payload.exp! * 1000);
+      return { ok: true, ...verified };
     } catch (e) {
       if (e instanceof KeysUnavailable) throw e;
       return { ok: false, description: 'invalid identity token' };
@@ -154,7 +205,8 @@ export class IdentityVerifier {
     try {
       const { kid, crit } = decodeProtectedHeader(token);
       if (crit !== undefined) return { ok: false, description: 'invalid user assertion' };
-      if (memberOfKid(kid) !== 'gateway') return { ok: false, description: 'user assertion not signed by the gateway' };
+      if (memberOfKid(kid) !== GATEWAY_MEMBER)
+        return { ok: false, description: 'user assertion not signed by the gateway' };
       const { payload } = await jwtVerify(token, (h) => this.keys.publicKeys(h, io), {
         issuer: ISSUER,
         audience: self,
@@ -187,6 +239,16 @@ export class IdentityVerifier {
       return { ok: false, description: 'invalid user assertion' };
     }
   }
+}
+
+/** The user an edge token carries, as the gateway made it from the verified token (auth/verify.ts). */
+function edgeUser(usr: unknown): MeshUser | undefined {
+  if (typeof usr !== 'object' || usr === null) return undefined;
+  const { issuer, claims } = usr as { issuer?: unknown; claims?: unknown };
+  if (typeof issuer !== 'string' || typeof claims !== 'object' || claims === null || Array.isArray(claims))
+    return undefined;
+  const c = claims as JWTPayload;
+  return { sub: typeof c.sub === 'string' ? c.sub : undefined, issuer, scopes: scopesOf(c), claims: c };
 }
 
 /**

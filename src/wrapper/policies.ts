@@ -1,8 +1,9 @@
 /**
  * The wrapper's built-in inbound policies, run before any of the service's own:
  *  1. identify:  the caller must present a valid mesh identity token addressed to this service
- *                (401 otherwise, unless the service allows anonymous callers); a user
- *                assertion, if present, must be the gateway's (401 otherwise);
+ *                (401 otherwise, unless the service allows anonymous callers); the user
+ *                comes from the gateway's edge token or a user assertion, which must be
+ *                the gateway's (401 otherwise);
  *  2. authorize: the caller must be on the service's allowCallers list (403 otherwise).
  */
 import { authUnavailable } from '../auth/errors.ts';
@@ -38,6 +39,12 @@ export async function identify(
       const r = await verifier.verifyIdentity(identity, service.name, io);
       if (!r.ok) return errorResponse(401, 'invalid_identity', `${r.description} for ${service.name}`, requestId);
       facts.caller = r.caller;
+      // The gateway's edge token carries the user itself; the target may call on no other, so
+      // there is no assertion to pass along.
+      if (r.user) {
+        facts.user = r.user;
+        return facts;
+      }
     } else if (!service.policy.allowAnonymous) {
       return errorResponse(
         401,

@@ -2,7 +2,9 @@
  * Layer: the headers only the mesh sets. Request id and trace context for the next hop; the
  * caller's identity token for the target service; the user, as the gateway's signed assertion
  * (minted at the gateway, passed on unchanged by services) with the configured claim headers;
- * at the edge, the route that matched.
+ * at the edge, the route that matched. From the gateway to a service that may call on no other,
+ * the identity token carries the user too (an edge token, identity/tokens.ts): one header and one
+ * signature fewer per hop.
  *
  * Tokens are minted once and reused until shortly before they expire, so nearly every call takes
  * the synchronous path: no signature and no promise.
@@ -14,6 +16,7 @@ import { KeysUnavailable } from '../../core/keys.ts';
 import { logEvent } from '../../core/log.ts';
 import { setTraceHeaders } from '../../core/trace.ts';
 import type { IdentityMinter, UserAudience } from '../../identity/tokens.ts';
+import type { VerifiedUser } from '../../core/user.ts';
 import { callerOf, type Layer, type OutboundCall, type Send } from '../call.ts';
 
 /** Who the gateway's assertion of the user is for: this service and those it may call on. */
@@ -21,8 +24,15 @@ function audienceOf(call: OutboundCall): UserAudience {
   return call.plan.userAudiences.get(call.service) ?? { services: [call.service], key: call.service };
 }
 
-function setUser(call: OutboundCall, headers: Headers, assertion: string): void {
-  headers.set(USER_HEADER, assertion);
+/** The user the gateway verified, when one edge token carries them (the target can call on no other). */
+function edgeUser(call: OutboundCall): VerifiedUser | undefined {
+  const user = call.user;
+  return user && 'verified' in user && audienceOf(call).services.length === 1 ? user.verified : undefined;
+}
+
+/** The user's claim headers, and the assertion unless the edge token carries the user. */
+function setUser(call: OutboundCall, headers: Headers, assertion: string | undefined): void {
+  if (assertion !== undefined) headers.set(USER_HEADER, assertion);
   const user = call.user!;
   const claims =
     'verified' in user
@@ -39,14 +49,20 @@ async function signThenSend(
   next: Send,
 ): Promise<Response> {
   try {
-    headers.set(IDENTITY_HEADER, await minter.identityFor(call.service, call.env));
     const user = call.user;
-    if (user)
-      setUser(
-        call,
-        headers,
-        'verified' in user ? await minter.userAssertion(user.verified, audienceOf(call), call.env) : user.assertion,
-      );
+    const edge = edgeUser(call);
+    if (edge) {
+      headers.set(IDENTITY_HEADER, await minter.edgeIdentity(edge, call.service, call.env));
+      setUser(call, headers, undefined);
+    } else {
+      headers.set(IDENTITY_HEADER, await minter.identityFor(call.service, call.env));
+      if (user)
+        setUser(
+          call,
+          headers,
+          'verified' in user ? await minter.userAssertion(user.verified, audienceOf(call), call.env) : user.assertion,
+        );
+    }
   } catch (e) {
     if (!(e instanceof KeysUnavailable)) throw e;
     const caller = callerOf(call);
@@ -68,12 +84,20 @@ export const meshHeaders: Layer = (next) => (call) => {
   setTraceHeaders(headers, call.trace);
   if (call.source.kind === 'edge') headers.set(ROUTE_HEADER, call.source.route.name);
   const { minter } = call.runtime.identity(call.plan.identity);
-  const identity = minter.cachedIdentity(call.service);
   const user = call.user;
+  const edge = edgeUser(call);
+  if (edge) {
+    const token = minter.cachedEdgeIdentity(edge, call.service);
+    if (token === undefined) return signThenSend(call, minter, headers, next);
+    headers.set(IDENTITY_HEADER, token);
+    setUser(call, headers, undefined);
+    return next(call);
+  }
+  const identity = minter.cachedIdentity(call.service);
   const assertion =
     user && ('verified' in user ? minter.cachedUserAssertion(user.verified, audienceOf(call)) : user.assertion);
   if (identity === undefined || (user && assertion === undefined)) return signThenSend(call, minter, headers, next);
   headers.set(IDENTITY_HEADER, identity);
-  if (user) setUser(call, headers, assertion!);
+  if (user) setUser(call, headers, assertion);
   return next(call);
 };

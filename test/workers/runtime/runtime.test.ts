@@ -74,19 +74,24 @@ describe('state that outlives config versions', () => {
     const second = await send();
     expect(second.version).not.toBe(first.version);
     expect(await verified()).toMatchObject({ ok: true, cached: true });
-    // The very same identity token and user assertion: nothing was signed again.
+    // The very same identity token (the echo service calls on no other, so it carries the user
+    // and there is no separate assertion): nothing was signed again.
+    expect(first.user).toBeUndefined();
     expect(second.identity).toBe(first.identity);
-    expect(second.user).toBe(first.user);
 
-    // The issuer changes (one more audience): its earlier verdicts no longer count.
+    // The issuer changes (one more audience): its earlier verdicts no longer count, and the token
+    // carrying the user is minted for the user as verified anew.
     await apply(yaml({ extraRoute: EXTRA, audiences: '[meshwork, other]' }));
     expect(await verified()).toMatchObject({ ok: true, cached: false });
     const third = await send();
-    expect(third.identity).toBe(first.identity);
+    expect(third.identity).not.toBe(first.identity);
+    await new Promise((r) => setTimeout(r, 1100));
+    // ...and kept from then on.
+    expect((await send()).identity).toBe(third.identity);
 
     // The identity section changes: tokens are minted anew under it.
     await apply(yaml({ extraRoute: EXTRA, audiences: '[meshwork, other]', tokenTtl: '120s' }));
     const fourth = await send();
-    expect(fourth.identity).not.toBe(first.identity);
+    expect(fourth.identity).not.toBe(third.identity);
   });
 });
