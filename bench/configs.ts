@@ -21,7 +21,11 @@ auth:
       jwks: ${jwks}
 ${cache}`;
 
-/** Never runs out: the bench measures what checking a limit costs, not rejections. */
+/**
+ * Never runs out: the bench measures what checking a limit costs, not rejections. Fails closed,
+ * so a store call that fails is a failed request (503) and fails the check: admitted open, it
+ * would be measured as a cheap success.
+ */
 const limit = (mode: string, key: string, partitions?: number) => `
 rateLimits:
   bench:
@@ -29,6 +33,7 @@ rateLimits:
     period: 1s
     key: [${key}]
     mode: ${mode}
+    onStoreFailure: closed
 ${partitions ? `    partitions: ${partitions}\n` : ''}`;
 
 export const route = (extra: string[]) => `

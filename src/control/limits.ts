@@ -17,7 +17,7 @@ import { normalizeBundle } from '../config/bundle.ts';
 import { bundledConfig } from '../generated/bundle.ts';
 import { IdentityState } from '../identity/tokens.ts';
 import { Coalescer } from '../ratelimit/coalesce.ts';
-import { LIMITER_AUDIENCE, takeFromStore, type GateAnswer, type GateRequest } from '../ratelimit/limiter.ts';
+import { LIMITER_AUDIENCE, storeBucket, type GateAnswer, type GateRequest } from '../ratelimit/limiter.ts';
 import type { RateLimiter, TakeRequest, TakeResult } from '../ratelimit/store.ts';
 import { MeshSource } from '../registry/source.ts';
 
@@ -59,7 +59,7 @@ export class RateLimits extends WorkerEntrypoint<MeshBindings> {
     try {
       const key = { id: request.key, raw: request.raw };
       const take: TakeRequest = { params, cost: limit.cost, ...lease };
-      return { ok: true, result: await takeFromStore(ns, coalescer, limit, key, caller, take, io.waitUntil) };
+      return { ok: true, result: await storeBucket(ns, coalescer, limit, key, caller, io.waitUntil)(take) };
     } catch (e) {
       logEvent('error', 'rate limit store failed', { caller, policy: limit.name, error: errorText(e) });
       return { ok: false, error: 'rate limit store failed' };

@@ -7,19 +7,25 @@
  * reaches MAX_BATCH goes at once, beside the call in flight, so a burst never waits for rounds.
  *
  * What the Workers runtime asks of code that waits across requests:
- * - A batch is sent by one of its own requests, from that request's context (which waits for
- *   the answer anyway), never by a request already answered: I/O belongs to the request that
- *   started it, and a request that kept sending for others could outlive what it is allowed.
- *   The sender keeps its call alive with `keepAlive` (its waitUntil) if its client goes away.
- *   A request cancelled while it waited may be unable to send: two candidates are asked, and a
- *   sender whose I/O the runtime refuses fails alone while the others go on.
+ * - Code resumed by another request's promise can run in that request's I/O context: a Durable
+ *   Object call made there, or even the Response a handler builds there, is refused ("Cannot
+ *   perform I/O on behalf of a different request", I/O types SpanParent, ReadableStreamSource).
+ *   Under load, once clients had come and gone, that failed request after request (workerd
+ *   1.20260421), whether a waiting request was handed its answer or its batch by a promise
+ *   another request resolved, or awaited the call ahead itself. So nothing here resolves a
+ *   promise for another request: a waiting request awaits the call ahead of it and then steps
+ *   through a timer of its own (a timer callback is an event of the request that set it)
+ *   before it reads its answer from the batch or sends the queue. Nobody sends for a request
+ *   already answered either: the sender is always one of the batch's own requests.
  * - A request whose only pending work is a promise another request will settle is taken for hung
- *   and cancelled. So a waiting request holds a timer of its own.
+ *   and cancelled. The timer it waits with is its own.
  * - Deadlines: a request whose call has been out for WAIT_DEADLINE_MS fails as a store failure
  *   would (the policy's onStoreFailure decides). A call out that long is given up on: requests
  *   queued behind it are sent without waiting for it. So a lost call (its sender's context
  *   ended) delays an object's requests by at most the deadline, never for good, and a request
- *   that waited long behind healthy calls is never failed for it.
+ *   that waited long behind healthy calls is never failed for it. Requests whose clients went
+ *   away never wake; the next request to send takes them along.
+ * The sender keeps its call alive with `keepAlive` (its waitUntil) if its client goes away.
  */
 
 /** Sends a batch and answers each item, in order. */
@@ -33,14 +39,12 @@ export class StoreTimeout extends Error {
   }
 }
 
+type Outcome<R> = { ok: true; value: R } | { ok: false; error: unknown };
+
 interface Waiting<Q, R> {
   item: Q;
-  send: SendBatch<Q, R>;
-  keepAlive: ((p: Promise<unknown>) => void) | undefined;
-  resolve: (r: R) => void;
-  reject: (e: unknown) => void;
-  /** Asks this request to send `batch` (resolved from another request's context). */
-  lead: (batch: Batch<Q, R>) => void;
+  /** Set by the batch's sender when the call is over; read by the request itself. */
+  outcome: Outcome<R> | undefined;
   /** The call it is in, once sent. */
   batch: Batch<Q, R> | undefined;
 }
@@ -48,14 +52,18 @@ interface Waiting<Q, R> {
 interface Batch<Q, R> {
   members: Waiting<Q, R>[];
   sentAt: number;
-  /** Sent by one of its candidates already. */
-  claimed: boolean;
+  /** Settles (never rejects) when the call is over and every member has its outcome. */
+  done: Promise<void>;
 }
 
 interface Lane<Q, R> {
   inFlight: Set<Batch<Q, R>>;
-  /** Waiting for the next call. */
+  /** The call most recently sent: what a request that queues now waits behind. */
+  latest: Batch<Q, R> | undefined;
+  /** Waiting for the next call, in the order they came. */
   queue: Waiting<Q, R>[];
+  /** Requests waiting on a call (theirs or the one ahead) to read their answer or send. */
+  waking: number;
 }
 
 /** Most items in one call (bounds the message size). */
@@ -63,140 +71,127 @@ export const MAX_BATCH = 128;
 /** How long a request's call may be out before it fails as a store failure. */
 export const WAIT_DEADLINE_MS = 5_000;
 
-/** What workerd throws when a request's context is used for I/O after that request is gone. */
-function isForeignContextError(e: unknown): boolean {
-  return e instanceof Error && e.message.startsWith('Cannot perform I/O on behalf of a different request');
-}
+const unwrap = <R>(o: Outcome<R>): R => {
+  if (o.ok) return o.value;
+  throw o.error;
+};
 
 export class Coalescer<Q, R> {
-  /** A lane per object with a call in flight; an idle object has none. */
+  /** A lane per object with a call in flight or requests waiting; an idle object has none. */
   readonly #lanes = new Map<string, Lane<Q, R>>();
 
   constructor(readonly deadlineMs = WAIT_DEADLINE_MS) {}
 
-  /** Objects with a call in flight now (tests). */
+  /** Objects with a call in flight or requests waiting now (tests). */
   get inFlight(): number {
     return this.#lanes.size;
   }
 
-  call(object: string, item: Q, send: SendBatch<Q, R>, keepAlive?: (p: Promise<unknown>) => void): Promise<R> {
-    const answer = new Promise<R>((resolve, reject) => {
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      let settled = false;
-      const settle =
-        <T>(fn: (v: T) => void) =>
-        (v: T) => {
-          if (settled) return;
-          settled = true;
-          if (timer !== undefined) clearTimeout(timer);
-          fn(v);
-        };
-      const self: Waiting<Q, R> = {
-        item,
-        send,
-        keepAlive,
-        resolve: settle(resolve),
-        reject: settle(reject),
-        // Nothing in flight: it sends its own call, now, in its own context.
-        lead: (batch) => this.#send(object, batch, self),
-        batch: undefined,
-      };
-      const lane = this.#lanes.get(object);
-      if (!lane) {
-        const fresh: Lane<Q, R> = { inFlight: new Set(), queue: [] };
-        this.#lanes.set(object, fresh);
-        this.#start(fresh, [self]);
-        return;
+  async call(object: string, item: Q, send: SendBatch<Q, R>, keepAlive?: (p: Promise<unknown>) => void): Promise<R> {
+    let lane = this.#lanes.get(object);
+    if (!lane) this.#lanes.set(object, (lane = { inFlight: new Set(), latest: undefined, queue: [], waking: 0 }));
+    const self: Waiting<Q, R> = { item, outcome: undefined, batch: undefined };
+    lane.queue.push(self);
+    let woke = false;
+    for (;;) {
+      if (self.outcome) return unwrap(self.outcome);
+      // The call it is in, or else the one ahead of it.
+      const ahead = self.batch ?? (lane.latest && lane.inFlight.has(lane.latest) ? lane.latest : undefined);
+      // It sends, now, in its own event, and waits on its own I/O: with nothing in flight, unless
+      // it has just come and others are about to send (they wake from the call that just ended:
+      // going first would keep them waiting while it, and those like it, kept the object busy);
+      // or with a full queue.
+      const idle = !ahead && (woke || lane.waking === 0);
+      if (!self.batch && (idle || lane.queue.length >= MAX_BATCH)) {
+        const batch = this.#sendQueue(object, lane, self, send);
+        try {
+          keepAlive?.(batch.done);
+        } catch {
+          // A cancelled request's waitUntil may refuse: the call goes on without it.
+        }
+        // Its own call, its own I/O: no step through a timer, only the deadline.
+        if (!(await this.#wait(batch, false))) continue;
+        lane.inFlight.delete(batch);
+        this.#retireIfIdle(object, lane);
+        throw new StoreTimeout(this.deadlineMs);
       }
-      // Queued: asked later, by another request; the promise is created here, so the batch it
-      // may send is sent from this request's context.
-      void new Promise<Batch<Q, R>>((r) => (self.lead = r)).then((batch) => this.#send(object, batch, self));
-      lane.queue.push(self);
-      // The timer runs in this request's context (the runtime sees it waiting on something).
-      const arm = (ms: number) => {
-        timer = setTimeout(() => {
-          if (!settled) this.#check(object, self, arm);
-        }, ms);
-      };
-      arm(this.deadlineMs);
-      if (lane.queue.length >= MAX_BATCH) this.#start(lane, lane.queue.splice(0, MAX_BATCH));
-    });
-    return answer;
+      const waitFor = (ahead ?? lane.latest)!;
+      lane.waking++;
+      let overdue: boolean;
+      try {
+        overdue = await this.#wait(waitFor, true);
+      } finally {
+        lane.waking--;
+        this.#retireIfIdle(object, lane);
+      }
+      woke = true;
+      if (self.outcome) return unwrap(self.outcome);
+      if (!overdue) continue;
+      // Out for the deadline: it will not come back. Its own call fails it; a call it was
+      // queued behind is given up, and it goes on without it.
+      lane.inFlight.delete(waitFor);
+      this.#retireIfIdle(object, lane);
+      if (self.batch === waitFor) throw new StoreTimeout(this.deadlineMs);
+    }
   }
 
   /**
-   * Two candidates may send a batch, the two requests that came last (the least likely to have
-   * been cancelled while they waited: a cancelled request's context may never run again); the
-   * first to run sends it.
+   * Waits for `batch` to be over, at most until its deadline (true: overdue); with `step`, then
+   * for a timer of this request's own, so what follows runs in this request's event (see the top).
    */
-  #start(lane: Lane<Q, R>, members: Waiting<Q, R>[]): void {
-    const batch: Batch<Q, R> = { members, sentAt: Date.now(), claimed: false };
-    for (const w of members) w.batch = batch;
-    lane.inFlight.add(batch);
-    members.at(-1)!.lead(batch);
-    if (members.length > 1) members.at(-2)!.lead(batch);
+  async #wait(batch: Batch<Q, R>, step: boolean): Promise<boolean> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const left = batch.sentAt + this.deadlineMs - Date.now();
+    const overdue = await Promise.race([
+      batch.done.then(() => false),
+      new Promise<boolean>((r) => (timer = setTimeout(() => r(true), Math.max(0, left)))),
+    ]);
+    if (timer !== undefined) clearTimeout(timer);
+    if (step) await new Promise((r) => setTimeout(r, 0));
+    return overdue;
   }
 
-  #send(object: string, batch: Batch<Q, R>, sender: Waiting<Q, R>): void {
-    if (batch.claimed) return;
-    batch.claimed = true;
-    const { members } = batch;
-    const answered = (results: R[]) => {
-      members.forEach((w, i) =>
-        i < results.length ? w.resolve(results[i]!) : w.reject(new Error('the store answered too few requests')),
-      );
-    };
-    let handOver: Waiting<Q, R>[] | undefined;
-    const failed = (e: unknown) => {
-      // The sender's request was cancelled (its client went away) after it was chosen: its
-      // context can no longer do I/O. It alone fails; the others go in a batch of their own.
-      if (members.length > 1 && isForeignContextError(e)) {
-        sender.reject(e);
-        handOver = members.filter((w) => w !== sender);
-      } else members.forEach((w) => w.reject(e));
-    };
+  /** `sender`, queued in `lane`, sends the queue (up to MAX_BATCH, itself included). */
+  #sendQueue(object: string, lane: Lane<Q, R>, sender: Waiting<Q, R>, send: SendBatch<Q, R>): Batch<Q, R> {
+    const at = lane.queue.indexOf(sender);
+    // In the order they came (each is decided as if it came alone, first come first served);
+    // the sender is in the batch it sends in any case.
+    let members: Waiting<Q, R>[];
+    if (at < MAX_BATCH) members = lane.queue.splice(0, MAX_BATCH);
+    else {
+      lane.queue.splice(at, 1);
+      members = [...lane.queue.splice(0, MAX_BATCH - 1), sender];
+    }
+    const answered = (results: R[]) =>
+      members.forEach((w, i) => {
+        w.outcome =
+          i < results.length
+            ? { ok: true, value: results[i]! }
+            : { ok: false, error: new Error('the store answered too few requests') };
+      });
+    const failed = (error: unknown) => members.forEach((w) => (w.outcome = { ok: false, error }));
     let sent: Promise<R[]>;
     try {
-      sent = sender.send(members.map((w) => w.item));
+      sent = send(members.map((w) => w.item));
     } catch (e) {
       sent = Promise.reject(e instanceof Error ? e : new Error(String(e)));
     }
-    const done = sent.then(answered, failed).finally(() => {
-      const lane = this.#lanes.get(object);
-      // A call given up on was already taken out of its lane.
-      if (!lane?.inFlight.delete(batch)) return;
-      if (handOver) this.#start(lane, handOver);
-      else this.#advance(object, lane);
-    });
-    try {
-      sender.keepAlive?.(done);
-    } catch {
-      // A cancelled request's waitUntil may refuse: the batch goes on without it.
-    }
+    const batch: Batch<Q, R> = {
+      members,
+      sentAt: Date.now(),
+      done: sent.then(answered, failed).finally(() => {
+        // A call given up on was already taken out of its lane.
+        if (lane.inFlight.delete(batch)) this.#retireIfIdle(object, lane);
+      }),
+    };
+    for (const w of members) w.batch = batch;
+    lane.inFlight.add(batch);
+    lane.latest = batch;
+    return batch;
   }
 
-  /** Sends the next batch from the queue, or retires an idle lane. */
-  #advance(object: string, lane: Lane<Q, R>): void {
-    if (lane.queue.length > 0) this.#start(lane, lane.queue.splice(0, MAX_BATCH));
-    else if (lane.inFlight.size === 0) this.#lanes.delete(object);
-  }
-
-  /** A waiting request's timer: fail it if its own call is overdue; give up calls that are. */
-  #check(object: string, w: Waiting<Q, R>, arm: (ms: number) => void): void {
-    const now = Date.now();
-    const lane = this.#lanes.get(object);
-    if (w.batch) {
-      const age = now - w.batch.sentAt;
-      if (age < this.deadlineMs) return arm(this.deadlineMs - age);
-      w.reject(new StoreTimeout(this.deadlineMs));
-      if (lane?.inFlight.delete(w.batch)) this.#advance(object, lane);
-      return;
-    }
-    // Still queued: the calls ahead of it are overdue and will not come back; go without them.
-    if (lane) {
-      for (const b of lane.inFlight) if (now - b.sentAt >= this.deadlineMs) lane.inFlight.delete(b);
-      if (lane.inFlight.size === 0) this.#advance(object, lane);
-    }
-    arm(this.deadlineMs);
+  #retireIfIdle(object: string, lane: Lane<Q, R>): void {
+    if (lane.inFlight.size === 0 && lane.queue.length === 0 && lane.waking === 0 && this.#lanes.get(object) === lane)
+      this.#lanes.delete(object);
   }
 }

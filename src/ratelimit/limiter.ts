@@ -37,7 +37,7 @@ interface Lease {
 type Verdict = { limit: CompiledLimit; result: TakeResult } | { limit: CompiledLimit; failed: true };
 
 /** One take from a bucket, wherever the bucket is reached from. */
-type Bucket = (request: TakeRequest) => Promise<TakeResult>;
+export type Bucket = (request: TakeRequest) => Promise<TakeResult>;
 
 /** Who enforces a limit: the gateway (route policies), or a service (its own policies). */
 export type Enforcer =
@@ -68,23 +68,25 @@ export interface RateLimitGate {
 }
 
 /**
- * Decides `request` in the object that holds the bucket (`member` enforces it), sharing the
- * call with this isolate's other requests for that object. The gateway's own limits and the
- * services' (through the RateLimits entrypoint) both come here.
+ * The bucket for `key` in the object that holds it (`member` enforces it): each call is decided
+ * there, sharing the store call with this isolate's other requests for that object. The
+ * gateway's own limits and the services' (through the RateLimits entrypoint) both use it.
+ *
+ * Placement and the send function are made once per bucket, not per call.
  */
-export function takeFromStore(
+export function storeBucket(
   ns: DurableObjectNamespace<RateLimiter>,
   coalescer: Coalescer<TakeRequest, TakeResult>,
   limit: CompiledLimit,
   key: BucketKey,
   member: string,
-  request: TakeRequest,
   keepAlive: ((p: Promise<unknown>) => void) | undefined,
-): Promise<TakeResult> {
+): Bucket {
   const { object, key: inObject } = placement(limit, key, member);
+  const lane = `${limit.store}|${object}`;
   const send = (batch: TakeRequest[]) => ns.get(ns.idFromName(object)).takeMany(batch);
-  const take = inObject === undefined ? request : { ...request, key: inObject };
-  return coalescer.call(`${limit.store}|${object}`, take, send, keepAlive);
+  return (request) =>
+    coalescer.call(lane, inObject === undefined ? request : { ...request, key: inObject }, send, keepAlive);
 }
 
 function bucketOf(
@@ -98,7 +100,7 @@ function bucketOf(
   if (!('identity' in enforcer)) {
     const ns = namespaceOf<RateLimiter>(env, limit.store);
     if (!ns) throw new Error(`Durable Object binding ${limit.store} is not bound`);
-    return (request) => takeFromStore(ns, coalescer, limit, key, 'gateway', request, keepAlive);
+    return storeBucket(ns, coalescer, limit, key, 'gateway', keepAlive);
   }
   const gate = entrypointOf(env, limit.store, 'take') as unknown as RateLimitGate | undefined;
   if (!gate) throw new Error(`${limit.store} is not bound to the gateway's RateLimits entrypoint`);
