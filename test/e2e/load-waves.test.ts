@@ -17,9 +17,12 @@ import { startBenchMesh, type BenchMesh } from '../../bench/mesh.ts';
 let mesh: BenchMesh;
 
 beforeAll(async () => {
-  // Only the gateway with auth and an exact per-user limit that fails closed (a store call that
-  // fails is a 503, not a quiet 200).
-  mesh = await startBenchMesh((jwks) => ({ 'gw-full': gateways(jwks)['gw-full']! }));
+  // Only the gateways with auth and a per-user limit (exact, lease) that fails closed (a store
+  // call that fails is a 503, not a quiet 200).
+  mesh = await startBenchMesh((jwks) => {
+    const all = gateways(jwks);
+    return { 'gw-full': all['gw-full']!, 'gw-full-lease': all['gw-full-lease']! };
+  });
 });
 
 afterAll(async () => {
@@ -27,18 +30,24 @@ afterAll(async () => {
 });
 
 describe('load waves against the gateway (direct sockets)', () => {
-  it('four waves of 32 clients, each cut off mid-flight: every request of every wave answered 200', async () => {
-    const url = new URL('/service-b', await mesh.url('gw-full')).href;
-    const headers = { authorization: `Bearer ${await mesh.userToken('waves', ['read:b'])}` };
-    for (let wave = 1; wave <= 4; wave++) {
-      const result = await autocannon({ url, headers, connections: 32, duration: 2 });
-      expect({ wave, errors: result.errors, timeouts: result.timeouts, non2xx: result.non2xx }).toEqual({
-        wave,
-        errors: 0,
-        timeouts: 0,
-        non2xx: 0,
-      });
-      expect(result.requests.total).toBeGreaterThan(100);
-    }
-  });
+  it.each([
+    ['exact', 'gw-full'],
+    ['lease', 'gw-full-lease'],
+  ])(
+    '%s mode: four waves of 32 clients, each cut off mid-flight, every request of every wave answered 200',
+    async (_mode, gateway) => {
+      const url = new URL('/service-b', await mesh.url(gateway)).href;
+      const headers = { authorization: `Bearer ${await mesh.userToken('waves', ['read:b'])}` };
+      for (let wave = 1; wave <= 4; wave++) {
+        const result = await autocannon({ url, headers, connections: 32, duration: 2 });
+        expect({ wave, errors: result.errors, timeouts: result.timeouts, non2xx: result.non2xx }).toEqual({
+          wave,
+          errors: 0,
+          timeouts: 0,
+          non2xx: 0,
+        });
+        expect(result.requests.total).toBeGreaterThan(100);
+      }
+    },
+  );
 });
