@@ -12,8 +12,10 @@ const LAYERS = {
   auth: ['core', 'config'],
   identity: ['core', 'config'],
   ratelimit: ['core', 'config'],
-  runtime: ['core', 'config', 'auth', 'identity', 'ratelimit'],
-  traffic: ['core', 'config', 'auth', 'identity', 'runtime'],
+  // Pure state machines of the call path (balancers, outlier detection, retry budgets).
+  resilience: ['core'],
+  runtime: ['core', 'config', 'auth', 'identity', 'ratelimit', 'resilience'],
+  traffic: ['core', 'config', 'auth', 'identity', 'resilience', 'runtime'],
   plan: ['core', 'config', 'router', 'auth', 'identity', 'ratelimit', 'traffic'],
   registry: ['core', 'config', 'identity', 'plan', 'runtime', 'traffic'],
   control: ['core', 'config', 'generated', 'identity', 'plan', 'ratelimit', 'registry'],

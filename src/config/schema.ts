@@ -251,10 +251,137 @@ export const ServicePolicy = z
   })
   .describe('Who may call this service, enforced by its withMesh wrapper.');
 
+/**
+ * Gateway API HTTPRouteTimeouts (GEP-1742), the same fields and meaning: `request` bounds the
+ * whole request at the mesh (every try and back-off), `backendRequest` each try. "0s" means no
+ * timeout. Both run until the backend's response starts; a body streaming after that is not cut.
+ */
+export const Timeouts = z
+  .strictObject({
+    request: Duration.optional().describe(
+      'Whole request, all tries and back-off included, until the response starts. Absent or "0s": none.',
+    ),
+    backendRequest: Duration.optional().describe(
+      'Each try to a backend. Absent: bounded only by "request". "0s": none. May not exceed "request".',
+    ),
+  })
+  .superRefine((t, ctx) => {
+    if (t.request && t.backendRequest && t.backendRequest > t.request)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['backendRequest'],
+        message: 'backendRequest may not be longer than request (Gateway API)',
+      });
+  })
+  .describe('Timeouts, as Gateway API HTTPRouteTimeouts. An expired one answers 504 and cancels the call.');
+
+const StatusCode = z.number().int().min(500).max(599);
+
+/**
+ * Gateway API HTTPRouteRetry (GEP-1731): `attempts` counts retries, not tries; `codes` and
+ * `backoff` as there. The rest follow Envoy: only idempotent methods unless `unsafeMethods`, and
+ * a body is replayed only if it is known to fit `maxBodyBytes` (Content-Length), else not retried.
+ */
+export const Retry = z
+  .strictObject({
+    attempts: z.number().int().min(0).max(10).default(2).describe('Retries after the first try (default 2).'),
+    codes: z
+      .array(StatusCode)
+      .default([502, 503, 504])
+      .describe('Response codes that are retried (default 502, 503, 504).'),
+    onConnectFailure: z
+      .boolean()
+      .default(true)
+      .describe('Retry when the backend cannot be reached or throws (default true).'),
+    backoff: Duration.default(0.025).describe(
+      'Base back-off: retry n waits a random time up to base x 2^(n-1) (default 25ms).',
+    ),
+    maxBackoff: Duration.optional().describe('Longest back-off (default 10x backoff).'),
+    unsafeMethods: z
+      .boolean()
+      .default(false)
+      .describe('Also retry POST and PATCH (default false: only idempotent methods).'),
+    maxBodyBytes: z
+      .number()
+      .int()
+      .min(0)
+      .max(16 * 1024 * 1024)
+      .default(64 * 1024)
+      .describe('Largest request body buffered for replay (default 64 KiB); a larger or unsized body is not retried.'),
+  })
+  .describe('Retries, as Gateway API HTTPRouteRetry.');
+
+const HashSource = z
+  .string()
+  .regex(
+    /^(header:[!#$%&'*+.^_`|~0-9A-Za-z-]+|cookie:[!#$%&'*+.^_`|~0-9A-Za-z-]+|claim:[^\s]+)$/,
+    'must be header:<name>, cookie:<name> or claim:<name>',
+  );
+
+export const TrafficPolicy = z
+  .strictObject({
+    loadBalancer: z
+      .strictObject({
+        policy: z
+          .enum(['RoundRobin', 'LeastRequest', 'Random', 'ConsistentHash'], {
+            error: 'must be RoundRobin, LeastRequest, Random or ConsistentHash',
+          })
+          .default('RoundRobin')
+          .describe(
+            "How a version's endpoints share its requests: RoundRobin (smooth weighted, default), LeastRequest (power of two choices), Random (by weight), ConsistentHash (ring hash on hashOn).",
+          ),
+        hashOn: HashSource.optional().describe(
+          'ConsistentHash only: the request value that picks the endpoint. A request without it goes by round robin.',
+        ),
+      })
+      .superRefine((lb, ctx) => {
+        if ((lb.policy === 'ConsistentHash') !== (lb.hashOn !== undefined))
+          ctx.addIssue({
+            code: 'custom',
+            path: ['hashOn'],
+            message: 'hashOn goes with policy ConsistentHash, and ConsistentHash needs it',
+          });
+      })
+      .prefault({}),
+    timeouts: Timeouts.optional().describe('Defaults for every call to this service; a route may set its own.'),
+    retry: Retry.optional().describe('Default retries for every call to this service; a route may set its own.'),
+    retryBudget: z
+      .strictObject({
+        ratio: z.number().min(0).max(10).default(0.2).describe('Retries as a share of requests (default 0.2).'),
+        minPerSecond: z.number().min(0).default(10).describe('Retries allowed per second whatever the load (default 10).'),
+        ttl: Duration.default(10).describe('Window the ratio is counted over (default 10s).'),
+      })
+      .prefault({})
+      .describe("Caps this service's retries, per isolate (Linkerd's defaults)."),
+    outlierDetection: z
+      .strictObject({
+        consecutive5xx: z.number().int().min(1).default(5).describe('Failures in a row that eject (default 5).'),
+        interval: Duration.default(10).describe('Time in rotation that lowers the ejection count by one (default 10s).'),
+        baseEjectionTime: Duration.default(30).describe('First ejection; the nth lasts n times as long (default 30s).'),
+        maxEjectionTime: Duration.default(300).describe('Longest ejection (default 300s).'),
+        maxEjectionPercent: z
+          .number()
+          .min(0)
+          .max(100)
+          .default(10)
+          .describe('Most of a version\'s endpoints out at once, at least one (default 10).'),
+      })
+      .optional()
+      .describe("Envoy's consecutive-5xx outlier detection per endpoint. Absent: off."),
+    maxRequestsPerEndpoint: z
+      .number()
+      .int()
+      .min(1)
+      .optional()
+      .describe('Circuit breaker: requests in flight per endpoint per isolate; over it, another endpoint or 503. Absent: no cap.'),
+  })
+  .describe('How calls to this service are balanced, timed out, retried and ejected.');
+
 export const Service = z
   .strictObject({
     backends: z.array(Backend).min(1, 'a service needs at least one backend'),
     policy: ServicePolicy.prefault({}),
+    traffic: TrafficPolicy.prefault({}),
   })
   .describe('A service and the backends (versions) that serve it.');
 
@@ -440,6 +567,8 @@ export const Route = z
     version: Version.optional().describe('Only this version of the service (with "service").'),
     backendRefs: z.array(BackendRef).min(1).optional().describe('Weighted split across services/versions.'),
     rewrite: Rewrite.optional(),
+    timeouts: Timeouts.optional().describe("For this route's requests; absent: the service's."),
+    retry: Retry.optional().describe("For this route's requests; absent: the service's (none unless it sets them)."),
     auth: RouteAuth.optional().describe('End-user authentication for this route; absent = off.'),
     rateLimits: z
       .array(z.string().min(1))
@@ -675,6 +804,9 @@ export const Config = z.strictObject({
 
 export type BackendSpec = z.output<typeof Backend>;
 export type ServiceSpec = z.output<typeof Service>;
+export type TimeoutsSpec = z.output<typeof Timeouts>;
+export type RetrySpec = z.output<typeof Retry>;
+export type TrafficSpec = z.output<typeof TrafficPolicy>;
 export type MatchSpec = z.output<typeof Match>;
 export type RouteSpec = z.output<typeof Route>;
 export type MeshFileSpec = z.output<typeof MeshFile>;

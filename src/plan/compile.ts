@@ -14,6 +14,7 @@ import { Router, type RouteMatch } from '../router/router.ts';
 import type { TrafficPlan, TrafficService } from '../traffic/call.ts';
 import { configEndpoints, endpointSet, type EndpointSet } from '../traffic/endpoints.ts';
 import { serviceStack } from '../traffic/stack.ts';
+import { compileTraffic, routePolicy, type RoutePolicy } from '../traffic/policy.ts';
 import { WeightedPicker } from '../traffic/weighted.ts';
 
 export interface ServicePolicy {
@@ -53,7 +54,7 @@ export interface RoutePlan {
   auth?: RouteAuthPlan;
   rateLimits: readonly CompiledLimit[];
   /** What the request layer needs of the route: its name and whether the token stays behind. */
-  edge: { name: string; dropToken: TokenSourceSpec | undefined };
+  edge: { name: string; dropToken: TokenSourceSpec | undefined; policy: RoutePolicy | undefined };
 }
 
 /** How the gateway reads the client's address from a request (network.clientIp). */
@@ -110,6 +111,7 @@ function compileService(name: string, spec: ServiceSpec, limits: Limits): Servic
     },
     configured,
     endpoints: configured,
+    traffic: compileTraffic(spec.traffic),
     stack: serviceStack(spec),
   };
 }
@@ -143,7 +145,11 @@ function compileRoute(spec: RouteSpec, config: MeshConfig, limits: Limits): Rout
     name: spec.name,
     targets: new WeightedPicker(refs),
     rateLimits: limitsFor(spec.rateLimits, limits),
-    edge: { name: spec.name, dropToken: auth && !auth.forwardToken ? auth.token : undefined },
+    edge: {
+      name: spec.name,
+      dropToken: auth && !auth.forwardToken ? auth.token : undefined,
+      policy: routePolicy(spec.timeouts, spec.retry),
+    },
   };
   if (spec.rewrite?.pathPrefix !== undefined) route.rewrite = { pathPrefix: spec.rewrite.pathPrefix };
   else if (spec.rewrite?.path !== undefined) route.rewrite = { path: spec.rewrite.path };

@@ -1,8 +1,7 @@
 /**
  * What one isolate keeps across config versions. A compiled plan is immutable and replaced
  * whenever a config is applied; the state here is not: verified tokens and fetched key sets,
- * minted identity tokens, rate-limit leases (and, as they come, breakers, retry budgets and
- * metrics). Each piece is keyed by the part of the config that gives it meaning, so an apply that
+ * minted identity tokens, rate-limit leases, outlier state, retry budgets and balancer rotations. Each piece is keyed by the part of the config that gives it meaning, so an apply that
  * changes routes keeps every cache, and one that changes an issuer drops only that issuer's.
  */
 import { claimHeaders } from '../auth/claims.ts';
@@ -13,6 +12,7 @@ import type { VerifiedUser } from '../core/user.ts';
 import type { IdentitySpec } from '../config/schema.ts';
 import { IdentityState } from '../identity/tokens.ts';
 import { Limiter } from '../ratelimit/limiter.ts';
+import { TrafficState } from '../resilience/state.ts';
 
 /** Identity configs kept at once: the current one and the few still served during a change. */
 const MAX_IDENTITIES = 4;
@@ -24,6 +24,8 @@ export class MeshRuntime {
   readonly auth = new AuthState();
   /** Rate-limit client with this isolate's leases. */
   readonly limiter = new Limiter();
+  /** Requests in flight, outlier state, retry budgets and rotations of the endpoints it calls. */
+  readonly traffic = new TrafficState();
   /** What this isolate refused from the shared KV namespace (forged or damaged entries), for /_mesh/health. */
   readonly counters = { snapshotsRejected: 0, jwksCacheRejected: 0 };
   readonly #identities = new Map<string, IdentityState>();

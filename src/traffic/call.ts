@@ -11,6 +11,7 @@ import type { IdentitySpec, TokenSourceSpec } from '../config/schema.ts';
 import type { UserAudience } from '../identity/tokens.ts';
 import type { MeshRuntime } from '../runtime/runtime.ts';
 import type { Endpoint, EndpointSet } from './endpoints.ts';
+import type { CallPolicy, RoutePolicy, ServiceTraffic } from './policy.ts';
 import type { Upstream } from './upstream.ts';
 
 /** How the request to send is made. */
@@ -21,7 +22,7 @@ export type CallSource =
       request: Request;
       url: URL;
       clientIp: string | null;
-      route: { name: string; dropToken: TokenSourceSpec | undefined };
+      route: { name: string; dropToken: TokenSourceSpec | undefined; policy: RoutePolicy | undefined };
       /** The Authorization header holds an admin token: never sent on. */
       dropAuthorization: boolean;
     }
@@ -49,6 +50,8 @@ export interface TrafficService {
   readonly name: string;
   /** In rotation (config backends overlaid by the registry's instances). */
   readonly endpoints: EndpointSet;
+  /** Balancing, budget, outlier detection, cap, and the default call policy. */
+  readonly traffic: ServiceTraffic;
   /** The layers every call to this service goes through, built once per config. */
   readonly stack: Send;
 }
@@ -73,6 +76,23 @@ export interface OutboundCall {
   upstream?: Upstream;
   /** Set by the request layer: what will be sent (its headers may still be added to). */
   request?: Request;
+  /** Set by callService: the route's timeouts and retries, or the service's. */
+  policy?: CallPolicy;
+  /** Set by the retry layer: the client's body, read once so each try can send it. */
+  body?: ArrayBuffer;
+  /** Endpoint keys tried so far (a retry prefers another). */
+  tried?: string[];
+  /** Cancels the try in flight (timeouts). */
+  abort?: AbortController;
+  /** Set by send: the endpoint could not be reached or threw (not an answer it gave). */
+  unreachable?: boolean;
+  /** Set by the endpoint layer: nothing could be tried (no endpoint in rotation, or none bound). */
+  noEndpoint?: boolean;
+  /** Set by the deadline layer: when the request timeout ends, and whether it has. */
+  deadlineAt?: number;
+  timedOut?: boolean;
+  /** Retries made so far. */
+  retries?: number;
 }
 
 export type Send = (call: OutboundCall) => Promise<Response>;

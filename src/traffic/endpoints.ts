@@ -22,13 +22,21 @@ export interface Weighted<T> {
   weight: number;
 }
 
+/** One version's endpoints: what a balancer chooses among (traffic/layers/endpoint.ts). */
+export interface EndpointGroup {
+  readonly version: string | undefined;
+  readonly endpoints: readonly Endpoint[];
+  /** Relative weights within the version; a pinned version whose weights are all 0 gets 1s. */
+  readonly weights: readonly number[];
+}
+
 export interface EndpointSet {
   /** Endpoints with their weights, in rotation (what an overlay starts from). */
   readonly weighted: ReadonlyArray<Weighted<Endpoint>>;
-  /** Split across every endpoint by weight. */
-  readonly picker: WeightedPicker<Endpoint>;
-  /** Split within one version (a version may have several endpoints). */
-  readonly byVersion: ReadonlyMap<string, WeightedPicker<Endpoint>>;
+  /** Versions by their endpoints' total weight: the canary split of unpinned calls. */
+  readonly groups: WeightedPicker<EndpointGroup>;
+  /** Each version, for calls pinned to one. */
+  readonly byVersion: ReadonlyMap<string, EndpointGroup>;
 }
 
 export function endpointOf(
@@ -57,30 +65,42 @@ export function configEndpoints(service: string, backends: readonly BackendSpec[
 }
 
 export function endpointSet(weighted: ReadonlyArray<Weighted<Endpoint>>): EndpointSet {
-  const versions = new Map<string, Array<Weighted<Endpoint>>>();
+  const versions = new Map<string | undefined, Array<Weighted<Endpoint>>>();
   for (const w of weighted) {
-    if (w.item.version === undefined) continue;
     let list = versions.get(w.item.version);
     if (!list) versions.set(w.item.version, (list = []));
     list.push(w);
   }
-  // Pinning a version is an explicit choice, so a version whose weights are all 0 (dark
-  // launched: no default traffic) is still reachable when pinned, split evenly.
-  const pinned = (list: Array<Weighted<Endpoint>>) =>
-    list.every((w) => w.weight === 0) ? list.map((w) => ({ item: w.item, weight: 1 })) : list;
-  return {
-    weighted,
-    picker: new WeightedPicker(weighted),
-    byVersion: new Map([...versions].map(([v, list]) => [v, new WeightedPicker(pinned(list))])),
-  };
+  const groups: Array<{ item: EndpointGroup; weight: number }> = [];
+  const byVersion = new Map<string, EndpointGroup>();
+  for (const [version, list] of versions) {
+    const total = list.reduce((n, w) => n + w.weight, 0);
+    const group = { version, endpoints: list.map((w) => w.item), weights: list.map((w) => w.weight) };
+    groups.push({ item: group, weight: total });
+    // Pinning a version is an explicit choice, so a version whose weights are all 0 (dark
+    // launched: no default traffic) is still reachable when pinned, split evenly.
+    if (version !== undefined)
+      byVersion.set(version, total > 0 ? group : { ...group, weights: list.map(() => 1) });
+  }
+  return { weighted, groups: new WeightedPicker(groups), byVersion };
 }
 
-/** An endpoint for a call to a service, optionally pinned to a version; undefined = none in rotation. */
-export function pickEndpoint(
+/** The endpoints a call may use: its pinned version's, or a version chosen by weight. */
+export function groupFor(
   set: EndpointSet,
   version: string | undefined,
   random?: () => number,
+): EndpointGroup | undefined {
+  return version === undefined ? set.groups.pick(random) : set.byVersion.get(version);
+}
+
+/** An endpoint by weight alone (no balancer state): for tests and tools. */
+export function pickEndpoint(
+  set: EndpointSet,
+  version: string | undefined,
+  random: () => number = Math.random,
 ): Endpoint | undefined {
-  const picker = version === undefined ? set.picker : set.byVersion.get(version);
-  return picker?.pick(random);
+  const group = groupFor(set, version, random);
+  if (!group) return undefined;
+  return new WeightedPicker(group.endpoints.map((item, i) => ({ item, weight: group.weights[i]! }))).pick(random);
 }

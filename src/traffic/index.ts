@@ -16,5 +16,8 @@ export function callService(call: OutboundCall): Promise<Response> {
     );
   }
   call.target = service;
+  const own = call.source.kind === 'edge' ? call.source.route.policy : undefined;
+  // A route's timeouts or retry replace its service's as wholes (traffic/policy.ts).
+  call.policy = own ? { ...service.traffic.defaults, ...own } : service.traffic.defaults;
   return service.stack(call);
 }

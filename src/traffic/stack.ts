@@ -1,20 +1,22 @@
 /**
  * The outbound stack, built once per service when a config is compiled:
  *
- *   relay -> choose endpoint -> build request -> mesh headers -> send
+ *   relay -> deadline -> retries -> choose endpoint (balance, eject, cap, try timeout)
+ *         -> build request -> mesh headers -> send
  *
- * Traffic management (timeouts, retries with budgets, balancing, outlier detection, filters) goes
- * in as further layers here, so the gateway and `mesh.fetch` get each of them once.
+ * The gateway and `mesh.fetch` get each of them once, from the same config (docs/traffic.md).
  */
 import type { ServiceSpec } from '../config/schema.ts';
 import { compose, type Layer, type Send } from './call.ts';
 import { chooseEndpoint } from './layers/endpoint.ts';
 import { meshHeaders } from './layers/mesh-headers.ts';
+import { deadline } from './layers/deadline.ts';
 import { relay } from './layers/relay.ts';
+import { retries } from './layers/retry.ts';
 import { buildRequest } from './layers/request.ts';
 import { send } from './layers/send.ts';
 
 export function serviceStack(_spec: ServiceSpec): Send {
-  const layers: Layer[] = [relay, chooseEndpoint, buildRequest, meshHeaders];
+  const layers: Layer[] = [relay, deadline, retries, chooseEndpoint, buildRequest, meshHeaders];
   return compose(layers, send);
 }

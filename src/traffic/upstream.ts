@@ -6,10 +6,10 @@ import { REQUEST_ID_HEADER, stripHopByHop } from '../core/headers.ts';
 import type { Endpoint } from './endpoints.ts';
 
 export interface Upstream {
-  fetch(request: Request): Promise<Response>;
+  fetch(request: Request, init?: { signal: AbortSignal }): Promise<Response>;
 }
 
-const internet: Upstream = { fetch: (request) => fetch(request) };
+const internet: Upstream = { fetch: (request, init) => fetch(request, init) };
 
 /** The binding (or the internet, for URL endpoints); undefined if the binding is not bound here. */
 export function upstreamFor(env: MeshBindings, endpoint: Endpoint): Upstream | undefined {

@@ -1,30 +1,165 @@
 /**
- * Layer: choose the endpoint (by weight, optionally within one version) and how to reach it, or
- * answer 503 at once: nothing is built or signed for a call that cannot be sent.
+ * Layer: choose the endpoint and make the try. The version comes from the call (pinned) or the
+ * service's weights (the canary split); within it the service's balancer picks among endpoints
+ * that are in rotation: not ejected by outlier detection, under the per-endpoint request cap, and
+ * on a retry not one already tried if another is left. Nothing left: 503 at once, nothing built
+ * or signed. The try is bounded by `timeouts.backendRequest` (504, the try cancelled), its
+ * requests in flight counted for LeastRequest and the cap, and its outcome recorded for outlier
+ * detection.
  */
 import { versionKey } from '../../core/endpoint.ts';
 import { errorResponse } from '../../core/errors.ts';
 import { logEvent } from '../../core/log.ts';
-import { callerOf, type Layer } from '../call.ts';
-import { pickEndpoint } from '../endpoints.ts';
+import { p2cPick } from '../../resilience/balance/p2c.ts';
+import { ringPick } from '../../resilience/balance/ring.ts';
+import { smoothPick } from '../../resilience/balance/smooth-wrr.ts';
+import type { TrafficState } from '../../resilience/state.ts';
+import { callerOf, type Layer, type OutboundCall } from '../call.ts';
+import { groupFor, type EndpointGroup } from '../endpoints.ts';
+import type { ServiceTraffic } from '../policy.ts';
 import { upstreamFor } from '../upstream.ts';
 
-export const chooseEndpoint: Layer = (next) => (call) => {
-  const endpoint = pickEndpoint(call.target!.endpoints, call.version);
-  if (!endpoint) {
-    const what = versionKey(call.service, call.version);
-    return Promise.resolve(errorResponse(503, 'no_backend', `no backend available for ${what}`, call.requestId));
+function cookieValue(header: string | null, name: string): string | undefined {
+  if (!header) return undefined;
+  for (const part of header.split(';')) {
+    const eq = part.indexOf('=');
+    if (eq > 0 && part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim();
   }
+  return undefined;
+}
+
+/** The value ConsistentHash hashes, or undefined (the request goes by round robin). */
+function hashValue(call: OutboundCall, traffic: ServiceTraffic): string | undefined {
+  const on = traffic.hashOn!;
+  if (on.kind === 'claim') {
+    const user = call.user;
+    const claims = user ? ('verified' in user ? user.verified.claims : user.asserted.claims) : undefined;
+    const v = claims?.[on.name];
+    return v === undefined || v === null ? undefined : typeof v === 'string' ? v : JSON.stringify(v);
+  }
+  const headers = call.source.kind === 'edge' ? call.source.request.headers : new Headers(call.source.init.headers);
+  const header = on.kind === 'header' ? headers.get(on.name) : cookieValue(headers.get('cookie'), on.name);
+  return header ?? undefined;
+}
+
+function pick(call: OutboundCall, group: EndpointGroup, traffic: ServiceTraffic, state: TrafficState, now: number) {
+  const { endpoints, weights } = group;
+  const cap = traffic.maxPerEndpoint;
+  const usable = (i: number) =>
+    weights[i]! > 0 &&
+    !(traffic.outlier && state.ejected(endpoints[i]!.key, now)) &&
+    !(cap !== undefined && state.inFlight(endpoints[i]!.key) >= cap);
+  let allowed = usable;
+  const tried = call.tried;
+  if (tried?.length) {
+    const fresh = (i: number) => usable(i) && !tried.includes(endpoints[i]!.key);
+    if (endpoints.some((_, i) => fresh(i))) allowed = fresh;
+  }
+  const roundRobin = () => smoothPick(state.smooth(group, weights), allowed);
+  switch (traffic.balancer) {
+    case 'RoundRobin':
+      return roundRobin();
+    case 'LeastRequest':
+      return p2cPick(
+        endpoints.map((_, i) => i).filter(allowed),
+        (i) => state.inFlight(endpoints[i]!.key),
+      );
+    case 'Random': {
+      const candidates = endpoints.map((_, i) => i).filter(allowed);
+      const total = candidates.reduce((n, i) => n + weights[i]!, 0);
+      let x = Math.random() * total;
+      for (const i of candidates) if ((x -= weights[i]!) < 0) return i;
+      return candidates.at(-1) ?? -1;
+    }
+    case 'ConsistentHash': {
+      const key = hashValue(call, traffic);
+      if (key === undefined) return roundRobin();
+      const ring = state.ring(
+        group,
+        endpoints.map((e) => e.key),
+        weights,
+      );
+      return ringPick(ring, key, allowed);
+    }
+  }
+}
+
+function withTimeout(sent: Promise<Response>, ms: number, call: OutboundCall, key: string): Promise<Response> {
+  return new Promise<Response>((resolve, reject) => {
+    let late = false;
+    const timer = setTimeout(() => {
+      late = true;
+      call.abort?.abort();
+      resolve(
+        errorResponse(
+          504,
+          'upstream_timeout',
+          `backend ${key} did not answer within ${ms} ms (timeouts.backendRequest)`,
+          call.requestId,
+        ),
+      );
+    }, ms);
+    sent.then(
+      (response) => {
+        clearTimeout(timer);
+        if (late) void response.body?.cancel().catch(() => {});
+        else resolve(response);
+      },
+      (e: unknown) => {
+        clearTimeout(timer);
+        reject(e instanceof Error ? e : new Error(String(e)));
+      },
+    );
+  });
+}
+
+export const chooseEndpoint: Layer = (next) => async (call) => {
+  const target = call.target!;
+  const { traffic } = target;
+  const state = call.runtime.traffic;
+  const what = versionKey(call.service, call.version);
+  const group = groupFor(target.endpoints, call.version);
+  if (!group) {
+    call.noEndpoint = true;
+    return errorResponse(503, 'no_backend', `no backend available for ${what}`, call.requestId);
+  }
+  const i = pick(call, group, traffic, state, Date.now());
+  if (i < 0) {
+    call.noEndpoint = true;
+    return errorResponse(
+      503,
+      'no_healthy_backend',
+      `every endpoint of ${what} is ejected or at its request cap`,
+      call.requestId,
+    );
+  }
+  const endpoint = group.endpoints[i]!;
   const upstream = upstreamFor(call.env, endpoint);
   if (!upstream) {
     const caller = callerOf(call);
     logEvent('error', 'binding missing', { requestId: call.requestId, caller, endpoint: endpoint.key });
     const where = caller === 'gateway' ? 'the gateway' : caller;
-    return Promise.resolve(
-      errorResponse(503, 'no_backend', `backend ${endpoint.key} is not bound in ${where}`, call.requestId),
-    );
+    call.noEndpoint = true;
+    return errorResponse(503, 'no_backend', `backend ${endpoint.key} is not bound in ${where}`, call.requestId);
   }
   call.endpoint = endpoint;
   call.upstream = upstream;
-  return next(call);
+  (call.tried ??= []).push(endpoint.key);
+  const tryMs = call.policy!.backendMs;
+  const timed = tryMs > 0 || call.deadlineAt !== undefined;
+  if (timed) call.abort = new AbortController();
+  const done = state.start(endpoint.key);
+  let response: Response;
+  try {
+    response = tryMs > 0 ? await withTimeout(next(call), tryMs, call, endpoint.key) : await next(call);
+  } finally {
+    done();
+  }
+  if (traffic.outlier) {
+    const failed = response.status >= 500 || call.unreachable === true;
+    const peers = group.endpoints.map((e) => e.key);
+    if (state.recordOutcome(endpoint.key, traffic.outlier, failed, Date.now(), peers))
+      logEvent('warn', 'endpoint ejected', { requestId: call.requestId, caller: callerOf(call), endpoint: endpoint.key });
+  }
+  return response;
 };

@@ -19,7 +19,8 @@ export const buildRequest: Layer = (next) => (call) => {
     request = new Request(upstreamUrl(endpoint, url.origin, call.pathAndQuery), {
       method: client.method,
       headers: client.headers,
-      body: hasBody ? client.body : null,
+      // A body kept for retries is sent from the copy; otherwise streamed through.
+      body: hasBody ? (call.body ?? client.body) : null,
       redirect: 'manual',
     });
     stripHopByHop(request.headers, true, call.plan.edgeDropped);

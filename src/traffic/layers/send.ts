@@ -5,7 +5,9 @@ import { callerOf, type Send } from '../call.ts';
 
 export const send: Send = (call) => {
   const endpoint = call.endpoint!;
-  return call.upstream!.fetch(call.request!).catch((e: unknown) => {
+  const signal = call.abort?.signal;
+  return call.upstream!.fetch(call.request!, signal ? { signal } : undefined).catch((e: unknown) => {
+    call.unreachable = true;
     logEvent('error', 'backend failed', {
       requestId: call.requestId,
       caller: callerOf(call),

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_OUTLIER, freshOutlier, isEjected, recordOutcome } from '../../../src/traffic/outlier.ts';
-import { backoffMs, budgetRequest, budgetRetry, DEFAULT_BUDGET, freshBudget } from '../../../src/traffic/retry.ts';
+import { DEFAULT_OUTLIER, freshOutlier, isEjected, recordOutcome } from '../../../src/resilience/outlier.ts';
+import { backoffMs, budgetRequest, budgetRetry, DEFAULT_BUDGET, freshBudget } from '../../../src/resilience/retry.ts';
 
 describe('outlier detection (Envoy consecutive 5xx)', () => {
   const p = DEFAULT_OUTLIER;

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { p2cPick } from '../../../src/traffic/balance/p2c.ts';
-import { buildRing, ringPick } from '../../../src/traffic/balance/ring.ts';
-import { smoothPick, smoothState } from '../../../src/traffic/balance/smooth-wrr.ts';
+import { p2cPick } from '../../../src/resilience/balance/p2c.ts';
+import { buildRing, ringPick } from '../../../src/resilience/balance/ring.ts';
+import { smoothPick, smoothState } from '../../../src/resilience/balance/smooth-wrr.ts';
 
 const seq = (values: number[]) => {
   let i = 0;

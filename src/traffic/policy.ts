@@ -1,0 +1,111 @@
+/**
+ * Traffic settings compiled once per config: a service's balancing, budget, outlier detection
+ * and per-endpoint cap, and the timeouts and retries of a call (a route's own, or its service's).
+ */
+import type { RetrySpec, TimeoutsSpec, TrafficSpec } from '../config/schema.ts';
+import { DEFAULT_BACKOFF_MS, type BudgetPolicy } from '../resilience/retry.ts';
+import type { OutlierPolicy } from '../resilience/outlier.ts';
+
+export interface CompiledRetry {
+  readonly attempts: number;
+  readonly codes: ReadonlySet<number>;
+  readonly onConnectFailure: boolean;
+  readonly backoffMs: number;
+  readonly maxBackoffMs: number;
+  readonly unsafeMethods: boolean;
+  readonly maxBodyBytes: number;
+}
+
+/** What bounds and repeats one call. 0 ms: no timeout. */
+export interface CallPolicy {
+  readonly requestMs: number;
+  readonly backendMs: number;
+  readonly retry: CompiledRetry | undefined;
+}
+
+export type HashOn = { kind: 'header' | 'cookie' | 'claim'; name: string };
+
+export interface ServiceTraffic {
+  readonly balancer: 'RoundRobin' | 'LeastRequest' | 'Random' | 'ConsistentHash';
+  readonly hashOn: HashOn | undefined;
+  readonly budget: BudgetPolicy;
+  readonly outlier: OutlierPolicy | undefined;
+  readonly maxPerEndpoint: number | undefined;
+  /** For calls that do not bring their own (east-west, and routes without their own). */
+  readonly defaults: CallPolicy;
+}
+
+export const NO_POLICY: CallPolicy = { requestMs: 0, backendMs: 0, retry: undefined };
+
+const ms = (seconds: number | undefined) => Math.round((seconds ?? 0) * 1000);
+
+function compileRetry(spec: RetrySpec | undefined): CompiledRetry | undefined {
+  if (!spec || spec.attempts === 0) return undefined;
+  const backoffMs = spec.backoff === undefined ? DEFAULT_BACKOFF_MS : ms(spec.backoff);
+  return {
+    attempts: spec.attempts,
+    codes: new Set(spec.codes),
+    onConnectFailure: spec.onConnectFailure,
+    backoffMs,
+    maxBackoffMs: spec.maxBackoff === undefined ? backoffMs * 10 : ms(spec.maxBackoff),
+    unsafeMethods: spec.unsafeMethods,
+    maxBodyBytes: spec.maxBodyBytes,
+  };
+}
+
+/** A route's own fields (a key present = set by the route), merged onto its service's at call time. */
+export type RoutePolicy = Partial<CallPolicy>;
+
+export function routePolicy(timeouts: TimeoutsSpec | undefined, retry: RetrySpec | undefined): RoutePolicy | undefined {
+  if (!timeouts && !retry) return undefined;
+  const out: { -readonly [K in keyof CallPolicy]?: CallPolicy[K] } = {};
+  if (timeouts) {
+    out.requestMs = ms(timeouts.request);
+    out.backendMs = ms(timeouts.backendRequest);
+  }
+  if (retry) out.retry = compileRetry(retry);
+  return out;
+}
+
+/**
+ * A call's policy: the route's fields where it sets them, else the service's. Timeouts and
+ * retry are taken as wholes (a route's `timeouts` replaces the service's, as a more specific
+ * Gateway API policy does), so what a route says is all that applies to it.
+ */
+export function callPolicy(
+  timeouts: TimeoutsSpec | undefined,
+  retry: RetrySpec | undefined,
+  fallback: CallPolicy = NO_POLICY,
+): CallPolicy {
+  return {
+    requestMs: timeouts ? ms(timeouts.request) : fallback.requestMs,
+    backendMs: timeouts ? ms(timeouts.backendRequest) : fallback.backendMs,
+    retry: retry ? compileRetry(retry) : fallback.retry,
+  };
+}
+
+export function compileTraffic(spec: TrafficSpec): ServiceTraffic {
+  const lb = spec.loadBalancer;
+  let hashOn: HashOn | undefined;
+  if (lb.hashOn) {
+    const at = lb.hashOn.indexOf(':');
+    const kind = lb.hashOn.slice(0, at) as HashOn['kind'];
+    const name = lb.hashOn.slice(at + 1);
+    hashOn = { kind, name: kind === 'claim' ? name : name.toLowerCase() };
+  }
+  const o = spec.outlierDetection;
+  return {
+    balancer: lb.policy,
+    hashOn,
+    budget: { ratio: spec.retryBudget.ratio, minPerSecond: spec.retryBudget.minPerSecond, ttlMs: ms(spec.retryBudget.ttl) },
+    outlier: o && {
+      consecutive5xx: o.consecutive5xx,
+      intervalMs: ms(o.interval),
+      baseEjectionMs: ms(o.baseEjectionTime),
+      maxEjectionMs: ms(o.maxEjectionTime),
+      maxEjectionPercent: o.maxEjectionPercent,
+    },
+    maxPerEndpoint: spec.maxRequestsPerEndpoint,
+    defaults: callPolicy(spec.timeouts, spec.retry),
+  };
+}
