@@ -348,7 +348,11 @@ export const TrafficPolicy = z
     retryBudget: z
       .strictObject({
         ratio: z.number().min(0).max(10).default(0.2).describe('Retries as a share of requests (default 0.2).'),
-        minPerSecond: z.number().min(0).default(10).describe('Retries allowed per second whatever the load (default 10).'),
+        minPerSecond: z
+          .number()
+          .min(0)
+          .default(10)
+          .describe('Retries allowed per second whatever the load (default 10).'),
         ttl: Duration.default(10).describe('Window the ratio is counted over (default 10s).'),
       })
       .prefault({})
@@ -356,7 +360,9 @@ export const TrafficPolicy = z
     outlierDetection: z
       .strictObject({
         consecutive5xx: z.number().int().min(1).default(5).describe('Failures in a row that eject (default 5).'),
-        interval: Duration.default(10).describe('Time in rotation that lowers the ejection count by one (default 10s).'),
+        interval: Duration.default(10).describe(
+          'Time in rotation that lowers the ejection count by one (default 10s).',
+        ),
         baseEjectionTime: Duration.default(30).describe('First ejection; the nth lasts n times as long (default 30s).'),
         maxEjectionTime: Duration.default(300).describe('Longest ejection (default 300s).'),
         maxEjectionPercent: z
@@ -364,7 +370,7 @@ export const TrafficPolicy = z
           .min(0)
           .max(100)
           .default(10)
-          .describe('Most of a version\'s endpoints out at once, at least one (default 10).'),
+          .describe("Most of a version's endpoints out at once, at least one (default 10)."),
       })
       .optional()
       .describe("Envoy's consecutive-5xx outlier detection per endpoint. Absent: off."),
@@ -373,7 +379,9 @@ export const TrafficPolicy = z
       .int()
       .min(1)
       .optional()
-      .describe('Circuit breaker: requests in flight per endpoint per isolate; over it, another endpoint or 503. Absent: no cap.'),
+      .describe(
+        'Circuit breaker: requests in flight per endpoint per isolate; over it, another endpoint or 503. Absent: no cap.',
+      ),
   })
   .describe('How calls to this service are balanced, timed out, retried and ejected.');
 

@@ -79,8 +79,7 @@ export function endpointSet(weighted: ReadonlyArray<Weighted<Endpoint>>): Endpoi
     groups.push({ item: group, weight: total });
     // Pinning a version is an explicit choice, so a version whose weights are all 0 (dark
     // launched: no default traffic) is still reachable when pinned, split evenly.
-    if (version !== undefined)
-      byVersion.set(version, total > 0 ? group : { ...group, weights: list.map(() => 1) });
+    if (version !== undefined) byVersion.set(version, total > 0 ? group : { ...group, weights: list.map(() => 1) });
   }
   return { weighted, groups: new WeightedPicker(groups), byVersion };
 }

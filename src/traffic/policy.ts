@@ -97,7 +97,11 @@ export function compileTraffic(spec: TrafficSpec): ServiceTraffic {
   return {
     balancer: lb.policy,
     hashOn,
-    budget: { ratio: spec.retryBudget.ratio, minPerSecond: spec.retryBudget.minPerSecond, ttlMs: ms(spec.retryBudget.ttl) },
+    budget: {
+      ratio: spec.retryBudget.ratio,
+      minPerSecond: spec.retryBudget.minPerSecond,
+      ttlMs: ms(spec.retryBudget.ttl),
+    },
     outlier: o && {
       consecutive5xx: o.consecutive5xx,
       intervalMs: ms(o.interval),

@@ -8,6 +8,9 @@ declare namespace Cloudflare {
     MESH_KV: KVNamespace;
     ECHO: Fetcher;
     ECHO_V2: Fetcher;
+    FLAKY_A: Fetcher;
+    FLAKY_B: Fetcher;
+    FLAKY_C: Fetcher;
     BROKEN: Fetcher;
     SERVICE_A: Fetcher;
     SERVICE_B_V1: Fetcher;

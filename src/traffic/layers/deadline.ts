@@ -15,7 +15,12 @@ export const deadline: Layer = (next) => (call) => {
     const timer = setTimeout(() => {
       call.timedOut = true;
       call.abort?.abort();
-      logEvent('warn', 'request timed out', { requestId: call.requestId, caller: callerOf(call), service: call.service, ms });
+      logEvent('warn', 'request timed out', {
+        requestId: call.requestId,
+        caller: callerOf(call),
+        service: call.service,
+        ms,
+      });
       resolve(
         errorResponse(
           504,

@@ -60,10 +60,7 @@ function pick(call: OutboundCall, group: EndpointGroup, traffic: ServiceTraffic,
     case 'RoundRobin':
       return roundRobin();
     case 'LeastRequest':
-      return p2cPick(
-        endpoints.map((_, i) => i).filter(allowed),
-        (i) => state.inFlight(endpoints[i]!.key),
-      );
+      return p2cPick(endpoints.map((_, i) => i).filter(allowed), (i) => state.inFlight(endpoints[i]!.key));
     case 'Random': {
       const candidates = endpoints.map((_, i) => i).filter(allowed);
       const total = candidates.reduce((n, i) => n + weights[i]!, 0);
@@ -159,7 +156,11 @@ export const chooseEndpoint: Layer = (next) => async (call) => {
     const failed = response.status >= 500 || call.unreachable === true;
     const peers = group.endpoints.map((e) => e.key);
     if (state.recordOutcome(endpoint.key, traffic.outlier, failed, Date.now(), peers))
-      logEvent('warn', 'endpoint ejected', { requestId: call.requestId, caller: callerOf(call), endpoint: endpoint.key });
+      logEvent('warn', 'endpoint ejected', {
+        requestId: call.requestId,
+        caller: callerOf(call),
+        endpoint: endpoint.key,
+      });
   }
   return response;
 };

@@ -53,7 +53,11 @@ async function withRetries(next: Send, call: OutboundCall): Promise<Response> {
     const wait = backoffMs(n, retry.backoffMs, retry.maxBackoffMs);
     if (call.deadlineAt !== undefined && Date.now() + wait >= call.deadlineAt) break;
     if (!state.budgetRetry(target.name, budget, Date.now())) {
-      logEvent('warn', 'retry budget exhausted', { requestId: call.requestId, caller: callerOf(call), service: target.name });
+      logEvent('warn', 'retry budget exhausted', {
+        requestId: call.requestId,
+        caller: callerOf(call),
+        service: target.name,
+      });
       break;
     }
     void response.body?.cancel().catch(() => {});
