@@ -56,6 +56,21 @@ export function manyRoutes(n: number): string {
   return lines.join('\n');
 }
 
+/** service-b behind three endpoints, for the traffic scenarios; the third may be a broken one. */
+const threeEndpoints = (third: string, traffic: string) => `
+services:
+  service-b:
+    backends:
+      - { binding: SERVICE_B, name: b1 }
+      - { binding: SERVICE_B2, name: b2 }
+      - { binding: ${third}, name: b3 }
+    traffic:
+${traffic}
+`;
+
+const TRAFFIC = `      loadBalancer: { policy: LeastRequest }
+      outlierDetection: {}`;
+
 export const gateways = (jwks: string): Record<string, string> => ({
   'gw-forward': `${SERVICES}routes:${route([])}`,
   'gw-auth': `${issuer(jwks)}${SERVICES}routes:${route([AUTH])}`,
@@ -65,6 +80,10 @@ export const gateways = (jwks: string): Record<string, string> => ({
   'gw-full': `${issuer(jwks)}${limit('exact', 'claim:sub')}${SERVICES}routes:${route([AUTH, LIMITED])}`,
   'gw-full-part': `${issuer(jwks)}${limit('exact', 'claim:sub', 16)}${SERVICES}routes:${route([AUTH, LIMITED])}`,
   'gw-full-lease': `${issuer(jwks)}${limit('lease', 'claim:sub')}${SERVICES}routes:${route([AUTH, LIMITED])}`,
+  'gw-traffic': `${issuer(jwks)}${limit('exact', 'claim:sub')}${threeEndpoints('SERVICE_B3', TRAFFIC)}routes:${route([AUTH, LIMITED, 'retry: { attempts: 2 }'])}`,
+  // No retries: what clients see is what the endpoints answered, until the bad one is ejected.
+  'gw-resilience-503': `${threeEndpoints('UNHEALTHY_503', '      outlierDetection: {}')}routes:${route([])}`,
+  'gw-resilience-hang': `${threeEndpoints('UNHEALTHY_HANG', '      outlierDetection: {}')}routes:${route(['timeouts: { request: 1s, backendRequest: 100ms }', 'retry: { attempts: 2, codes: [504] }'])}`,
   'gw-scale-10': `${SERVICES}routes:\n${manyRoutes(10)}${route([])}`,
   'gw-scale-1000': `${SERVICES}routes:\n${manyRoutes(1000)}${route([])}`,
   'gw-scale-10000': `${SERVICES}routes:\n${manyRoutes(10000)}${route([])}`,

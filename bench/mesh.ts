@@ -105,6 +105,10 @@ export async function startBenchMesh(gatewaysFor: (issuerJwks: string) => Record
       durableObjects: { BUCKET: { className: 'TokenBucket', useSQLite: true } },
       serviceBindings: { SERVICE_B: 'service-b' },
     }),
+    worker('unhealthy-503', await bundleWorker('bench/workers/unhealthy.ts', dir), { bindings: { MODE: '503' } }),
+    worker('unhealthy-hang', await bundleWorker('bench/workers/unhealthy.ts', dir, undefined, 'unhealthy-hang'), {
+      bindings: { MODE: 'hang' },
+    }),
     worker('hono-forward', await bundleWorker('bench/workers/hono-forward.ts', dir), {
       serviceBindings: { SERVICE_B: 'service-b' },
     }),
@@ -121,7 +125,13 @@ export async function startBenchMesh(gatewaysFor: (issuerJwks: string) => Record
         bindings: keysFor('gateway'),
         kvNamespaces: ['MESH_KV'],
         durableObjects: { MESH_RATE_LIMITER: { className: 'RateLimiter', useSQLite: true } },
-        serviceBindings: { SERVICE_B: 'service-b' },
+        serviceBindings: {
+          SERVICE_B: 'service-b',
+          SERVICE_B2: 'service-b',
+          SERVICE_B3: 'service-b',
+          UNHEALTHY_503: 'unhealthy-503',
+          UNHEALTHY_HANG: 'unhealthy-hang',
+        },
       }),
     );
   }

@@ -16,7 +16,8 @@ const FOREVER = Number.MAX_SAFE_INTEGER;
 
 export class TrafficState {
   readonly #inFlight = new Map<string, number>();
-  readonly #outliers = new LruCache<OutlierState>(MAX_TRACKED);
+  /** Only endpoints that have failed get one; pruned of healthy ones when it grows past MAX_TRACKED. */
+  readonly #outliers = new Map<string, OutlierState>();
   readonly #budgets = new LruCache<BudgetState>(MAX_TRACKED);
   /** Rotations and rings per endpoint list (rebuilt with it: a config or registry change). */
   readonly #smooth = new WeakMap<object, SmoothState>();
@@ -40,20 +41,30 @@ export class TrafficState {
   }
 
   ejected(key: string, now: number): boolean {
-    const s = this.#outliers.get(key, 0);
+    const s = this.#outliers.get(key);
     return s !== undefined && isEjected(s, now);
   }
 
   /** Records a try's outcome for outlier detection; true when it ejected the endpoint. */
   recordOutcome(key: string, policy: OutlierPolicy, failed: boolean, now: number, peers: readonly string[]): boolean {
-    let s = this.#outliers.get(key, 0);
+    let s = this.#outliers.get(key);
     if (!s) {
+      // An endpoint that never failed needs no state: the common case costs one lookup.
       if (!failed) return false;
-      s = freshOutlier(now);
-      this.#outliers.set(key, s, FOREVER);
+      if (this.#outliers.size >= MAX_TRACKED) this.#prune(now);
+      this.#outliers.set(key, (s = freshOutlier(now)));
     }
-    const ejectedNow = peers.filter((k) => this.ejected(k, now)).length;
+    let ejectedNow = 0;
+    // Only a failure that reaches the threshold needs to know how many peers are out.
+    if (failed && s.consecutive + 1 >= policy.consecutive5xx)
+      for (const k of peers) if (this.ejected(k, now)) ejectedNow++;
     return recordOutcome(s, policy, failed, now, ejectedNow, peers.length);
+  }
+
+  /** Forgets endpoints in rotation with nothing against them. */
+  #prune(now: number): void {
+    for (const [k, s] of this.#outliers)
+      if (!isEjected(s, now) && s.consecutive === 0 && s.ejections === 0) this.#outliers.delete(k);
   }
 
   /** Per service and budget settings: an apply that leaves them alone keeps the window. */

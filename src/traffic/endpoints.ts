@@ -26,6 +26,8 @@ export interface Weighted<T> {
 export interface EndpointGroup {
   readonly version: string | undefined;
   readonly endpoints: readonly Endpoint[];
+  /** Their keys, in the same order. */
+  readonly keys: readonly string[];
   /** Relative weights within the version; a pinned version whose weights are all 0 gets 1s. */
   readonly weights: readonly number[];
 }
@@ -75,7 +77,12 @@ export function endpointSet(weighted: ReadonlyArray<Weighted<Endpoint>>): Endpoi
   const byVersion = new Map<string, EndpointGroup>();
   for (const [version, list] of versions) {
     const total = list.reduce((n, w) => n + w.weight, 0);
-    const group = { version, endpoints: list.map((w) => w.item), weights: list.map((w) => w.weight) };
+    const group = {
+      version,
+      endpoints: list.map((w) => w.item),
+      keys: list.map((w) => w.item.key),
+      weights: list.map((w) => w.weight),
+    };
     groups.push({ item: group, weight: total });
     // Pinning a version is an explicit choice, so a version whose weights are all 0 (dark
     // launched: no default traffic) is still reachable when pinned, split evenly.

@@ -43,18 +43,23 @@ function hashValue(call: OutboundCall, traffic: ServiceTraffic): string | undefi
 }
 
 function pick(call: OutboundCall, group: EndpointGroup, traffic: ServiceTraffic, state: TrafficState, now: number) {
-  const { endpoints, weights } = group;
+  const { endpoints, keys, weights } = group;
   const cap = traffic.maxPerEndpoint;
   const usable = (i: number) =>
     weights[i]! > 0 &&
-    !(traffic.outlier && state.ejected(endpoints[i]!.key, now)) &&
-    !(cap !== undefined && state.inFlight(endpoints[i]!.key) >= cap);
+    !(traffic.outlier && state.ejected(keys[i]!, now)) &&
+    !(cap !== undefined && state.inFlight(keys[i]!) >= cap);
   let allowed = usable;
   const tried = call.tried;
   if (tried?.length) {
-    const fresh = (i: number) => usable(i) && !tried.includes(endpoints[i]!.key);
+    const fresh = (i: number) => usable(i) && !tried.includes(keys[i]!);
     if (endpoints.some((_, i) => fresh(i))) allowed = fresh;
   }
+  const candidates = () => {
+    const out: number[] = [];
+    for (let i = 0; i < endpoints.length; i++) if (allowed(i)) out.push(i);
+    return out;
+  };
   const roundRobin = () => smoothPick(state.smooth(group, weights), allowed);
   switch (traffic.balancer) {
     case 'RoundRobin':
@@ -62,20 +67,16 @@ function pick(call: OutboundCall, group: EndpointGroup, traffic: ServiceTraffic,
     case 'LeastRequest':
       return p2cPick(endpoints.map((_, i) => i).filter(allowed), (i) => state.inFlight(endpoints[i]!.key));
     case 'Random': {
-      const candidates = endpoints.map((_, i) => i).filter(allowed);
-      const total = candidates.reduce((n, i) => n + weights[i]!, 0);
+      const list = candidates();
+      const total = list.reduce((n, i) => n + weights[i]!, 0);
       let x = Math.random() * total;
-      for (const i of candidates) if ((x -= weights[i]!) < 0) return i;
-      return candidates.at(-1) ?? -1;
+      for (const i of list) if ((x -= weights[i]!) < 0) return i;
+      return list.at(-1) ?? -1;
     }
     case 'ConsistentHash': {
       const key = hashValue(call, traffic);
       if (key === undefined) return roundRobin();
-      const ring = state.ring(
-        group,
-        endpoints.map((e) => e.key),
-        weights,
-      );
+      const ring = state.ring(group, keys, weights);
       return ringPick(ring, key, allowed);
     }
   }
@@ -154,8 +155,7 @@ export const chooseEndpoint: Layer = (next) => async (call) => {
   }
   if (traffic.outlier) {
     const failed = response.status >= 500 || call.unreachable === true;
-    const peers = group.endpoints.map((e) => e.key);
-    if (state.recordOutcome(endpoint.key, traffic.outlier, failed, Date.now(), peers))
+    if (state.recordOutcome(endpoint.key, traffic.outlier, failed, Date.now(), group.keys))
       logEvent('warn', 'endpoint ejected', {
         requestId: call.requestId,
         caller: callerOf(call),

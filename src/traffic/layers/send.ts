@@ -7,6 +7,9 @@ export const send: Send = (call) => {
   const endpoint = call.endpoint!;
   const signal = call.abort?.signal;
   return call.upstream!.fetch(call.request!, signal ? { signal } : undefined).catch((e: unknown) => {
+    // Cancelled by a timeout: the timeout has answered and logged it.
+    if (signal?.aborted)
+      return errorResponse(504, 'upstream_timeout', `backend ${endpoint.key} was cancelled`, call.requestId);
     call.unreachable = true;
     logEvent('error', 'backend failed', {
       requestId: call.requestId,
