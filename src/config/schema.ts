@@ -8,7 +8,7 @@
  * service, a version that must exist) are checked in `validate.ts`, which knows file origins.
  */
 import { z } from 'zod';
-import { DEFAULT_CLAIM_HEADERS, RESERVED_CLAIM_HEADERS } from '../core/header-names.ts';
+import { DEFAULT_CLAIM_HEADERS, MESH_HEADER_PREFIX, RESERVED_CLAIM_HEADERS } from '../core/header-names.ts';
 import { defaultEndpointName, ENDPOINT_NAME } from '../core/endpoint.ts';
 
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
@@ -455,12 +455,81 @@ const Rewrite = z
   .strictObject({
     pathPrefix: AbsPath.optional().describe('Replaces the matched path prefix (prefix matches only).'),
     path: AbsPath.optional().describe('Replaces the whole path.'),
+    hostname: z
+      .string()
+      .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/, 'must be a lowercase hostname')
+      .optional()
+      .describe('The host a binding backend sees (URL backends are reached at their own host).'),
   })
   .superRefine((r, ctx) => {
-    if ((r.pathPrefix === undefined) === (r.path === undefined)) {
-      ctx.addIssue({ code: 'custom', message: 'a rewrite needs exactly one of "pathPrefix" or "path"' });
+    if (r.pathPrefix !== undefined && r.path !== undefined) {
+      ctx.addIssue({ code: 'custom', message: 'a rewrite takes at most one of "pathPrefix" or "path"' });
+    }
+    if (r.pathPrefix === undefined && r.path === undefined && r.hostname === undefined) {
+      ctx.addIssue({ code: 'custom', message: 'a rewrite needs "pathPrefix", "path" or "hostname"' });
     }
   });
+
+/** A header a route's filters may change on the request: not the mesh's own, not credentials or framing. */
+const ModifiableHeader = HeaderName.refine(
+  (n) => !n.toLowerCase().startsWith(MESH_HEADER_PREFIX) && !RESERVED_CLAIM_HEADERS.has(n.toLowerCase()),
+  'is set by the mesh or carries credentials, framing or forwarding: a filter may not change it',
+);
+
+/** Gateway API RequestHeaderModifier / ResponseHeaderModifier: the same fields, names case-insensitive. */
+const HeaderModifier = z
+  .strictObject({
+    set: z
+      .array(z.strictObject({ name: ModifiableHeader, value: z.string() }))
+      .optional()
+      .describe('Replace (or add) these headers.'),
+    add: z
+      .array(z.strictObject({ name: ModifiableHeader, value: z.string() }))
+      .optional()
+      .describe('Append these values ("a" then "b" gives "a,b").'),
+    remove: z.array(ModifiableHeader).optional().describe('Remove these headers.'),
+  })
+  .describe('Header edits, applied in the order remove, set, add (Gateway API HTTPHeaderFilter).');
+
+/** Gateway API RequestRedirect. */
+const Redirect = z
+  .strictObject({
+    scheme: z.enum(['http', 'https'], { error: 'must be http or https' }).optional(),
+    hostname: z
+      .string()
+      .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/, 'must be a lowercase hostname')
+      .optional(),
+    port: z.number().int().min(1).max(65535).optional(),
+    path: z
+      .union([z.strictObject({ replaceFullPath: AbsPath }), z.strictObject({ replacePrefixMatch: AbsPath })], {
+        error: 'must be { replaceFullPath: /p } or { replacePrefixMatch: /p }',
+      })
+      .optional(),
+    statusCode: z
+      .union([z.literal(301), z.literal(302), z.literal(303), z.literal(307), z.literal(308)], {
+        error: 'must be 301, 302, 303, 307 or 308',
+      })
+      .default(302),
+  })
+  .describe(
+    "Answer with a redirect instead of forwarding; unset parts keep the request's (Gateway API RequestRedirect).",
+  );
+
+const Percent = z.number().min(0).max(100);
+
+/** Fault injection for resilience testing (Istio's HTTPFaultInjection, Envoy's fault filter). */
+const Fault = z
+  .strictObject({
+    delay: z
+      .strictObject({ percent: Percent, fixedDelay: Duration })
+      .optional()
+      .describe('Hold this share of requests this long before forwarding.'),
+    abort: z
+      .strictObject({ percent: Percent, status: z.number().int().min(400).max(599) })
+      .optional()
+      .describe('Answer this share of requests with this status, not forwarding them.'),
+  })
+  .describe('Injected faults: a share of requests delayed or aborted at the gateway.');
 
 const JWS_ALGS = [
   'RS256',
@@ -575,6 +644,10 @@ export const Route = z
     version: Version.optional().describe('Only this version of the service (with "service").'),
     backendRefs: z.array(BackendRef).min(1).optional().describe('Weighted split across services/versions.'),
     rewrite: Rewrite.optional(),
+    requestHeaders: HeaderModifier.optional().describe('Edits to the request before it is forwarded.'),
+    responseHeaders: HeaderModifier.optional().describe('Edits to the response before it is returned.'),
+    redirect: Redirect.optional().describe('Redirect instead of forwarding (then no service or backendRefs).'),
+    fault: Fault.optional(),
     timeouts: Timeouts.optional().describe("For this route's requests; absent: the service's."),
     retry: Retry.optional().describe("For this route's requests; absent: the service's (none unless it sets them)."),
     auth: RouteAuth.optional().describe('End-user authentication for this route; absent = off.'),
@@ -585,8 +658,10 @@ export const Route = z
       .describe('Rate-limit policies applied here, all of which must admit a request.'),
   })
   .superRefine((r, ctx) => {
-    if ((r.service === undefined) === (r.backendRefs === undefined)) {
-      ctx.addIssue({ code: 'custom', message: 'a route needs exactly one of "service" or "backendRefs"' });
+    const targets =
+      Number(r.service !== undefined) + Number(r.backendRefs !== undefined) + Number(r.redirect !== undefined);
+    if (targets !== 1) {
+      ctx.addIssue({ code: 'custom', message: 'a route needs exactly one of "service", "backendRefs" or "redirect"' });
     }
     if (r.version !== undefined && r.service === undefined) {
       ctx.addIssue({
@@ -815,6 +890,8 @@ export type ServiceSpec = z.output<typeof Service>;
 export type TimeoutsSpec = z.output<typeof Timeouts>;
 export type RetrySpec = z.output<typeof Retry>;
 export type TrafficSpec = z.output<typeof TrafficPolicy>;
+export type HeaderModifierSpec = z.output<typeof HeaderModifier>;
+export type RedirectSpec = z.output<typeof Redirect>;
 export type MatchSpec = z.output<typeof Match>;
 export type RouteSpec = z.output<typeof Route>;
 export type MeshFileSpec = z.output<typeof MeshFile>;

@@ -475,7 +475,9 @@ function mergeAndCheck(
 
       const refs = route.backendRefs
         ? route.backendRefs.map((r, j) => ({ ...r, path: [...here, 'backendRefs', j] }))
-        : [{ service: route.service!, version: route.version, path: here }];
+        : route.service !== undefined
+          ? [{ service: route.service, version: route.version, path: here }]
+          : []; // a redirect route sends nothing to a service
       for (const ref of refs) {
         const svc = services[ref.service];
         if (!svc) {

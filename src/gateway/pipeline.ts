@@ -1,13 +1,15 @@
 /**
  * The gateway's request path, in order. Each stage is one module under stages/, readable and
- * testable alone: canonicalize -> match -> authenticate -> authorize -> rate-limit -> choose
- * target -> forward.
+ * testable alone: canonicalize -> match -> authenticate -> authorize -> rate-limit -> inject
+ * fault -> redirect -> choose target -> forward.
  */
 import type { Stage } from './context.ts';
 import { authenticate } from './stages/authenticate.ts';
 import { canonicalize } from './stages/canonicalize.ts';
 import { authorize } from './stages/authorize.ts';
+import { injectFault } from './stages/fault.ts';
 import { forward } from './stages/forward.ts';
+import { redirect } from './stages/redirect.ts';
 import { matchRoute } from './stages/match.ts';
 import { rateLimit } from './stages/rate-limit.ts';
 import { chooseTarget } from './stages/target.ts';
@@ -18,6 +20,8 @@ export const gatewayStages: readonly Stage[] = [
   authenticate,
   authorize,
   rateLimit,
+  injectFault,
+  redirect,
   chooseTarget,
   forward,
 ];

@@ -8,13 +8,20 @@ import type { UserAudience } from '../identity/tokens.ts';
 import { Issuers } from '../auth/verify.ts';
 import { CLIENT_FORWARDING, MESH_HEADER_PREFIX } from '../core/headers.ts';
 import { normalizeBundle } from '../config/bundle.ts';
-import type { MeshBundle, MeshConfig, RouteSpec, ServiceSpec, TokenSourceSpec } from '../config/schema.ts';
+import type {
+  MeshBundle,
+  MeshConfig,
+  RedirectSpec,
+  RouteSpec,
+  ServiceSpec,
+  TokenSourceSpec,
+} from '../config/schema.ts';
 import { compileLimit, type CompiledLimit } from '../ratelimit/policy.ts';
 import { Router, type RouteMatch } from '../router/router.ts';
 import type { TrafficPlan, TrafficService } from '../traffic/call.ts';
 import { configEndpoints, endpointSet, type EndpointSet } from '../traffic/endpoints.ts';
 import { serviceStack } from '../traffic/stack.ts';
-import { compileTraffic, routePolicy, type RoutePolicy } from '../traffic/policy.ts';
+import { compileTraffic, headerOps, routePolicy, type HeaderOps, type RoutePolicy } from '../traffic/policy.ts';
 import { WeightedPicker } from '../traffic/weighted.ts';
 
 export interface ServicePolicy {
@@ -53,8 +60,17 @@ export interface RoutePlan {
   rewrite?: { pathPrefix: string } | { path: string };
   auth?: RouteAuthPlan;
   rateLimits: readonly CompiledLimit[];
-  /** What the request layer needs of the route: its name and whether the token stays behind. */
-  edge: { name: string; dropToken: TokenSourceSpec | undefined; policy: RoutePolicy | undefined };
+  /** What the call path needs of the route: its name, whether the token stays behind, its policy and request edits. */
+  edge: {
+    name: string;
+    dropToken: TokenSourceSpec | undefined;
+    policy: RoutePolicy | undefined;
+    requestHeaders: HeaderOps | undefined;
+    hostname: string | undefined;
+  };
+  responseHeaders?: HeaderOps;
+  redirect?: RedirectSpec;
+  fault?: { delay?: { percent: number; ms: number }; abort?: { percent: number; status: number } };
 }
 
 /** How the gateway reads the client's address from a request (network.clientIp). */
@@ -139,7 +155,9 @@ function compileRoute(spec: RouteSpec, config: MeshConfig, limits: Limits): Rout
         item: { service: r.service, ...(r.version ? { version: r.version } : {}) },
         weight: r.weight ?? 1,
       }))
-    : [{ item: { service: spec.service!, ...(spec.version ? { version: spec.version } : {}) }, weight: 1 }];
+    : spec.service !== undefined
+      ? [{ item: { service: spec.service, ...(spec.version ? { version: spec.version } : {}) }, weight: 1 }]
+      : [];
   const auth = compileRouteAuth(spec, config);
   const route: RoutePlan = {
     name: spec.name,
@@ -149,8 +167,21 @@ function compileRoute(spec: RouteSpec, config: MeshConfig, limits: Limits): Rout
       name: spec.name,
       dropToken: auth && !auth.forwardToken ? auth.token : undefined,
       policy: routePolicy(spec.timeouts, spec.retry),
+      requestHeaders: headerOps(spec.requestHeaders),
+      hostname: spec.rewrite?.hostname,
     },
   };
+  const responseHeaders = headerOps(spec.responseHeaders);
+  if (responseHeaders) route.responseHeaders = responseHeaders;
+  if (spec.redirect) route.redirect = spec.redirect;
+  if (spec.fault) {
+    route.fault = {
+      ...(spec.fault.delay
+        ? { delay: { percent: spec.fault.delay.percent, ms: Math.round(spec.fault.delay.fixedDelay * 1000) } }
+        : {}),
+      ...(spec.fault.abort ? { abort: spec.fault.abort } : {}),
+    };
+  }
   if (spec.rewrite?.pathPrefix !== undefined) route.rewrite = { pathPrefix: spec.rewrite.pathPrefix };
   else if (spec.rewrite?.path !== undefined) route.rewrite = { path: spec.rewrite.path };
   if (auth) route.auth = auth;

@@ -11,7 +11,7 @@ import type { IdentitySpec, TokenSourceSpec } from '../config/schema.ts';
 import type { UserAudience } from '../identity/tokens.ts';
 import type { MeshRuntime } from '../runtime/runtime.ts';
 import type { Endpoint, EndpointSet } from './endpoints.ts';
-import type { CallPolicy, RoutePolicy, ServiceTraffic } from './policy.ts';
+import type { CallPolicy, HeaderOps, RoutePolicy, ServiceTraffic } from './policy.ts';
 import type { Upstream } from './upstream.ts';
 
 /** How the request to send is made. */
@@ -22,7 +22,14 @@ export type CallSource =
       request: Request;
       url: URL;
       clientIp: string | null;
-      route: { name: string; dropToken: TokenSourceSpec | undefined; policy: RoutePolicy | undefined };
+      route: {
+        name: string;
+        dropToken: TokenSourceSpec | undefined;
+        policy: RoutePolicy | undefined;
+        /** The route's RequestHeaderModifier, and its URLRewrite hostname. */
+        requestHeaders: HeaderOps | undefined;
+        hostname: string | undefined;
+      };
       /** The Authorization header holds an admin token: never sent on. */
       dropAuthorization: boolean;
     }

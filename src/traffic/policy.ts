@@ -2,7 +2,7 @@
  * Traffic settings compiled once per config: a service's balancing, budget, outlier detection
  * and per-endpoint cap, and the timeouts and retries of a call (a route's own, or its service's).
  */
-import type { RetrySpec, TimeoutsSpec, TrafficSpec } from '../config/schema.ts';
+import type { HeaderModifierSpec, RetrySpec, TimeoutsSpec, TrafficSpec } from '../config/schema.ts';
 import { DEFAULT_BACKOFF_MS, type BudgetPolicy } from '../resilience/retry.ts';
 import type { OutlierPolicy } from '../resilience/outlier.ts';
 
@@ -112,4 +112,26 @@ export function compileTraffic(spec: TrafficSpec): ServiceTraffic {
     maxPerEndpoint: spec.maxRequestsPerEndpoint,
     defaults: callPolicy(spec.timeouts, spec.retry),
   };
+}
+
+/** A route's header edits, lowercased once: applied remove, set, add (Gateway API's order). */
+export interface HeaderOps {
+  readonly remove: readonly string[];
+  readonly set: ReadonlyArray<readonly [string, string]>;
+  readonly add: ReadonlyArray<readonly [string, string]>;
+}
+
+export function headerOps(spec: HeaderModifierSpec | undefined): HeaderOps | undefined {
+  if (!spec) return undefined;
+  return {
+    remove: (spec.remove ?? []).map((n) => n.toLowerCase()),
+    set: (spec.set ?? []).map((h) => [h.name.toLowerCase(), h.value] as const),
+    add: (spec.add ?? []).map((h) => [h.name.toLowerCase(), h.value] as const),
+  };
+}
+
+export function applyHeaderOps(headers: Headers, ops: HeaderOps): void {
+  for (const name of ops.remove) headers.delete(name);
+  for (const [name, value] of ops.set) headers.set(name, value);
+  for (const [name, value] of ops.add) headers.append(name, value);
 }

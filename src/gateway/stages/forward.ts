@@ -6,6 +6,7 @@
 import { carriesAudience } from '../../auth/admin-token.ts';
 import { CONFIG_VERSION_HEADER, withHeaders } from '../../core/headers.ts';
 import { callService } from '../../traffic/index.ts';
+import { applyHeaderOps } from '../../traffic/policy.ts';
 import type { Stage } from '../context.ts';
 
 export const forward: Stage = async (ctx) => {
@@ -33,6 +34,8 @@ export const forward: Stage = async (ctx) => {
     env: ctx.env,
   });
   const answer = withHeaders(response, [[CONFIG_VERSION_HEADER, ctx.plan.version]], 'set');
+  // The edge response is the gateway's own copy (relay layer): its headers may be edited.
+  if (route.responseHeaders) applyHeaderOps(answer.headers, route.responseHeaders);
   // append: a service's own RateLimit fields (east-west limits) stay, the gateway's join them.
   return ctx.responseHeaders ? withHeaders(answer, ctx.responseHeaders, 'append') : answer;
 };

@@ -7,6 +7,7 @@
 import { CLIENT_ADDRESS_HEADER, setForwarded, stripHopByHop } from '../../core/headers.ts';
 import { removeToken } from '../../auth/token.ts';
 import type { Layer } from '../call.ts';
+import { applyHeaderOps } from '../policy.ts';
 import { upstreamUrl } from '../upstream.ts';
 
 export const buildRequest: Layer = (next) => (call) => {
@@ -16,7 +17,9 @@ export const buildRequest: Layer = (next) => (call) => {
   if (source.kind === 'edge') {
     const { request: client, url } = source;
     const hasBody = client.method !== 'GET' && client.method !== 'HEAD';
-    request = new Request(upstreamUrl(endpoint, url.origin, call.pathAndQuery), {
+    const host = source.route.hostname;
+    const origin = host ? `${url.protocol}//${host}` : url.origin;
+    request = new Request(upstreamUrl(endpoint, origin, call.pathAndQuery), {
       method: client.method,
       headers: client.headers,
       // A body kept for retries is sent from the copy; otherwise streamed through.
@@ -29,6 +32,8 @@ export const buildRequest: Layer = (next) => (call) => {
     if (source.clientIp) request.headers.set(CLIENT_ADDRESS_HEADER, source.clientIp);
     if (source.route.dropToken) removeToken(request.headers, source.route.dropToken);
     if (source.dropAuthorization) request.headers.delete('authorization');
+    // The route's own edits last: they cannot touch the mesh's headers (refused at validation).
+    if (source.route.requestHeaders) applyHeaderOps(request.headers, source.route.requestHeaders);
   } else {
     // A malformed init (e.g. a GET with a body) is the handler's bug: it throws to the handler.
     request = new Request(upstreamUrl(endpoint, `http://${call.service}`, call.pathAndQuery), source.init);

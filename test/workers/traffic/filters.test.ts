@@ -1,0 +1,198 @@
+/**
+ * Route filters, faults and redirects through the gateway, with the echo backend showing what it
+ * received. The header and redirect cases are Gateway API's conformance cases
+ * (httproute-request-header-modifier, -response-header-modifier, -rewrite-host, -redirect-path),
+ * translated by hand into routes/.
+ */
+import { describe, expect, it } from 'vitest';
+import { createGateway } from '../../../src/gateway/app.ts';
+import { call, planFrom, type Echo } from '../helpers.ts';
+
+const gateway = createGateway({
+  plan: planFrom(`
+services:
+  echo: { backends: [{ binding: ECHO }] }
+routes:
+  - name: set
+    matches: [{ path: { prefix: /set } }]
+    service: echo
+    requestHeaders: { set: [{ name: X-Header-Set, value: set-overwrites-values }] }
+  - name: add
+    matches: [{ path: { prefix: /add } }]
+    service: echo
+    requestHeaders: { add: [{ name: X-Header-Add, value: add-appends-values }] }
+  - name: remove
+    matches: [{ path: { prefix: /remove } }]
+    service: echo
+    requestHeaders: { remove: [X-Header-Remove] }
+  - name: response
+    matches: [{ path: { prefix: /response } }]
+    service: echo
+    requestHeaders: { set: [{ name: x-request-edit, value: yes }] }
+    responseHeaders:
+      set: [{ name: X-Header-Set, value: set-overwrites-values }]
+      add: [{ name: X-Header-Add, value: add-appends-values }]
+      remove: [X-Echo]
+  - name: host
+    matches: [{ path: { prefix: /one } }]
+    service: echo
+    rewrite: { hostname: one.example.org }
+  - name: prefix-redirect
+    matches: [{ path: { prefix: /original-prefix } }]
+    redirect: { path: { replacePrefixMatch: /replacement-prefix } }
+  - name: full-redirect
+    matches: [{ path: { prefix: /full } }]
+    redirect: { path: { replaceFullPath: /full-path-replacement } }
+  - name: host-redirect
+    matches: [{ path: { prefix: /path-and-host } }]
+    redirect: { hostname: example.org, path: { replacePrefixMatch: /replacement-prefix } }
+  - name: status-redirect
+    matches: [{ path: { prefix: /full-path-and-status } }]
+    redirect: { path: { replaceFullPath: /replacement-full }, statusCode: 301 }
+  - name: scheme-redirect
+    matches: [{ path: { prefix: /secure } }]
+    redirect: { scheme: https }
+  - name: abort-all
+    matches: [{ path: { prefix: /abort } }]
+    service: echo
+    fault: { abort: { percent: 100, status: 418 } }
+  - name: abort-half
+    matches: [{ path: { prefix: /half } }]
+    service: echo
+    fault: { abort: { percent: 50, status: 503 } }
+  - name: delay
+    matches: [{ path: { prefix: /delay } }]
+    service: echo
+    fault: { delay: { percent: 100, fixedDelay: 200ms } }
+`),
+});
+
+const send = (path: string, headers: Record<string, string> = {}) =>
+  call(gateway, `http://gw.example.com${path}`, { headers, redirect: 'manual' });
+const seen = async (path: string, headers: Record<string, string> = {}) =>
+  ((await (await send(path, headers)).json()) as Echo).headers;
+
+describe('RequestHeaderModifier (Gateway API conformance, translated)', () => {
+  it('set overwrites, whatever case the client used', async () => {
+    expect((await seen('/set', { 'x-header-set': 'some-other-value' }))['x-header-set']).toBe('set-overwrites-values');
+  });
+
+  it('add appends to what the client sent', async () => {
+    expect((await seen('/add', { 'x-header-add': 'header-val' }))['x-header-add']).toBe(
+      'header-val, add-appends-values',
+    );
+  });
+
+  it('remove deletes, in any case', async () => {
+    const h = await seen('/remove', { 'x-header-remove': 'val', 'X-Header-Keep': 'k' });
+    expect(h).not.toHaveProperty('x-header-remove');
+    expect(h['x-header-keep']).toBe('k');
+  });
+
+  it("a route may not edit the mesh's own headers: refused when the config is validated", () => {
+    expect(() =>
+      planFrom(`
+services:
+  echo: { backends: [{ binding: ECHO }] }
+routes:
+  - name: r
+    service: echo
+    requestHeaders: { set: [{ name: X-Mesh-Identity, value: forged }] }
+`),
+    ).toThrow(/routes\[0\]\.requestHeaders\.set\[0\]\.name: is set by the mesh/);
+  });
+});
+
+describe('ResponseHeaderModifier, and both filters on one route', () => {
+  it('edits the response the client gets; the request edit applies too', async () => {
+    const res = await send('/response', {});
+    expect(res.headers.get('x-header-set')).toBe('set-overwrites-values');
+    expect(res.headers.get('x-header-add')).toBe('add-appends-values');
+    expect(res.headers.has('x-echo')).toBe(false);
+    expect(((await res.json()) as Echo).headers['x-request-edit']).toBe('yes');
+  });
+});
+
+describe('URLRewrite hostname', () => {
+  it('the backend sees the rewritten host, the path unchanged', async () => {
+    const res = await send('/one/two');
+    const echo = (await res.json()) as Echo;
+    expect(new URL(echo.url).host).toBe('one.example.org');
+    expect(new URL(echo.url).pathname).toBe('/one/two');
+  });
+});
+
+describe('RequestRedirect (Gateway API conformance, translated)', () => {
+  it.each([
+    ['/original-prefix/lemon', 302, 'http://gw.example.com/replacement-prefix/lemon'],
+    ['/full/path/original', 302, 'http://gw.example.com/full-path-replacement'],
+    ['/path-and-host', 302, 'http://example.org/replacement-prefix'],
+    ['/full-path-and-status', 301, 'http://gw.example.com/replacement-full'],
+    ['/secure/x?q=1', 302, 'https://gw.example.com/secure/x?q=1'],
+  ])('%s answers %i to %s, with no backend', async (path, status, location) => {
+    const res = await send(path);
+    expect(res.status).toBe(status);
+    expect(res.headers.get('location')).toBe(location);
+  });
+
+  it('/full-path-and-host does not match the /full rule (whole path segments)', async () => {
+    expect((await send('/full-path-and-host')).status).toBe(404);
+  });
+});
+
+describe('fault injection', () => {
+  it('abort 100%: every request answered with the status, none forwarded', async () => {
+    const res = await send('/abort');
+    expect(res.status).toBe(418);
+    expect(((await res.json()) as { error: { code: string } }).error.code).toBe('fault_injected');
+  });
+
+  it('abort 50%: about half of 400 requests (binomial: within 5 standard deviations)', async () => {
+    let aborted = 0;
+    for (let i = 0; i < 400; i++) if ((await send('/half')).status === 503) aborted++;
+    expect(Math.abs(aborted - 200)).toBeLessThan(50);
+  });
+
+  it('delay 100%: the answer comes no sooner than the delay', async () => {
+    const start = Date.now();
+    expect((await send('/delay')).status).toBe(200);
+    expect(Date.now() - start).toBeGreaterThanOrEqual(195);
+  });
+});
+
+describe('answers after the rate-limit stage carry the RateLimit fields', () => {
+  const limited = createGateway({
+    plan: planFrom(`
+rateLimits:
+  roomy: { limit: 1000, period: 1s, key: [route] }
+services:
+  broken: { backends: [{ binding: BROKEN }] }
+  echo: { backends: [{ binding: ECHO }] }
+routes:
+  - name: moved
+    matches: [{ path: { prefix: /moved } }]
+    redirect: { hostname: example.org }
+    rateLimits: [roomy]
+  - name: faulty
+    matches: [{ path: { prefix: /faulty } }]
+    service: echo
+    fault: { abort: { percent: 100, status: 503 } }
+    rateLimits: [roomy]
+  - name: failing
+    matches: [{ path: { prefix: /failing } }]
+    service: broken
+    rateLimits: [roomy]
+`),
+  });
+
+  it.each([
+    ['/moved', 302],
+    ['/faulty', 503],
+    ['/failing', 502],
+  ])('%s (%i)', async (path, status) => {
+    const res = await call(limited, `http://gw.example.com${path}/x`, { redirect: 'manual' });
+    expect(res.status).toBe(status);
+    expect(res.headers.get('ratelimit-policy')).toContain('roomy');
+    expect(res.headers.get('ratelimit')).toMatch(/^"roomy";r=\d+;t=\d+$/);
+  });
+});
