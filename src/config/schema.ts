@@ -643,6 +643,9 @@ export const Route = z
     service: ServiceName.optional().describe('Send matching requests to this service.'),
     version: Version.optional().describe('Only this version of the service (with "service").'),
     backendRefs: z.array(BackendRef).min(1).optional().describe('Weighted split across services/versions.'),
+    sticky: HashSource.optional().describe(
+      'Sticky split: header:<name>, cookie:<name> or claim:<name>; the same value always gets the same backendRef and version (by their weights). A request without it is split by chance.',
+    ),
     rewrite: Rewrite.optional(),
     requestHeaders: HeaderModifier.optional().describe('Edits to the request before it is forwarded.'),
     responseHeaders: HeaderModifier.optional().describe('Edits to the response before it is returned.'),

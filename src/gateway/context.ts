@@ -37,6 +37,8 @@ export interface GatewayContext {
   user?: VerifiedUser;
   /** Set by the target stage: the service (and version) the request goes to. */
   target?: Target;
+  /** Set by the target stage on a sticky route: the request's fixed point in [0, 1). */
+  stickyUnit?: number;
   /** Path to send upstream (after rewrite), set by the target stage. */
   upstreamPath?: string;
   /** Headers for the client's response from earlier stages (e.g. RateLimit). */

@@ -21,7 +21,15 @@ import { Router, type RouteMatch } from '../router/router.ts';
 import type { TrafficPlan, TrafficService } from '../traffic/call.ts';
 import { configEndpoints, endpointSet, type EndpointSet } from '../traffic/endpoints.ts';
 import { serviceStack } from '../traffic/stack.ts';
-import { compileTraffic, headerOps, routePolicy, type HeaderOps, type RoutePolicy } from '../traffic/policy.ts';
+import {
+  compileTraffic,
+  headerOps,
+  parseSource,
+  routePolicy,
+  type HashOn,
+  type HeaderOps,
+  type RoutePolicy,
+} from '../traffic/policy.ts';
 import { WeightedPicker } from '../traffic/weighted.ts';
 
 export interface ServicePolicy {
@@ -70,6 +78,8 @@ export interface RoutePlan {
   };
   responseHeaders?: HeaderOps;
   redirect?: RedirectSpec;
+  /** Where a sticky split's value comes from. */
+  sticky?: HashOn;
   fault?: { delay?: { percent: number; ms: number }; abort?: { percent: number; status: number } };
 }
 
@@ -174,6 +184,7 @@ function compileRoute(spec: RouteSpec, config: MeshConfig, limits: Limits): Rout
   const responseHeaders = headerOps(spec.responseHeaders);
   if (responseHeaders) route.responseHeaders = responseHeaders;
   if (spec.redirect) route.redirect = spec.redirect;
+  if (spec.sticky) route.sticky = parseSource(spec.sticky);
   if (spec.fault) {
     route.fault = {
       ...(spec.fault.delay

@@ -100,6 +100,8 @@ export interface OutboundCall {
   timedOut?: boolean;
   /** Retries made so far. */
   retries?: number;
+  /** A sticky route's point in [0, 1) for this request: picks the version instead of chance. */
+  stickyUnit?: number;
 }
 
 export type Send = (call: OutboundCall) => Promise<Response>;

@@ -3,6 +3,7 @@
  * and per-endpoint cap, and the timeouts and retries of a call (a route's own, or its service's).
  */
 import type { HeaderModifierSpec, RetrySpec, TimeoutsSpec, TrafficSpec } from '../config/schema.ts';
+import { hash32 } from '../resilience/balance/ring.ts';
 import { DEFAULT_BACKOFF_MS, type BudgetPolicy } from '../resilience/retry.ts';
 import type { OutlierPolicy } from '../resilience/outlier.ts';
 
@@ -86,13 +87,7 @@ export function callPolicy(
 
 export function compileTraffic(spec: TrafficSpec): ServiceTraffic {
   const lb = spec.loadBalancer;
-  let hashOn: HashOn | undefined;
-  if (lb.hashOn) {
-    const at = lb.hashOn.indexOf(':');
-    const kind = lb.hashOn.slice(0, at) as HashOn['kind'];
-    const name = lb.hashOn.slice(at + 1);
-    hashOn = { kind, name: kind === 'claim' ? name : name.toLowerCase() };
-  }
+  const hashOn = lb.hashOn ? parseSource(lb.hashOn) : undefined;
   const o = spec.outlierDetection;
   return {
     balancer: lb.policy,
@@ -134,4 +129,39 @@ export function applyHeaderOps(headers: Headers, ops: HeaderOps): void {
   for (const name of ops.remove) headers.delete(name);
   for (const [name, value] of ops.set) headers.set(name, value);
   for (const [name, value] of ops.add) headers.append(name, value);
+}
+
+function cookieValue(header: string | null, name: string): string | undefined {
+  if (!header) return undefined;
+  for (const part of header.split(';')) {
+    const eq = part.indexOf('=');
+    if (eq > 0 && part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim();
+  }
+  return undefined;
+}
+
+/** The request value a `header:` / `cookie:` / `claim:` source names, or undefined. */
+export function requestValue(
+  on: HashOn,
+  headers: Headers,
+  claims: Readonly<Record<string, unknown>> | undefined,
+): string | undefined {
+  if (on.kind === 'claim') {
+    const v = claims?.[on.name];
+    return v === undefined || v === null ? undefined : typeof v === 'string' ? v : JSON.stringify(v);
+  }
+  const value = on.kind === 'header' ? headers.get(on.name) : cookieValue(headers.get('cookie'), on.name);
+  return value ?? undefined;
+}
+
+export function parseSource(text: string): HashOn {
+  const at = text.indexOf(':');
+  const kind = text.slice(0, at) as HashOn['kind'];
+  const name = text.slice(at + 1);
+  return { kind, name: kind === 'claim' ? name : name.toLowerCase() };
+}
+
+/** A value's fixed point in [0, 1): the same value picks the same share of a weighted split. */
+export function unitOf(value: string): number {
+  return hash32(`sticky:${value}`) / 2 ** 32;
 }

@@ -29,6 +29,7 @@ export const forward: Stage = async (ctx) => {
     requestId: ctx.requestId,
     trace: ctx.trace,
     user: ctx.user ? { verified: ctx.user } : undefined,
+    ...(ctx.stickyUnit !== undefined ? { stickyUnit: ctx.stickyUnit } : {}),
     plan: ctx.plan,
     runtime: ctx.runtime,
     env: ctx.env,

@@ -1,11 +1,20 @@
-/** Stage: choose where the request goes (service and version, by the route's weights) and the upstream path. */
+/**
+ * Stage: choose where the request goes (service and version, by the route's weights, or by the
+ * sticky value's fixed point) and the upstream path.
+ */
 import { errorResponse } from '../../core/errors.ts';
 import { rewritePath } from '../../plan/compile.ts';
+import { requestValue, unitOf } from '../../traffic/policy.ts';
 import type { Stage } from '../context.ts';
 
 export const chooseTarget: Stage = (ctx) => {
   const hit = ctx.hit!;
-  const target = hit.route.targets.pick();
+  const { sticky } = hit.route;
+  const value = sticky && requestValue(sticky, ctx.request.headers, ctx.user?.claims);
+  // Sticky: the value's fixed point picks the target here and the version in the call path.
+  if (value !== undefined) ctx.stickyUnit = unitOf(value);
+  const unit = ctx.stickyUnit;
+  const target = hit.route.targets.pick(unit === undefined ? undefined : () => unit);
   if (!target)
     return errorResponse(
       503,

@@ -16,30 +16,15 @@ import { smoothPick } from '../../resilience/balance/smooth-wrr.ts';
 import type { TrafficState } from '../../resilience/state.ts';
 import { callerOf, type Layer, type OutboundCall } from '../call.ts';
 import { groupFor, type EndpointGroup } from '../endpoints.ts';
-import type { ServiceTraffic } from '../policy.ts';
+import { requestValue, type ServiceTraffic } from '../policy.ts';
 import { upstreamFor } from '../upstream.ts';
-
-function cookieValue(header: string | null, name: string): string | undefined {
-  if (!header) return undefined;
-  for (const part of header.split(';')) {
-    const eq = part.indexOf('=');
-    if (eq > 0 && part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim();
-  }
-  return undefined;
-}
 
 /** The value ConsistentHash hashes, or undefined (the request goes by round robin). */
 function hashValue(call: OutboundCall, traffic: ServiceTraffic): string | undefined {
-  const on = traffic.hashOn!;
-  if (on.kind === 'claim') {
-    const user = call.user;
-    const claims = user ? ('verified' in user ? user.verified.claims : user.asserted.claims) : undefined;
-    const v = claims?.[on.name];
-    return v === undefined || v === null ? undefined : typeof v === 'string' ? v : JSON.stringify(v);
-  }
+  const user = call.user;
+  const claims = user ? ('verified' in user ? user.verified.claims : user.asserted.claims) : undefined;
   const headers = call.source.kind === 'edge' ? call.source.request.headers : new Headers(call.source.init.headers);
-  const header = on.kind === 'header' ? headers.get(on.name) : cookieValue(headers.get('cookie'), on.name);
-  return header ?? undefined;
+  return requestValue(traffic.hashOn!, headers, claims);
 }
 
 function pick(call: OutboundCall, group: EndpointGroup, traffic: ServiceTraffic, state: TrafficState, now: number) {
@@ -116,7 +101,9 @@ export const chooseEndpoint: Layer = (next) => async (call) => {
   const { traffic } = target;
   const state = call.runtime.traffic;
   const what = versionKey(call.service, call.version);
-  const group = groupFor(target.endpoints, call.version);
+  // A sticky route's key decides the version too, so one user stays on one version.
+  const unit = call.stickyUnit;
+  const group = groupFor(target.endpoints, call.version, unit === undefined ? undefined : () => unit);
   if (!group) {
     call.noEndpoint = true;
     return errorResponse(503, 'no_backend', `no backend available for ${what}`, call.requestId);

@@ -196,3 +196,57 @@ routes:
     expect(res.headers.get('ratelimit')).toMatch(/^"roomy";r=\d+;t=\d+$/);
   });
 });
+
+describe('sticky canary splits', () => {
+  const sticky = createGateway({
+    plan: planFrom(`
+services:
+  svc:
+    backends:
+      - { binding: ECHO, version: v1, weight: 50 }
+      - { binding: ECHO_V2, version: v2, weight: 50 }
+  other: { backends: [{ binding: ECHO_V2 }] }
+routes:
+  - name: versions
+    matches: [{ path: { prefix: /versions } }]
+    service: svc
+    sticky: header:x-user
+  - name: refs
+    matches: [{ path: { prefix: /refs } }]
+    backendRefs: [{ service: svc, version: v1, weight: 80 }, { service: other, weight: 20 }]
+    sticky: cookie:session
+  - name: canary
+    matches: [{ path: { prefix: /versions }, headers: { x-canary: always } }]
+    service: svc
+    version: v2
+`),
+  });
+  const nameFor = async (path: string, headers: Record<string, string>) =>
+    ((await (await call(sticky, `http://gw.example.com${path}`, { headers })).json()) as Echo).name;
+
+  it("the same user always lands on the same version of the service's split; users land on both", async () => {
+    const homes = new Set<string>();
+    for (let u = 0; u < 40; u++) {
+      const first = await nameFor('/versions', { 'x-user': `u${u}` });
+      for (let i = 0; i < 4; i++) expect(await nameFor('/versions', { 'x-user': `u${u}` })).toBe(first);
+      homes.add(first);
+    }
+    expect([...homes].sort()).toEqual(['echo', 'echo-v2']);
+  });
+
+  it('a sticky backendRefs split keeps a session on its backend, about by the weights', async () => {
+    let other = 0;
+    for (let u = 0; u < 200; u++) {
+      const first = await nameFor('/refs', { cookie: `a=1; session=s${u}` });
+      expect(await nameFor('/refs', { cookie: `session=s${u}` })).toBe(first);
+      if (first === 'echo-v2') other++;
+    }
+    // 20% of 200, binomial: within 5 standard deviations (about 28).
+    expect(Math.abs(other - 40)).toBeLessThan(28);
+  });
+
+  it('a header rule forces the canary, whatever the sticky value (a more specific match)', async () => {
+    for (let u = 0; u < 10; u++)
+      expect(await nameFor('/versions', { 'x-user': `u${u}`, 'x-canary': 'always' })).toBe('echo-v2');
+  });
+});
