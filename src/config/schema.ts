@@ -515,6 +515,26 @@ const Redirect = z
     "Answer with a redirect instead of forwarding; unset parts keep the request's (Gateway API RequestRedirect).",
   );
 
+/** What a route answers when its backends give none (graceful degradation). */
+const Fallback = z
+  .union(
+    [
+      z.strictObject({
+        status: z.number().int().min(200).max(599).default(200),
+        body: z
+          .string()
+          .max(64 * 1024)
+          .default(''),
+        contentType: z.string().min(1).default('text/plain; charset=utf-8'),
+      }),
+      z.strictObject({ service: ServiceName, version: Version.optional() }),
+    ],
+    { error: 'must be { status, body, contentType } or { service, version }' },
+  )
+  .describe(
+    "Served when no backend answered: nothing in rotation (503 no_backend, no_healthy_backend), unreachable (502) or timed out (504). A backend's own 5xx passes through.",
+  );
+
 const Percent = z.number().min(0).max(100);
 
 /** Fault injection for resilience testing (Istio's HTTPFaultInjection, Envoy's fault filter). */
@@ -651,6 +671,7 @@ export const Route = z
     responseHeaders: HeaderModifier.optional().describe('Edits to the response before it is returned.'),
     redirect: Redirect.optional().describe('Redirect instead of forwarding (then no service or backendRefs).'),
     fault: Fault.optional(),
+    fallback: Fallback.optional(),
     timeouts: Timeouts.optional().describe("For this route's requests; absent: the service's."),
     retry: Retry.optional().describe("For this route's requests; absent: the service's (none unless it sets them)."),
     auth: RouteAuth.optional().describe('End-user authentication for this route; absent = off.'),
@@ -895,6 +916,7 @@ export type RetrySpec = z.output<typeof Retry>;
 export type TrafficSpec = z.output<typeof TrafficPolicy>;
 export type HeaderModifierSpec = z.output<typeof HeaderModifier>;
 export type RedirectSpec = z.output<typeof Redirect>;
+export type FallbackSpec = z.output<typeof Fallback>;
 export type MatchSpec = z.output<typeof Match>;
 export type RouteSpec = z.output<typeof Route>;
 export type MeshFileSpec = z.output<typeof MeshFile>;

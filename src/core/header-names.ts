@@ -11,6 +11,8 @@ export const IDENTITY_HEADER = 'x-mesh-identity';
 export const USER_HEADER = 'x-mesh-user';
 /** Name of the route that matched at the gateway. */
 export const ROUTE_HEADER = 'x-mesh-route';
+/** On responses: the route's fallback answered ("static" or the fallback service), not its backend. */
+export const FALLBACK_HEADER = 'x-mesh-fallback';
 /** On responses: the config version that routed the request. */
 export const CONFIG_VERSION_HEADER = 'x-mesh-config-version';
 export const REQUEST_ID_HEADER = 'x-request-id';

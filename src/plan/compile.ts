@@ -9,6 +9,7 @@ import { Issuers } from '../auth/verify.ts';
 import { CLIENT_FORWARDING, MESH_HEADER_PREFIX } from '../core/headers.ts';
 import { normalizeBundle } from '../config/bundle.ts';
 import type {
+  FallbackSpec,
   MeshBundle,
   MeshConfig,
   RedirectSpec,
@@ -80,6 +81,7 @@ export interface RoutePlan {
   redirect?: RedirectSpec;
   /** Where a sticky split's value comes from. */
   sticky?: HashOn;
+  fallback?: FallbackSpec;
   fault?: { delay?: { percent: number; ms: number }; abort?: { percent: number; status: number } };
 }
 
@@ -185,6 +187,7 @@ function compileRoute(spec: RouteSpec, config: MeshConfig, limits: Limits): Rout
   if (responseHeaders) route.responseHeaders = responseHeaders;
   if (spec.redirect) route.redirect = spec.redirect;
   if (spec.sticky) route.sticky = parseSource(spec.sticky);
+  if (spec.fallback) route.fallback = spec.fallback;
   if (spec.fault) {
     route.fault = {
       ...(spec.fault.delay

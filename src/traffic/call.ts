@@ -95,6 +95,8 @@ export interface OutboundCall {
   unreachable?: boolean;
   /** Set by the endpoint layer: nothing could be tried (no endpoint in rotation, or none bound). */
   noEndpoint?: boolean;
+  /** The answer is the mesh's, not a backend's: nothing to try, unreachable, or timed out. */
+  noAnswer?: boolean;
   /** Set by the deadline layer: when the request timeout ends, and whether it has. */
   deadlineAt?: number;
   timedOut?: boolean;

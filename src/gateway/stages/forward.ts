@@ -4,16 +4,51 @@
  * answer back. The gateway adds what it alone knows: the config version and the RateLimit fields.
  */
 import { carriesAudience } from '../../auth/admin-token.ts';
-import { CONFIG_VERSION_HEADER, withHeaders } from '../../core/headers.ts';
-import { callService } from '../../traffic/index.ts';
+import { CONFIG_VERSION_HEADER, FALLBACK_HEADER, REQUEST_ID_HEADER, withHeaders } from '../../core/headers.ts';
+import type { FallbackSpec } from '../../config/schema.ts';
+import { callService, type OutboundCall } from '../../traffic/index.ts';
 import { applyHeaderOps } from '../../traffic/policy.ts';
 import type { Stage } from '../context.ts';
+
+/** The route's fallback, when no backend answered; undefined to keep the answer as it is. */
+async function fallbackFor(call: OutboundCall, fallback: FallbackSpec): Promise<Response | undefined> {
+  if ('status' in fallback) {
+    return new Response(fallback.body, {
+      status: fallback.status,
+      headers: {
+        'content-type': fallback.contentType,
+        [REQUEST_ID_HEADER]: call.requestId,
+        [FALLBACK_HEADER]: 'static',
+      },
+    });
+  }
+  // The client's body went to the first call unless it was kept for retries.
+  const source = call.source;
+  if (source.kind === 'edge' && source.request.bodyUsed && call.body === undefined) return undefined;
+  const response = await callService({
+    ...call,
+    service: fallback.service,
+    version: fallback.version,
+    target: undefined,
+    endpoint: undefined,
+    upstream: undefined,
+    request: undefined,
+    tried: undefined,
+    noAnswer: undefined,
+    noEndpoint: undefined,
+    unreachable: undefined,
+    timedOut: undefined,
+    deadlineAt: undefined,
+    stickyUnit: undefined,
+  });
+  return withHeaders(response, [[FALLBACK_HEADER, fallback.service]], 'set');
+}
 
 export const forward: Stage = async (ctx) => {
   const { request, url } = ctx;
   const route = ctx.hit!.route;
   const { adminAudience } = ctx.plan;
-  const response = await callService({
+  const call: OutboundCall = {
     service: ctx.target!.service,
     version: ctx.target!.version,
     pathAndQuery: ctx.upstreamPath! + url.search,
@@ -33,7 +68,15 @@ export const forward: Stage = async (ctx) => {
     plan: ctx.plan,
     runtime: ctx.runtime,
     env: ctx.env,
-  });
+  };
+  let response = await callService(call);
+  if (route.fallback && call.noAnswer) {
+    const fallback = await fallbackFor(call, route.fallback);
+    if (fallback) {
+      void response.body?.cancel().catch(() => {});
+      response = fallback;
+    }
+  }
   const answer = withHeaders(response, [[CONFIG_VERSION_HEADER, ctx.plan.version]], 'set');
   // The edge response is the gateway's own copy (relay layer): its headers may be edited.
   if (route.responseHeaders) applyHeaderOps(answer.headers, route.responseHeaders);

@@ -14,6 +14,7 @@ export const deadline: Layer = (next) => (call) => {
   return new Promise<Response>((resolve, reject) => {
     const timer = setTimeout(() => {
       call.timedOut = true;
+      call.noAnswer = true;
       call.abort?.abort();
       logEvent('warn', 'request timed out', {
         requestId: call.requestId,

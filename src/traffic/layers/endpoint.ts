@@ -72,6 +72,7 @@ function withTimeout(sent: Promise<Response>, ms: number, call: OutboundCall, ke
     let late = false;
     const timer = setTimeout(() => {
       late = true;
+      call.noAnswer = true;
       call.abort?.abort();
       resolve(
         errorResponse(
@@ -106,11 +107,13 @@ export const chooseEndpoint: Layer = (next) => async (call) => {
   const group = groupFor(target.endpoints, call.version, unit === undefined ? undefined : () => unit);
   if (!group) {
     call.noEndpoint = true;
+    call.noAnswer = true;
     return errorResponse(503, 'no_backend', `no backend available for ${what}`, call.requestId);
   }
   const i = pick(call, group, traffic, state, Date.now());
   if (i < 0) {
     call.noEndpoint = true;
+    call.noAnswer = true;
     return errorResponse(
       503,
       'no_healthy_backend',
@@ -125,10 +128,12 @@ export const chooseEndpoint: Layer = (next) => async (call) => {
     logEvent('error', 'binding missing', { requestId: call.requestId, caller, endpoint: endpoint.key });
     const where = caller === 'gateway' ? 'the gateway' : caller;
     call.noEndpoint = true;
+    call.noAnswer = true;
     return errorResponse(503, 'no_backend', `backend ${endpoint.key} is not bound in ${where}`, call.requestId);
   }
   call.endpoint = endpoint;
   call.upstream = upstream;
+  call.noAnswer = false;
   (call.tried ??= []).push(endpoint.key);
   const tryMs = call.policy!.backendMs;
   const timed = tryMs > 0 || call.deadlineAt !== undefined;

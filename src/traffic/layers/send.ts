@@ -11,6 +11,7 @@ export const send: Send = (call) => {
     if (signal?.aborted)
       return errorResponse(504, 'upstream_timeout', `backend ${endpoint.key} was cancelled`, call.requestId);
     call.unreachable = true;
+    call.noAnswer = true;
     logEvent('error', 'backend failed', {
       requestId: call.requestId,
       caller: callerOf(call),

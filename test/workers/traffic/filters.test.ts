@@ -250,3 +250,60 @@ routes:
       expect(await nameFor('/versions', { 'x-user': `u${u}`, 'x-canary': 'always' })).toBe('echo-v2');
   });
 });
+
+describe('route fallbacks (graceful degradation)', () => {
+  const degraded = createGateway({
+    plan: planFrom(`
+services:
+  broken: { backends: [{ binding: BROKEN }] }
+  flaky: { backends: [{ binding: FLAKY_A }] }
+  echo: { backends: [{ binding: ECHO }] }
+routes:
+  - name: static
+    matches: [{ path: { prefix: /static } }]
+    service: broken
+    fallback: { status: 200, body: '{"items":[]}', contentType: application/json }
+  - name: other-service
+    matches: [{ path: { prefix: /other } }]
+    service: broken
+    fallback: { service: echo }
+  - name: own-error
+    matches: [{ path: { prefix: /status } }]
+    service: flaky
+    fallback: { status: 200, body: fallback }
+  - name: timeout
+    matches: [{ path: { prefix: /hang } }]
+    service: flaky
+    timeouts: { request: 100ms }
+    fallback: { status: 200, body: too slow }
+`),
+  });
+  const get = (path: string) => call(degraded, `http://gw.example.com${path}`);
+
+  it('a backend that gives no answer: the static fallback, marked as such', async () => {
+    const res = await get('/static');
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toBe('application/json');
+    expect(res.headers.get('x-mesh-fallback')).toBe('static');
+    expect(await res.json()).toEqual({ items: [] });
+  });
+
+  it('or another service, sent the same request', async () => {
+    const res = await get('/other/x');
+    expect(res.status).toBe(200);
+    expect(res.headers.get('x-mesh-fallback')).toBe('echo');
+    expect(new URL(((await res.json()) as Echo).url).pathname).toBe('/other/x');
+  });
+
+  it("a backend's own 5xx is its answer: no fallback", async () => {
+    const res = await get('/status/503');
+    expect(res.status).toBe(503);
+    expect(res.headers.has('x-mesh-fallback')).toBe(false);
+  });
+
+  it('a request timeout falls back too', async () => {
+    const res = await get('/hang');
+    expect(res.status).toBe(200);
+    expect(await res.text()).toBe('too slow');
+  });
+});
