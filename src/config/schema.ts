@@ -535,6 +535,39 @@ const Fallback = z
     "Served when no backend answered: nothing in rotation (503 no_backend, no_healthy_backend), unreachable (502) or timed out (504). A backend's own 5xx passes through.",
   );
 
+const Origin = z
+  .string()
+  .regex(
+    /^(\*|https?:\/\/(\*\.)?[a-z0-9.-]+(:\d+)?)$/,
+    'must be "*" or scheme://host[:port], optionally with a "*." host wildcard',
+  );
+
+/** CORS, answered at the gateway (Gateway API HTTPCORSFilter's fields). */
+const Cors = z
+  .strictObject({
+    allowOrigins: z.array(Origin).min(1).describe('Origins allowed; "*" any (not with allowCredentials).'),
+    allowMethods: z.array(Method).min(1).default(['GET', 'HEAD', 'POST']).describe('Default GET, HEAD, POST.'),
+    allowHeaders: z
+      .array(HeaderName)
+      .default([])
+      .describe('Request headers a browser may send beyond the safelisted ones.'),
+    exposeHeaders: z
+      .array(HeaderName)
+      .default([])
+      .describe('Response headers a page may read beyond the safelisted ones.'),
+    maxAge: Duration.default(5).describe('How long a browser may cache a preflight answer (default 5s).'),
+    allowCredentials: z.boolean().default(false).describe('Allow cookies and Authorization (default false).'),
+  })
+  .superRefine((c, ctx) => {
+    if (c.allowCredentials && c.allowOrigins.includes('*'))
+      ctx.addIssue({
+        code: 'custom',
+        path: ['allowOrigins'],
+        message: '"*" cannot go with allowCredentials: list the origins (browsers refuse the combination)',
+      });
+  })
+  .describe('Cross-origin requests from browsers: preflights answered here, allowed origins told on every answer.');
+
 const Percent = z.number().min(0).max(100);
 
 /** Fault injection for resilience testing (Istio's HTTPFaultInjection, Envoy's fault filter). */
@@ -672,6 +705,7 @@ export const Route = z
     redirect: Redirect.optional().describe('Redirect instead of forwarding (then no service or backendRefs).'),
     fault: Fault.optional(),
     fallback: Fallback.optional(),
+    cors: Cors.optional(),
     timeouts: Timeouts.optional().describe("For this route's requests; absent: the service's."),
     retry: Retry.optional().describe("For this route's requests; absent: the service's (none unless it sets them)."),
     auth: RouteAuth.optional().describe('End-user authentication for this route; absent = off.'),
@@ -917,6 +951,7 @@ export type TrafficSpec = z.output<typeof TrafficPolicy>;
 export type HeaderModifierSpec = z.output<typeof HeaderModifier>;
 export type RedirectSpec = z.output<typeof Redirect>;
 export type FallbackSpec = z.output<typeof Fallback>;
+export type CorsSpec = z.output<typeof Cors>;
 export type MatchSpec = z.output<typeof Match>;
 export type RouteSpec = z.output<typeof Route>;
 export type MeshFileSpec = z.output<typeof MeshFile>;

@@ -6,6 +6,7 @@ import { Hono } from 'hono';
 import { textOf, type MeshBindings } from '../core/bindings.ts';
 import { errorResponse } from '../core/errors.ts';
 import { errorText, logEvent } from '../core/log.ts';
+import { withHeaders } from '../core/headers.ts';
 import { requestIdFrom, traceFrom } from '../core/trace.ts';
 import { adminApp } from '../control/admin/index.ts';
 import type { Plan } from '../plan/compile.ts';
@@ -72,7 +73,8 @@ export function createGateway(options: GatewayOptions): GatewayHono {
     };
     // Kept on the Hono context so an error answer carries the id the pipeline already used.
     c.set('requestId', ctx.requestId);
-    return runPipeline(stages, ctx);
+    const response = await runPipeline(stages, ctx);
+    return ctx.corsHeaders ? withHeaders(response, ctx.corsHeaders, 'set') : response;
   });
 
   app.onError((err, c) => {

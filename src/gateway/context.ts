@@ -37,6 +37,8 @@ export interface GatewayContext {
   user?: VerifiedUser;
   /** Set by the target stage: the service (and version) the request goes to. */
   target?: Target;
+  /** Set by the cors stage for an allowed origin: added to whatever answers the request. */
+  corsHeaders?: Array<[string, string]>;
   /** Set by the target stage on a sticky route: the request's fixed point in [0, 1). */
   stickyUnit?: number;
   /** Path to send upstream (after rewrite), set by the target stage. */

@@ -19,6 +19,7 @@ import type {
 } from '../config/schema.ts';
 import { compileLimit, type CompiledLimit } from '../ratelimit/policy.ts';
 import { Router, type RouteMatch } from '../router/router.ts';
+import { compileCors, type CorsPlan } from './cors.ts';
 import type { TrafficPlan, TrafficService } from '../traffic/call.ts';
 import { configEndpoints, endpointSet, type EndpointSet } from '../traffic/endpoints.ts';
 import { serviceStack } from '../traffic/stack.ts';
@@ -82,6 +83,7 @@ export interface RoutePlan {
   /** Where a sticky split's value comes from. */
   sticky?: HashOn;
   fallback?: FallbackSpec;
+  cors?: CorsPlan;
   fault?: { delay?: { percent: number; ms: number }; abort?: { percent: number; status: number } };
 }
 
@@ -188,6 +190,7 @@ function compileRoute(spec: RouteSpec, config: MeshConfig, limits: Limits): Rout
   if (spec.redirect) route.redirect = spec.redirect;
   if (spec.sticky) route.sticky = parseSource(spec.sticky);
   if (spec.fallback) route.fallback = spec.fallback;
+  if (spec.cors) route.cors = compileCors(spec.cors);
   if (spec.fault) {
     route.fault = {
       ...(spec.fault.delay

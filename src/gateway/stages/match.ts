@@ -1,13 +1,15 @@
 /** Stage 1: find the route for this request, or 404. */
 import { errorResponse } from '../../core/errors.ts';
 import type { Stage } from '../context.ts';
+import { isPreflight } from './cors.ts';
 
 export const matchRoute: Stage = (ctx) => {
   const { url, request } = ctx;
   const hit = ctx.plan.router.find({
     host: ctx.host,
     path: ctx.path,
-    method: request.method,
+    // A CORS preflight is about the method it announces: it matches the route that request would.
+    method: isPreflight(request) ? request.headers.get('access-control-request-method')!.toUpperCase() : request.method,
     headers: request.headers,
     url,
   });

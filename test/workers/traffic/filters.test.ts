@@ -307,3 +307,85 @@ routes:
     expect(await res.text()).toBe('too slow');
   });
 });
+
+describe('CORS at the gateway', () => {
+  const site = createGateway({
+    plan: planFrom(`
+auth:
+  issuers:
+    ec: { issuer: https://cors.test, audiences: [meshwork], algorithms: [ES256], jwks: { keys: [{ kty: EC, crv: P-256, x: f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU, y: x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0 }] } }
+services:
+  echo: { backends: [{ binding: ECHO }] }
+routes:
+  - name: api
+    matches: [{ path: { prefix: /api }, method: [GET, PUT] }]
+    service: echo
+    auth: {}
+    cors:
+      allowOrigins: [https://app.example.com, "https://*.preview.example.com"]
+      allowMethods: [GET, PUT]
+      allowHeaders: [Authorization, Content-Type]
+      exposeHeaders: [X-Request-Id]
+      maxAge: 10m
+      allowCredentials: true
+`),
+  });
+  const preflight = (origin: string, method = 'PUT', headers = 'authorization, content-type') =>
+    call(site, 'http://gw.example.com/api/items', {
+      method: 'OPTIONS',
+      headers: { origin, 'access-control-request-method': method, 'access-control-request-headers': headers },
+    });
+
+  it('a preflight is answered at the gateway, before authentication, for the route its method would match', async () => {
+    const res = await preflight('https://app.example.com');
+    expect(res.status).toBe(204);
+    expect(Object.fromEntries(res.headers)).toMatchObject({
+      'access-control-allow-origin': 'https://app.example.com',
+      'access-control-allow-credentials': 'true',
+      'access-control-allow-methods': 'GET, PUT',
+      'access-control-allow-headers': 'authorization, content-type',
+      'access-control-max-age': '600',
+      vary: 'Origin',
+    });
+    expect((await preflight('https://pr-7.preview.example.com')).status).toBe(204);
+  });
+
+  it('refuses a preflight from another origin or with another header: 403 cors_forbidden; a method no route takes is 404', async () => {
+    expect((await preflight('https://app.example.com', 'DELETE')).status).toBe(404);
+    for (const res of [
+      await preflight('https://evil.example.com'),
+      await preflight('https://preview.example.com'),
+      await preflight('https://app.example.com', 'PUT', 'x-secret'),
+    ]) {
+      expect(res.status).toBe(403);
+      expect(res.headers.has('access-control-allow-origin')).toBe(false);
+      expect(((await res.json()) as { error: { code: string } }).error.code).toBe('cors_forbidden');
+    }
+  });
+
+  it("an actual request's answer carries the allow-origin fields, a 401 included; another origin's gets none", async () => {
+    const mine = await call(site, 'http://gw.example.com/api/items', {
+      headers: { origin: 'https://app.example.com' },
+    });
+    expect(mine.status).toBe(401);
+    expect(mine.headers.get('access-control-allow-origin')).toBe('https://app.example.com');
+    expect(mine.headers.get('access-control-expose-headers')).toBe('X-Request-Id');
+    const theirs = await call(site, 'http://gw.example.com/api/items', {
+      headers: { origin: 'https://evil.example.com' },
+    });
+    expect(theirs.headers.has('access-control-allow-origin')).toBe(false);
+  });
+
+  it('"*" with allowCredentials is refused when the config is validated', () => {
+    expect(() =>
+      planFrom(`
+services:
+  echo: { backends: [{ binding: ECHO }] }
+routes:
+  - name: r
+    service: echo
+    cors: { allowOrigins: ["*"], allowCredentials: true }
+`),
+    ).toThrow(/cors\.allowOrigins: "\*" cannot go with allowCredentials/);
+  });
+});
