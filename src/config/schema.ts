@@ -570,6 +570,17 @@ const Cors = z
 
 const Percent = z.number().min(0).max(100);
 
+/** Gateway API RequestMirror: a copy of a share of the route's requests, its answer discarded. */
+const Mirror = z
+  .strictObject({
+    service: ServiceName,
+    version: Version.optional(),
+    percent: Percent.default(100).describe('Share of requests copied (default 100).'),
+  })
+  .describe(
+    'Copies requests to another service (same path, headers and a body of at most 64 KiB with a Content-Length); its answer is discarded and never delays the real one.',
+  );
+
 /** Fault injection for resilience testing (Istio's HTTPFaultInjection, Envoy's fault filter). */
 const Fault = z
   .strictObject({
@@ -706,6 +717,7 @@ export const Route = z
     fault: Fault.optional(),
     fallback: Fallback.optional(),
     cors: Cors.optional(),
+    mirror: Mirror.optional(),
     timeouts: Timeouts.optional().describe("For this route's requests; absent: the service's."),
     retry: Retry.optional().describe("For this route's requests; absent: the service's (none unless it sets them)."),
     auth: RouteAuth.optional().describe('End-user authentication for this route; absent = off.'),
@@ -952,6 +964,7 @@ export type HeaderModifierSpec = z.output<typeof HeaderModifier>;
 export type RedirectSpec = z.output<typeof Redirect>;
 export type FallbackSpec = z.output<typeof Fallback>;
 export type CorsSpec = z.output<typeof Cors>;
+export type MirrorSpec = z.output<typeof Mirror>;
 export type MatchSpec = z.output<typeof Match>;
 export type RouteSpec = z.output<typeof Route>;
 export type MeshFileSpec = z.output<typeof MeshFile>;

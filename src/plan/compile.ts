@@ -12,6 +12,7 @@ import type {
   FallbackSpec,
   MeshBundle,
   MeshConfig,
+  MirrorSpec,
   RedirectSpec,
   RouteSpec,
   ServiceSpec,
@@ -84,6 +85,7 @@ export interface RoutePlan {
   sticky?: HashOn;
   fallback?: FallbackSpec;
   cors?: CorsPlan;
+  mirror?: MirrorSpec;
   fault?: { delay?: { percent: number; ms: number }; abort?: { percent: number; status: number } };
 }
 
@@ -191,6 +193,7 @@ function compileRoute(spec: RouteSpec, config: MeshConfig, limits: Limits): Rout
   if (spec.sticky) route.sticky = parseSource(spec.sticky);
   if (spec.fallback) route.fallback = spec.fallback;
   if (spec.cors) route.cors = compileCors(spec.cors);
+  if (spec.mirror) route.mirror = spec.mirror;
   if (spec.fault) {
     route.fault = {
       ...(spec.fault.delay

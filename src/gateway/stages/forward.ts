@@ -5,10 +5,55 @@
  */
 import { carriesAudience } from '../../auth/admin-token.ts';
 import { CONFIG_VERSION_HEADER, FALLBACK_HEADER, REQUEST_ID_HEADER, withHeaders } from '../../core/headers.ts';
-import type { FallbackSpec } from '../../config/schema.ts';
+import type { FallbackSpec, MirrorSpec } from '../../config/schema.ts';
+import { errorText, logEvent } from '../../core/log.ts';
 import { callService, type OutboundCall } from '../../traffic/index.ts';
 import { applyHeaderOps } from '../../traffic/policy.ts';
-import type { Stage } from '../context.ts';
+import type { GatewayContext, Stage } from '../context.ts';
+
+/** Largest body copied to a mirror (read once, then sent to both). */
+const MIRROR_BODY_LIMIT = 64 * 1024;
+
+/** A fresh call to `service` with the same request: nothing of the first call's progress. */
+function sameRequestTo(call: OutboundCall, service: string, version: string | undefined): OutboundCall {
+  return {
+    ...call,
+    service,
+    version,
+    target: undefined,
+    endpoint: undefined,
+    upstream: undefined,
+    request: undefined,
+    tried: undefined,
+    noAnswer: undefined,
+    noEndpoint: undefined,
+    unreachable: undefined,
+    timedOut: undefined,
+    deadlineAt: undefined,
+    abort: undefined,
+    stickyUnit: undefined,
+  };
+}
+
+/**
+ * Starts the mirror's copy in the background (its answer is read and dropped), when the request
+ * has no body or one that fits MIRROR_BODY_LIMIT, which is then read once for both calls.
+ */
+async function mirror(ctx: GatewayContext, call: OutboundCall, spec: MirrorSpec): Promise<void> {
+  if (Math.random() * 100 >= spec.percent) return;
+  const request = ctx.request;
+  if (request.body !== null && request.method !== 'GET' && request.method !== 'HEAD') {
+    const length = Number(request.headers.get('content-length') ?? Number.NaN);
+    if (!Number.isFinite(length) || length > MIRROR_BODY_LIMIT) return;
+    call.body ??= await request.arrayBuffer();
+  }
+  const copy = callService(sameRequestTo(call, spec.service, spec.version)).then(
+    (r) => r.body?.cancel(),
+    (e: unknown) =>
+      logEvent('warn', 'mirror failed', { requestId: call.requestId, service: spec.service, error: errorText(e) }),
+  );
+  ctx.io.waitUntil(copy);
+}
 
 /** The route's fallback, when no backend answered; undefined to keep the answer as it is. */
 async function fallbackFor(call: OutboundCall, fallback: FallbackSpec): Promise<Response | undefined> {
@@ -25,22 +70,7 @@ async function fallbackFor(call: OutboundCall, fallback: FallbackSpec): Promise<
   // The client's body went to the first call unless it was kept for retries.
   const source = call.source;
   if (source.kind === 'edge' && source.request.bodyUsed && call.body === undefined) return undefined;
-  const response = await callService({
-    ...call,
-    service: fallback.service,
-    version: fallback.version,
-    target: undefined,
-    endpoint: undefined,
-    upstream: undefined,
-    request: undefined,
-    tried: undefined,
-    noAnswer: undefined,
-    noEndpoint: undefined,
-    unreachable: undefined,
-    timedOut: undefined,
-    deadlineAt: undefined,
-    stickyUnit: undefined,
-  });
+  const response = await callService(sameRequestTo(call, fallback.service, fallback.version));
   return withHeaders(response, [[FALLBACK_HEADER, fallback.service]], 'set');
 }
 
@@ -69,6 +99,7 @@ export const forward: Stage = async (ctx) => {
     runtime: ctx.runtime,
     env: ctx.env,
   };
+  if (route.mirror) await mirror(ctx, call, route.mirror);
   let response = await callService(call);
   if (route.fallback && call.noAnswer) {
     const fallback = await fallbackFor(call, route.fallback);

@@ -4,6 +4,7 @@
  * (httproute-request-header-modifier, -response-header-modifier, -rewrite-host, -redirect-path),
  * translated by hand into routes/.
  */
+import { createExecutionContext, env, waitOnExecutionContext } from 'cloudflare:test';
 import { describe, expect, it } from 'vitest';
 import { createGateway } from '../../../src/gateway/app.ts';
 import { call, planFrom, type Echo } from '../helpers.ts';
@@ -387,5 +388,59 @@ routes:
     cors: { allowOrigins: ["*"], allowCredentials: true }
 `),
     ).toThrow(/cors\.allowOrigins: "\*" cannot go with allowCredentials/);
+  });
+});
+
+describe('request mirroring', () => {
+  const mirrored = (percent: number) =>
+    createGateway({
+      plan: planFrom(`
+services:
+  echo: { backends: [{ binding: ECHO }] }
+  shadow: { backends: [{ binding: FLAKY_A }] }
+routes:
+  - name: m
+    service: echo
+    mirror: { service: shadow, percent: ${percent} }
+`),
+    });
+  const copies = async (k: string) =>
+    ((await (await env.FLAKY_A.fetch(`https://x/count/${k}`)).json()) as { count: number }).count;
+
+  it('every request (percent 100) is copied, with its body; the client gets the real answer', async () => {
+    const k = `mirror-${Date.now()}`;
+    const gw = mirrored(100);
+    for (let i = 0; i < 5; i++) {
+      const res = await call(gw, `http://gw.example.com/ok?key=${k}`, {
+        method: 'POST',
+        body: 'copy me',
+        headers: { 'content-length': '7' },
+      });
+      const echo = (await res.json()) as Echo;
+      expect(echo.name).toBe('echo');
+      expect(echo.body).toBe('copy me');
+    }
+    expect(await copies(k)).toBe(5);
+  });
+
+  it('about the configured share is copied (50% of 300, within 5 standard deviations)', async () => {
+    const k = `mirror-half-${Date.now()}`;
+    const gw = mirrored(50);
+    for (let i = 0; i < 300; i++) await call(gw, `http://gw.example.com/ok?key=${k}`);
+    expect(Math.abs((await copies(k)) - 150)).toBeLessThan(44);
+  });
+
+  it("a slow mirror never delays the real answer (it runs in the request's waitUntil)", async () => {
+    const gw = mirrored(100);
+    const ctx = createExecutionContext();
+    const start = Date.now();
+    const res = await gw.fetch(new Request('http://gw.example.com/slow/2000'), env as never, ctx);
+    const answered = Date.now() - start;
+    expect(res.status).toBe(200);
+    expect(((await res.json()) as Echo).name).toBe('echo');
+    await waitOnExecutionContext(ctx);
+    // The echo answers at once; had the answer waited for the mirror, it would have taken 2 s.
+    expect(Date.now() - start).toBeGreaterThanOrEqual(1995);
+    expect(answered).toBeLessThan(1995);
   });
 });
