@@ -34,7 +34,10 @@ interface Lease {
   last: TakeResult;
 }
 
-type Verdict = { limit: CompiledLimit; result: TakeResult } | { limit: CompiledLimit; failed: true };
+/** `refund` gives back what an admitting decision took (when another policy refused the request). */
+type Verdict =
+  | { limit: CompiledLimit; result: TakeResult; refund?: () => Promise<unknown> }
+  | { limit: CompiledLimit; failed: true };
 
 /** One take from a bucket, wherever the bucket is reached from. */
 export type Bucket = (request: TakeRequest) => Promise<TakeResult>;
@@ -171,6 +174,16 @@ export class Limiter {
     }
     const denied = known.filter((v) => !v.result.allowed);
     if (denied.length === 0) return { headers, reject: undefined };
+    // Refused: the policies that admitted it get their units back (in the background).
+    for (const v of known) {
+      if (!v.result.allowed || !v.refund) continue;
+      const back = v
+        .refund()
+        .catch((e: unknown) =>
+          logEvent('warn', 'rate limit refund failed', { requestId, policy: v.limit.name, error: errorText(e) }),
+        );
+      if (keepAlive) keepAlive(back);
+    }
     const waitMs = Math.max(
       ...denied.map((v) => (Number.isFinite(v.result.retryAfterMs) ? v.result.retryAfterMs : v.limit.params.periodMs)),
     );
@@ -209,13 +222,21 @@ export class Limiter {
         const params = limit.overrides.get(k.raw) ?? limit.params;
         if (limit.lease) {
           const spent = this.#spendLease(limit, k.id);
-          if (spent) return { limit, result: spent };
+          if (spent) return { limit, result: spent, refund: () => this.#unspendLease(limit, k.id) };
         }
         const bucket = bucketOf(env, limit, k, enforcer, this.#coalescer, keepAlive);
         const result = limit.lease
           ? this.#fromLease(limit, k.id, params, bucket)
           : bucket({ params, cost: limit.cost });
-        return result.then((r) => ({ limit, result: r }), failed);
+        // Only the gateway's own store calls can give back: the services' entrypoint only takes.
+        const refundable = !limit.lease && !('identity' in enforcer);
+        return result.then(
+          (r): Verdict =>
+            refundable
+              ? { limit, result: r, refund: () => bucket({ params, cost: 0, refund: limit.cost }) }
+              : { limit, result: r },
+          failed,
+        );
       };
       return key instanceof Promise ? key.then(decide).catch(failed) : decide(key);
     } catch (e) {
@@ -230,6 +251,13 @@ export class Limiter {
     if (++this.#inserts % 1000 !== 0) return;
     const now = Date.now();
     for (const [key, lease] of this.#leases) if (now >= lease.expiresAt) this.#leases.delete(key);
+  }
+
+  /** Puts a spend back into the lease it came from, while that lease lasts. */
+  #unspendLease(limit: CompiledLimit, id: string): Promise<void> {
+    const lease = this.#leases.get(id);
+    if (lease && Date.now() < lease.expiresAt) lease.units += limit.cost;
+    return Promise.resolve();
   }
 
   /** Spends from this isolate's lease for the key, if it has enough left. */

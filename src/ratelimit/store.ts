@@ -52,6 +52,11 @@ export interface TakeRequest {
   leaseTtlMs?: number;
   /** Lease mode: an earlier lease of the caller and how many of its units it did not use. */
   returning?: { lease: string; units: number };
+  /**
+   * Units given back, nothing taken: a request this bucket admitted was refused by another of
+   * its route's policies. Capped at the burst, like any refill.
+   */
+  refund?: number;
 }
 
 export interface TakeResult extends Decision {
@@ -158,7 +163,13 @@ export class RateLimiter extends DurableObject {
       bucket = giveBack(params, bucket, Math.min(req.returning!.units, back.units), now);
       lent.splice(lent.indexOf(back), 1);
     }
-    const units = req.want === undefined ? cost : Math.max(cost, Math.min(req.want, available(params, bucket, now)));
+    if (req.refund !== undefined) bucket = giveBack(params, bucket, req.refund, now);
+    const units =
+      req.refund !== undefined
+        ? 0
+        : req.want === undefined
+          ? cost
+          : Math.max(cost, Math.min(req.want, available(params, bucket, now)));
     const outcome = take(params, bucket, units, now);
     let lease: string | undefined;
     if (req.want !== undefined && outcome.decision.allowed) {

@@ -492,3 +492,24 @@ describe('keys from JWT claims', () => {
     expect(await statuses(gateway, 1, '/limited', bearer(grace))).toEqual([429]);
   });
 });
+
+describe("a request refused by one of a route's policies", () => {
+  it("does not spend the others' units: they are given back", async () => {
+    // route-wide: 3 per hour; per x-try value: 1 per hour. Five refusals by the second must not
+    // use up the first, so two more fresh values are still admitted and only the third is not.
+    const gateway = limitedGateway({
+      [P('refund-route')]: { limit: 3, period: '1h', key: ['route'] },
+      [P('refund-try')]: { limit: 1, period: '1h', key: ['header:x-try'] },
+    });
+    const status = async (tryValue: string) => {
+      const res = await get(gateway, '/limited', { 'x-try': `${RUN}-${tryValue}` });
+      await res.arrayBuffer();
+      return res.status;
+    };
+    expect(await status('a')).toBe(200);
+    for (let i = 0; i < 5; i++) expect(await status('a')).toBe(429);
+    expect(await status('b')).toBe(200);
+    expect(await status('c')).toBe(200);
+    expect(await status('d')).toBe(429);
+  });
+});
