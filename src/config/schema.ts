@@ -445,12 +445,6 @@ const Hostname = z
     'must be a lowercase hostname, optionally starting with "*." (no port)',
   );
 
-const BackendRef = z.strictObject({
-  service: ServiceName,
-  version: Version.optional(),
-  weight: Weight.optional(),
-});
-
 const Rewrite = z
   .strictObject({
     pathPrefix: AbsPath.optional().describe('Replaces the matched path prefix (prefix matches only).'),
@@ -490,6 +484,15 @@ const HeaderModifier = z
     remove: z.array(ModifiableHeader).optional().describe('Remove these headers.'),
   })
   .describe('Header edits, applied in the order remove, set, add (Gateway API HTTPHeaderFilter).');
+
+/** One entry of a weighted split; its header edits apply after the route's (Gateway API backendRef filters). */
+const BackendRef = z.strictObject({
+  service: ServiceName,
+  version: Version.optional(),
+  weight: Weight.optional(),
+  requestHeaders: HeaderModifier.optional().describe("Edits to requests sent to this entry, after the route's."),
+  responseHeaders: HeaderModifier.optional().describe("Edits to this entry's responses, after the route's."),
+});
 
 /** Gateway API RequestRedirect. */
 const Redirect = z

@@ -52,6 +52,11 @@ export interface ServicePlan extends TrafficService {
 export interface Target {
   service: string;
   version?: string;
+  /** A backendRef with its own header edits: the route's edge settings with both sets of edits. */
+  edge?: RoutePlan['edge'];
+  /** While compiling only. */
+  requestOps?: HeaderOps;
+  responseHeaders?: HeaderOps;
 }
 
 export interface RouteAuthPlan {
@@ -166,11 +171,17 @@ function compileRouteAuth(spec: RouteSpec, config: MeshConfig): RouteAuthPlan | 
 }
 
 function compileRoute(spec: RouteSpec, config: MeshConfig, limits: Limits): RoutePlan {
+  const requestOps = headerOps(spec.requestHeaders);
+  const responseOps = headerOps(spec.responseHeaders);
   const refs = spec.backendRefs
-    ? spec.backendRefs.map((r) => ({
-        item: { service: r.service, ...(r.version ? { version: r.version } : {}) },
-        weight: r.weight ?? 1,
-      }))
+    ? spec.backendRefs.map((r) => {
+        const item: Target = { service: r.service, ...(r.version ? { version: r.version } : {}) };
+        const ownRequest = headerOps(r.requestHeaders);
+        const ownResponse = headerOps(r.responseHeaders);
+        if (ownRequest) item.requestOps = joinOps(requestOps, ownRequest);
+        if (ownResponse) item.responseHeaders = joinOps(responseOps, ownResponse);
+        return { item, weight: r.weight ?? 1 };
+      })
     : spec.service !== undefined
       ? [{ item: { service: spec.service, ...(spec.version ? { version: spec.version } : {}) }, weight: 1 }]
       : [];
@@ -183,12 +194,19 @@ function compileRoute(spec: RouteSpec, config: MeshConfig, limits: Limits): Rout
       name: spec.name,
       dropToken: auth && !auth.forwardToken ? auth.token : undefined,
       policy: routePolicy(spec.timeouts, spec.retry),
-      requestHeaders: headerOps(spec.requestHeaders),
+      requestHeaders: requestOps,
       hostname: spec.rewrite?.hostname,
     },
   };
-  const responseHeaders = headerOps(spec.responseHeaders);
-  if (responseHeaders) route.responseHeaders = responseHeaders;
+  if (responseOps) route.responseHeaders = responseOps;
+  // A backendRef's own request edits ride on a copy of the route's edge settings.
+  for (const t of refs) {
+    const ops = t.item.requestOps;
+    if (ops) {
+      t.item.edge = { ...route.edge, requestHeaders: ops };
+      delete t.item.requestOps;
+    }
+  }
   if (spec.redirect) route.redirect = spec.redirect;
   if (spec.sticky) route.sticky = parseSource(spec.sticky);
   if (spec.fallback) route.fallback = spec.fallback;
@@ -266,6 +284,16 @@ export function compilePlan(given: MeshBundle): Plan {
     claimHeaderNames,
     userAudiences: userAudiences(config),
     edgeDropped: new Set([...CLIENT_FORWARDING, ...claimHeaderNames]),
+  };
+}
+
+/** The route's edits, then a backendRef's. */
+function joinOps(first: HeaderOps | undefined, then: HeaderOps): HeaderOps {
+  if (!first) return then;
+  return {
+    remove: [...first.remove, ...then.remove],
+    set: [...first.set, ...then.set],
+    add: [...first.add, ...then.add],
   };
 }
 

@@ -87,7 +87,7 @@ export const forward: Stage = async (ctx) => {
       request,
       url,
       clientIp: ctx.clientIp,
-      route: route.edge,
+      route: ctx.target!.edge ?? route.edge,
       dropAuthorization:
         adminAudience !== undefined && carriesAudience(request.headers.get('authorization'), adminAudience),
     },
@@ -110,7 +110,8 @@ export const forward: Stage = async (ctx) => {
   }
   const answer = withHeaders(response, [[CONFIG_VERSION_HEADER, ctx.plan.version]], 'set');
   // The edge response is the gateway's own copy (relay layer): its headers may be edited.
-  if (route.responseHeaders) applyHeaderOps(answer.headers, route.responseHeaders);
+  const responseOps = ctx.target!.responseHeaders ?? route.responseHeaders;
+  if (responseOps) applyHeaderOps(answer.headers, responseOps);
   // append: a service's own RateLimit fields (east-west limits) stay, the gateway's join them.
   return ctx.responseHeaders ? withHeaders(answer, ctx.responseHeaders, 'append') : answer;
 };

@@ -7,7 +7,8 @@
 import { createExecutionContext, env, waitOnExecutionContext } from 'cloudflare:test';
 import { describe, expect, it } from 'vitest';
 import { createGateway } from '../../../src/gateway/app.ts';
-import { call, planFrom, type Echo } from '../helpers.ts';
+import { bundleFrom, call, planFrom, type Echo } from '../helpers.ts';
+import { withMesh } from '../../../src/wrapper/index.ts';
 
 const gateway = createGateway({
   plan: planFrom(`
@@ -442,5 +443,75 @@ routes:
     // The echo answers at once; had the answer waited for the mirror, it would have taken 2 s.
     expect(Date.now() - start).toBeGreaterThanOrEqual(1995);
     expect(answered).toBeLessThan(1995);
+  });
+});
+
+describe('backendRef filters (Gateway API: after the route filters)', () => {
+  it("an entry's header edits apply to requests sent to it and its answers, after the route's", async () => {
+    const gw = createGateway({
+      plan: planFrom(`
+services:
+  echo: { backends: [{ binding: ECHO }] }
+  echo-two: { backends: [{ binding: ECHO_V2 }] }
+routes:
+  - name: split
+    backendRefs:
+      - service: echo
+        weight: 1
+        requestHeaders: { set: [{ name: X-Ref, value: one }] }
+        responseHeaders: { set: [{ name: X-Ref-Answer, value: one }] }
+      - { service: echo-two, weight: 1 }
+    requestHeaders: { set: [{ name: X-Route, value: r }, { name: X-Ref, value: route }] }
+`),
+    });
+    const seenBy = new Map<string, { ref: string | undefined; route: string | undefined; answer: string | null }>();
+    for (let i = 0; i < 40 && seenBy.size < 2; i++) {
+      const res = await call(gw, 'http://gw.example.com/x');
+      const echo = (await res.json()) as Echo;
+      seenBy.set(echo.name, {
+        ref: echo.headers['x-ref'],
+        route: echo.headers['x-route'],
+        answer: res.headers.get('x-ref-answer'),
+      });
+    }
+    expect(seenBy.get('echo')).toEqual({ ref: 'one', route: 'r', answer: 'one' });
+    expect(seenBy.get('echo-v2')).toEqual({ ref: 'route', route: 'r', answer: null });
+  });
+});
+
+describe('east-west: retries and balancing through mesh.fetch', () => {
+  it("a service's retry policy retries a failing east-west call; its balancer spreads calls", async () => {
+    const bundle = bundleFrom(`
+services:
+  caller:
+    backends: [{ binding: ECHO }]
+    policy: { allowAnonymous: true }
+  flaky:
+    backends: [{ binding: FLAKY_A, name: a }, { binding: FLAKY_B, name: b }]
+    traffic: { retry: { attempts: 3, backoff: 5ms } }
+routes: []
+`);
+    const svc = withMesh(
+      async (req, _env, _ctx, m) => m.fetch('flaky', new URL(req.url).pathname + new URL(req.url).search),
+      {
+        service: 'caller',
+        config: bundle,
+      },
+    );
+    // bad-on/flaky-a fails there only: every call still answers 200, from b after a retry.
+    const names = new Set<string>();
+    for (let i = 0; i < 6; i++) {
+      const res = await call(svc, `https://caller.internal/bad-on/flaky-a?key=ew-${Date.now()}`, {}, { ...env });
+      expect(res.status).toBe(200);
+      names.add(((await res.json()) as { name: string }).name);
+    }
+    expect([...names]).toEqual(['flaky-b']);
+    // Round robin: plain calls reach both endpoints.
+    const spread = new Set<string>();
+    for (let i = 0; i < 4; i++)
+      spread.add(
+        ((await (await call(svc, 'https://caller.internal/ok', {}, { ...env })).json()) as { name: string }).name,
+      );
+    expect([...spread].sort()).toEqual(['flaky-a', 'flaky-b']);
   });
 });
