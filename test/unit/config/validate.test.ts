@@ -312,14 +312,18 @@ routes:
     expect(errorsOf(`${SERVICES}\nidentity: { tokenTtl: 5s }\n`)[0]!.message).toContain('at least 30s');
   });
 
-  it('rejects a route with neither or both of service and backendRefs', () => {
+  it('rejects a route with none, or more than one, of service, backendRefs and redirect', () => {
     expect(errorsOf(`${SERVICES}\nroutes:\n  - name: r1\n`)[0]!.message).toContain(
-      'exactly one of "service" or "backendRefs"',
+      'exactly one of "service", "backendRefs" or "redirect"',
     );
+    expect(
+      errorsOf(`${SERVICES}\nroutes:\n  - name: r1\n    service: svc\n    redirect: { hostname: example.org }\n`)[0]!
+        .message,
+    ).toContain('exactly one of "service", "backendRefs" or "redirect"');
     expect(
       errorsOf(`${SERVICES}\nroutes:\n  - name: r1\n    service: svc\n    backendRefs: [{ service: svc }]\n`)[0]!
         .message,
-    ).toContain('exactly one of "service" or "backendRefs"');
+    ).toContain('exactly one of "service", "backendRefs" or "redirect"');
   });
 
   it('rejects a prefix rewrite on a route that does not match by prefix', () => {
