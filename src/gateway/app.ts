@@ -74,7 +74,9 @@ export function createGateway(options: GatewayOptions): GatewayHono {
     // Kept on the Hono context so an error answer carries the id the pipeline already used.
     c.set('requestId', ctx.requestId);
     const response = await runPipeline(stages, ctx);
-    return ctx.corsHeaders ? withHeaders(response, ctx.corsHeaders, 'set') : response;
+    if (!ctx.corsHeaders) return response;
+    // Vary is added to (a backend's Vary: Accept-Encoding stays); the CORS fields are the gateway's.
+    return withHeaders(withHeaders(response, ctx.corsHeaders, 'set'), [['vary', 'Origin']], 'append');
   });
 
   app.onError((err, c) => {

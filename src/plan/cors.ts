@@ -45,7 +45,6 @@ export function corsAllows(cors: CorsPlan, origin: string): boolean {
 export function corsOriginFields(cors: CorsPlan, origin: string): Array<[string, string]> {
   const out: Array<[string, string]> = [
     ['access-control-allow-origin', cors.anyOrigin && !cors.credentials ? '*' : origin],
-    ['vary', 'Origin'],
   ];
   if (cors.credentials) out.push(['access-control-allow-credentials', 'true']);
   if (cors.expose) out.push(['access-control-expose-headers', cors.expose]);

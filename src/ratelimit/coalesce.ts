@@ -64,12 +64,16 @@ interface Lane<Q, R> {
   queue: Waiting<Q, R>[];
   /** Requests waiting on a call (theirs or the one ahead) to read their answer or send. */
   waking: number;
+  /** When its last call ended (ms): how stale what a lane holds is. */
+  endedAt: number;
 }
 
 /** Most items in one call (bounds the message size). */
 export const MAX_BATCH = 128;
 /** How long a request's call may be out before it fails as a store failure. */
 export const WAIT_DEADLINE_MS = 5_000;
+/** Calls between sweeps of abandoned lanes. */
+const SWEEP_EVERY = 4096;
 
 const unwrap = <R>(o: Outcome<R>): R => {
   if (o.ok) return o.value;
@@ -88,8 +92,14 @@ export class Coalescer<Q, R> {
   }
 
   async call(object: string, item: Q, send: SendBatch<Q, R>, keepAlive?: (p: Promise<unknown>) => void): Promise<R> {
+    if (++this.#calls % SWEEP_EVERY === 0) this.#sweep();
     let lane = this.#lanes.get(object);
-    if (!lane) this.#lanes.set(object, (lane = { inFlight: new Set(), latest: undefined, queue: [], waking: 0 }));
+    // Requests whose clients went away mid-wait never finish waking or sending: once nothing has
+    // been in flight for a deadline, nobody is about to send, so a request that comes goes at once.
+    if (lane && lane.waking > 0 && lane.inFlight.size === 0 && Date.now() - lane.endedAt > this.deadlineMs)
+      lane.waking = 0;
+    if (!lane)
+      this.#lanes.set(object, (lane = { inFlight: new Set(), latest: undefined, queue: [], waking: 0, endedAt: 0 }));
     const self: Waiting<Q, R> = { item, outcome: undefined, batch: undefined };
     lane.queue.push(self);
     let woke = false;
@@ -121,7 +131,7 @@ export class Coalescer<Q, R> {
       try {
         overdue = await this.#wait(waitFor, true);
       } finally {
-        lane.waking--;
+        lane.waking = Math.max(0, lane.waking - 1);
         this.#retireIfIdle(object, lane);
       }
       woke = true;
@@ -180,6 +190,7 @@ export class Coalescer<Q, R> {
       members,
       sentAt: Date.now(),
       done: sent.then(answered, failed).finally(() => {
+        lane.endedAt = Date.now();
         // A call given up on was already taken out of its lane.
         if (lane.inFlight.delete(batch)) this.#retireIfIdle(object, lane);
       }),
@@ -188,6 +199,19 @@ export class Coalescer<Q, R> {
     lane.inFlight.add(batch);
     lane.latest = batch;
     return batch;
+  }
+
+  #calls = 0;
+
+  /**
+   * Forgets lanes nothing has happened in for two deadlines: what they still hold belongs to
+   * requests that went away (a live one waits at most a deadline before it sends), so an isolate
+   * serving many keys does not keep one lane per key its clients abandoned.
+   */
+  #sweep(): void {
+    const now = Date.now();
+    for (const [object, lane] of this.#lanes)
+      if (lane.inFlight.size === 0 && now - lane.endedAt > 2 * this.deadlineMs) this.#lanes.delete(object);
   }
 
   #retireIfIdle(object: string, lane: Lane<Q, R>): void {

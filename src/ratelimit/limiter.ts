@@ -161,6 +161,7 @@ export class Limiter {
 
     const closed = verdicts.find((v) => 'failed' in v && !v.limit.failOpen);
     if (closed) {
+      this.#refund(known, requestId, keepAlive);
       return {
         headers,
         reject: errorResponse(
@@ -174,16 +175,7 @@ export class Limiter {
     }
     const denied = known.filter((v) => !v.result.allowed);
     if (denied.length === 0) return { headers, reject: undefined };
-    // Refused: the policies that admitted it get their units back (in the background).
-    for (const v of known) {
-      if (!v.result.allowed || !v.refund) continue;
-      const back = v
-        .refund()
-        .catch((e: unknown) =>
-          logEvent('warn', 'rate limit refund failed', { requestId, policy: v.limit.name, error: errorText(e) }),
-        );
-      if (keepAlive) keepAlive(back);
-    }
+    this.#refund(known, requestId, keepAlive);
     const waitMs = Math.max(
       ...denied.map((v) => (Number.isFinite(v.result.retryAfterMs) ? v.result.retryAfterMs : v.limit.params.periodMs)),
     );
@@ -241,6 +233,23 @@ export class Limiter {
       return key instanceof Promise ? key.then(decide).catch(failed) : decide(key);
     } catch (e) {
       return failed(e);
+    }
+  }
+
+  /** Refused: the policies that admitted the request get their units back (in the background). */
+  #refund(
+    known: ReadonlyArray<Extract<Verdict, { result: TakeResult }>>,
+    requestId: string,
+    keepAlive: ((p: Promise<unknown>) => void) | undefined,
+  ): void {
+    for (const v of known) {
+      if (!v.result.allowed || !v.refund) continue;
+      const back = v
+        .refund()
+        .catch((e: unknown) =>
+          logEvent('warn', 'rate limit refund failed', { requestId, policy: v.limit.name, error: errorText(e) }),
+        );
+      if (keepAlive) keepAlive(back);
     }
   }
 

@@ -158,7 +158,8 @@ export function parseSource(text: string): HashOn {
   const at = text.indexOf(':');
   const kind = text.slice(0, at) as HashOn['kind'];
   const name = text.slice(at + 1);
-  return { kind, name: kind === 'claim' ? name : name.toLowerCase() };
+  // Header names are case-insensitive; cookie and claim names are not.
+  return { kind, name: kind === 'header' ? name.toLowerCase() : name };
 }
 
 /** A value's fixed point in [0, 1): the same value picks the same share of a weighted split. */

@@ -48,6 +48,7 @@ export const cors: Stage = (ctx) => {
     status: 204,
     headers: [
       ...corsOriginFields(plan, origin),
+      ['vary', 'Origin'],
       ['access-control-allow-methods', plan.methods],
       ...(plan.headers ? ([['access-control-allow-headers', plan.headers]] as Array<[string, string]>) : []),
       ['access-control-max-age', plan.maxAge],

@@ -58,7 +58,8 @@ async function mirror(ctx: GatewayContext, call: OutboundCall, spec: MirrorSpec)
 /** The route's fallback, when no backend answered; undefined to keep the answer as it is. */
 async function fallbackFor(call: OutboundCall, fallback: FallbackSpec): Promise<Response | undefined> {
   if ('status' in fallback) {
-    return new Response(fallback.body, {
+    const noBody = fallback.status === 204 || fallback.status === 205 || fallback.status === 304;
+    return new Response(noBody ? null : fallback.body, {
       status: fallback.status,
       headers: {
         'content-type': fallback.contentType,

@@ -12,9 +12,11 @@ export const chooseTarget: Stage = (ctx) => {
   const { sticky } = hit.route;
   const value = sticky && requestValue(sticky, ctx.request.headers, ctx.user?.claims);
   // Sticky: the value's fixed point picks the target here and the version in the call path.
-  if (value !== undefined) ctx.stickyUnit = unitOf(value);
-  const unit = ctx.stickyUnit;
+  const unit = value === undefined ? undefined : unitOf(value);
   const target = hit.route.targets.pick(unit === undefined ? undefined : () => unit);
+  // The version within the target gets a point of its own: one shared with the target choice
+  // would send only the low end of each target's share to its first versions.
+  if (value !== undefined) ctx.stickyUnit = unitOf(`${value}\u0000version`);
   if (!target)
     return errorResponse(
       503,

@@ -98,6 +98,8 @@ function withTimeout(sent: Promise<Response>, ms: number, call: OutboundCall, ke
 }
 
 export const chooseEndpoint: Layer = (next) => async (call) => {
+  // The request timeout has answered already (e.g. while a slow body was read): send nothing.
+  if (call.timedOut) return errorResponse(504, 'gateway_timeout', `${call.service} timed out`, call.requestId);
   const target = call.target!;
   const { traffic } = target;
   const state = call.runtime.traffic;

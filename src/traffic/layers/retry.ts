@@ -23,6 +23,8 @@ async function replayable(call: OutboundCall, retry: CompiledRetry, method: stri
     // Strings, buffers and forms can be sent again as they are; a stream only once.
     return body === undefined || body === null || !(body instanceof ReadableStream);
   }
+  // Already read once (a mirror's copy needed it): every try sends that.
+  if (call.body !== undefined) return true;
   const request = call.source.request;
   if (request.body === null) return true;
   const length = Number(request.headers.get('content-length') ?? Number.NaN);

@@ -515,3 +515,45 @@ routes: []
     expect([...spread].sort()).toEqual(['flaky-a', 'flaky-b']);
   });
 });
+
+describe('combinations found in review', () => {
+  it('a mirrored route with retries replays the body it already read for the mirror', async () => {
+    const gw = createGateway({
+      plan: planFrom(`
+services:
+  echo: { backends: [{ binding: ECHO }] }
+  shadow: { backends: [{ binding: FLAKY_A }] }
+routes:
+  - name: m
+    service: echo
+    mirror: { service: shadow }
+    retry: { attempts: 1, unsafeMethods: true }
+`),
+    });
+    const res = await call(gw, 'http://gw.example.com/ok', {
+      method: 'PUT',
+      body: 'abc',
+      headers: { 'content-length': '3' },
+    });
+    expect(res.status).toBe(200);
+    expect(((await res.json()) as Echo).body).toBe('abc');
+  });
+
+  it('a static fallback may be a 204 (no body), and a CORS answer keeps the Vary the backend set', async () => {
+    const gw = createGateway({
+      plan: planFrom(`
+services:
+  broken: { backends: [{ binding: BROKEN }] }
+routes:
+  - name: r
+    service: broken
+    fallback: { status: 204 }
+    cors: { allowOrigins: [https://app.example.com] }
+`),
+    });
+    const res = await call(gw, 'http://gw.example.com/x', { headers: { origin: 'https://app.example.com' } });
+    expect(res.status).toBe(204);
+    expect(res.headers.get('vary')).toBe('Origin');
+    expect(res.headers.get('access-control-allow-origin')).toBe('https://app.example.com');
+  });
+});
