@@ -96,30 +96,38 @@ export class IdentityMinter {
   async edgeIdentity(user: VerifiedUser, target: string, env: MeshBindings): Promise<string> {
     const cached = this.cachedEdgeIdentity(user, target);
     if (cached !== undefined) return cached;
-    const signer = await this.keys.signer(env);
-    const iat = now();
-    const exp = Math.min(iat + this.ttl, Math.max(user.exp, iat + USER_MIN_TTL));
-    const token = await new SignJWT({ usr: { issuer: user.issuer, claims: user.claims } })
-      .setProtectedHeader({ alg: signer.alg, kid: signer.kid, typ: IDENTITY_TYP })
-      .setIssuer(ISSUER)
-      .setSubject(signer.member)
-      .setAudience(target)
-      .setIssuedAt(iat)
-      .setExpirationTime(exp)
-      .sign(signer.key);
+    const minted = await this.#signIdentity(
+      target,
+      env,
+      { usr: { issuer: user.issuer, claims: user.claims } },
+      user.exp,
+    );
     let perTarget = this.#edge.get(user);
     if (!perTarget) this.#edge.set(user, (perTarget = new Map()));
-    perTarget.set(target, { token, exp });
-    return token;
+    perTarget.set(target, minted);
+    return minted.token;
   }
 
   async identityFor(target: string, env: MeshBindings): Promise<string> {
     const cached = this.cachedIdentity(target);
     if (cached !== undefined) return cached;
+    const minted = await this.#signIdentity(target, env, {});
+    this.#tokens.set(target, minted);
+    return minted.token;
+  }
+
+  /** An identity token for `target` with `payload`; carrying a user, it ends no later than the user's (at least USER_MIN_TTL). */
+  async #signIdentity(
+    target: string,
+    env: MeshBindings,
+    payload: JWTPayload,
+    userExp?: number,
+  ): Promise<{ token: string; exp: number }> {
     const signer = await this.keys.signer(env);
     const iat = now();
-    const exp = iat + this.ttl;
-    const token = await new SignJWT({})
+    const exp =
+      userExp === undefined ? iat + this.ttl : Math.min(iat + this.ttl, Math.max(userExp, iat + USER_MIN_TTL));
+    const token = await new SignJWT(payload)
       .setProtectedHeader({ alg: signer.alg, kid: signer.kid, typ: IDENTITY_TYP })
       .setIssuer(ISSUER)
       .setSubject(signer.member)
@@ -127,8 +135,7 @@ export class IdentityMinter {
       .setIssuedAt(iat)
       .setExpirationTime(exp)
       .sign(signer.key);
-    this.#tokens.set(target, { token, exp });
-    return token;
+    return { token, exp };
   }
 
   /**

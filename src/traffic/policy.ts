@@ -2,6 +2,7 @@
  * Traffic settings compiled once per config: a service's balancing, budget, outlier detection
  * and per-endpoint cap, and the timeouts and retries of a call (a route's own, or its service's).
  */
+import { cookieValue } from '../auth/token.ts';
 import type { HeaderModifierSpec, RetrySpec, TimeoutsSpec, TrafficSpec } from '../config/schema.ts';
 import { hash32 } from '../resilience/balance/ring.ts';
 import { DEFAULT_BACKOFF_MS, type BudgetPolicy } from '../resilience/retry.ts';
@@ -129,15 +130,6 @@ export function applyHeaderOps(headers: Headers, ops: HeaderOps): void {
   for (const name of ops.remove) headers.delete(name);
   for (const [name, value] of ops.set) headers.set(name, value);
   for (const [name, value] of ops.add) headers.append(name, value);
-}
-
-function cookieValue(header: string | null, name: string): string | undefined {
-  if (!header) return undefined;
-  for (const part of header.split(';')) {
-    const eq = part.indexOf('=');
-    if (eq > 0 && part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim();
-  }
-  return undefined;
 }
 
 /** The request value a `header:` / `cookie:` / `claim:` source names, or undefined. */

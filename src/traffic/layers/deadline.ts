@@ -6,42 +6,27 @@
 import { errorResponse } from '../../core/errors.ts';
 import { logEvent } from '../../core/log.ts';
 import { callerOf, type Layer } from '../call.ts';
+import { withTimeout } from '../timeout.ts';
 
 export const deadline: Layer = (next) => (call) => {
   const ms = call.policy!.requestMs;
   if (ms <= 0) return next(call);
   call.deadlineAt = Date.now() + ms;
-  return new Promise<Response>((resolve, reject) => {
-    const timer = setTimeout(() => {
-      call.timedOut = true;
-      call.noAnswer = true;
-      call.abort?.abort();
-      logEvent('warn', 'request timed out', {
-        requestId: call.requestId,
-        caller: callerOf(call),
-        service: call.service,
-        ms,
-      });
-      resolve(
-        errorResponse(
-          504,
-          'gateway_timeout',
-          `${call.service} did not answer within ${ms} ms (timeouts.request)`,
-          call.requestId,
-        ),
-      );
-    }, ms);
-    next(call).then(
-      (response) => {
-        clearTimeout(timer);
-        // Answered after the timeout: nobody reads it.
-        if (call.timedOut) void response.body?.cancel().catch(() => {});
-        else resolve(response);
-      },
-      (e: unknown) => {
-        clearTimeout(timer);
-        reject(e instanceof Error ? e : new Error(String(e)));
-      },
+  return withTimeout(next(call), ms, () => {
+    call.timedOut = true;
+    call.noAnswer = true;
+    call.abort?.abort();
+    logEvent('warn', 'request timed out', {
+      requestId: call.requestId,
+      caller: callerOf(call),
+      service: call.service,
+      ms,
+    });
+    return errorResponse(
+      504,
+      'gateway_timeout',
+      `${call.service} did not answer within ${ms} ms (timeouts.request)`,
+      call.requestId,
     );
   });
 };

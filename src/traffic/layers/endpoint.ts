@@ -17,6 +17,7 @@ import type { TrafficState } from '../../resilience/state.ts';
 import { callerOf, type Layer, type OutboundCall } from '../call.ts';
 import { groupFor, type EndpointGroup } from '../endpoints.ts';
 import { requestValue, type ServiceTraffic } from '../policy.ts';
+import { withTimeout } from '../timeout.ts';
 import { upstreamFor } from '../upstream.ts';
 
 /** The value ConsistentHash hashes, or undefined (the request goes by round robin). */
@@ -67,36 +68,6 @@ function pick(call: OutboundCall, group: EndpointGroup, traffic: ServiceTraffic,
   }
 }
 
-function withTimeout(sent: Promise<Response>, ms: number, call: OutboundCall, key: string): Promise<Response> {
-  return new Promise<Response>((resolve, reject) => {
-    let late = false;
-    const timer = setTimeout(() => {
-      late = true;
-      call.noAnswer = true;
-      call.abort?.abort();
-      resolve(
-        errorResponse(
-          504,
-          'upstream_timeout',
-          `backend ${key} did not answer within ${ms} ms (timeouts.backendRequest)`,
-          call.requestId,
-        ),
-      );
-    }, ms);
-    sent.then(
-      (response) => {
-        clearTimeout(timer);
-        if (late) void response.body?.cancel().catch(() => {});
-        else resolve(response);
-      },
-      (e: unknown) => {
-        clearTimeout(timer);
-        reject(e instanceof Error ? e : new Error(String(e)));
-      },
-    );
-  });
-}
-
 export const chooseEndpoint: Layer = (next) => async (call) => {
   // The request timeout has answered already (e.g. while a slow body was read): send nothing.
   if (call.timedOut) return errorResponse(504, 'gateway_timeout', `${call.service} timed out`, call.requestId);
@@ -143,7 +114,19 @@ export const chooseEndpoint: Layer = (next) => async (call) => {
   const done = state.start(endpoint.key);
   let response: Response;
   try {
-    response = tryMs > 0 ? await withTimeout(next(call), tryMs, call, endpoint.key) : await next(call);
+    response =
+      tryMs > 0
+        ? await withTimeout(next(call), tryMs, () => {
+            call.noAnswer = true;
+            call.abort?.abort();
+            return errorResponse(
+              504,
+              'upstream_timeout',
+              `backend ${endpoint.key} did not answer within ${tryMs} ms (timeouts.backendRequest)`,
+              call.requestId,
+            );
+          })
+        : await next(call);
   } finally {
     done();
   }
