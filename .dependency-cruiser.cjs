@@ -14,11 +14,13 @@ const LAYERS = {
   ratelimit: ['core', 'config'],
   // Pure state machines of the call path (balancers, outlier detection, retry budgets).
   resilience: ['core'],
-  runtime: ['core', 'config', 'auth', 'identity', 'ratelimit', 'resilience'],
-  traffic: ['core', 'config', 'auth', 'identity', 'resilience', 'runtime'],
-  plan: ['core', 'config', 'router', 'auth', 'identity', 'ratelimit', 'traffic'],
+  // Metrics, spans and access logs: the formats and the per-isolate buffers (no I/O of its own but the export).
+  telemetry: ['core', 'config'],
+  runtime: ['core', 'config', 'auth', 'identity', 'ratelimit', 'resilience', 'telemetry'],
+  traffic: ['core', 'config', 'auth', 'identity', 'resilience', 'runtime', 'telemetry'],
+  plan: ['core', 'config', 'router', 'auth', 'identity', 'ratelimit', 'traffic', 'telemetry'],
   registry: ['core', 'config', 'identity', 'plan', 'runtime', 'traffic'],
-  control: ['core', 'config', 'generated', 'identity', 'plan', 'ratelimit', 'registry'],
+  control: ['core', 'config', 'generated', 'identity', 'plan', 'ratelimit', 'registry', 'telemetry'],
   gateway: [
     'core',
     'config',
@@ -31,10 +33,23 @@ const LAYERS = {
     'registry',
     'control',
     'ratelimit',
+    'telemetry',
   ],
-  wrapper: ['core', 'config', 'generated', 'auth', 'plan', 'ratelimit', 'runtime', 'traffic', 'registry', 'control'],
+  wrapper: [
+    'core',
+    'config',
+    'generated',
+    'auth',
+    'plan',
+    'ratelimit',
+    'runtime',
+    'traffic',
+    'registry',
+    'control',
+    'telemetry',
+  ],
   // Node-only code (CLI, loading routes from disk, dev tooling): never imported by workers.
-  node: ['core', 'config'],
+  node: ['core', 'config', 'telemetry'],
 };
 
 const folders = Object.keys(LAYERS);
@@ -82,7 +97,7 @@ module.exports = {
       comment: 'cloudflare:workers (Durable Objects, entrypoints) only where those classes are defined.',
       from: {
         path: '^src/',
-        pathNot: '^src/(ratelimit/store|control/limits|control/registry/(object|heartbeat))\\.ts$',
+        pathNot: '^src/(ratelimit/store|control/limits|control/registry/(object|heartbeat)|control/telemetry/(object|entrypoint))\\.ts$',
       },
       to: { path: '^cloudflare:' },
     },

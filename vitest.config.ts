@@ -37,7 +37,11 @@ export default defineConfig({
             const limiter = { MESH_RATE_LIMITER: { className: 'RateLimiter', scriptName: 'meshwork-gateway' } };
             const limits = { MESH_RATE_LIMITER: { name: 'meshwork-gateway', entrypoint: 'RateLimits' } };
             // Services reach the registry only through the gateway's heartbeat entrypoint.
-            const heartbeat = { MESH_REGISTRY: { name: 'meshwork-gateway', entrypoint: 'RegistryHeartbeat' } };
+            const heartbeat = {
+              MESH_REGISTRY: { name: 'meshwork-gateway', entrypoint: 'RegistryHeartbeat' },
+              // and report their metrics through its Telemetry entrypoint.
+              MESH_TELEMETRY: { name: 'meshwork-gateway', entrypoint: 'Telemetry' },
+            };
             // One KV namespace for every worker, as in production: the registry's snapshots.
             const kv = { MESH_KV: 'mesh-kv' };
             const serviceB = (name: string, version: string) =>
@@ -54,6 +58,9 @@ export default defineConfig({
                 durableObjects: {
                   ...limiter,
                   MESH_REGISTRY: { className: 'MeshRegistry', scriptName: 'meshwork-gateway' },
+                  // Not MESH_TELEMETRY: gateways built in a test send no metrics (and so keep no
+                  // flush timer the test would wait for) unless the test binds this as MESH_TELEMETRY.
+                  TELEMETRY_STORE: { className: 'MeshTelemetry', scriptName: 'meshwork-gateway' },
                   FAULTY_LIMITER: { className: 'RateLimiter', scriptName: 'faulty-store' },
                   FAULTY_REGISTRY: { className: 'FaultyRegistry', scriptName: 'faulty-store' },
                   CRASHABLE_LIMITER: { className: 'CrashableLimiter', scriptName: 'faulty-store' },
@@ -93,6 +100,7 @@ export default defineConfig({
                     durableObjects: {
                       MESH_RATE_LIMITER: { className: 'RateLimiter', useSQLite: true },
                       MESH_REGISTRY: { className: 'MeshRegistry', useSQLite: true },
+                      MESH_TELEMETRY: { className: 'MeshTelemetry', useSQLite: true },
                     },
                     // The registry probes services over the gateway's bindings.
                     serviceBindings: {

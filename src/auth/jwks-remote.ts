@@ -140,6 +140,7 @@ export class RemoteJwks {
       const now = Date.now();
       const entry: SharedEntry = { jwks, fetchedAt: now, expiresAt: now + ttl * 1000 };
       this.#install(entry);
+      io.fetched?.(this.issuerName, true);
       if (kv && seal) {
         const text = JSON.stringify(entry);
         const put = seal
@@ -155,6 +156,7 @@ export class RemoteJwks {
       }
     } catch (e) {
       this.#lastFailed = true;
+      io.fetched?.(this.issuerName, false);
       logEvent('warn', 'jwks fetch failed', {
         issuer: this.issuerName,
         uri: this.uri,

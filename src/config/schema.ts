@@ -884,6 +884,74 @@ export const Network = z
   })
   .describe('Where client addresses come from and which addresses URL backends may have.');
 
+const Ratio = z.number().min(0, 'must be between 0 and 1').max(1, 'must be between 0 and 1');
+
+export const Observability = z
+  .strictObject({
+    accessLog: z
+      .strictObject({
+        enabled: z
+          .boolean()
+          .default(true)
+          .describe(
+            'One JSON line per request at the gateway and per east-west call in the wrapper (default true): `wrangler tail` and Workers Logs show them.',
+          ),
+        user: z
+          .enum(['sub', 'hashed', 'omit'])
+          .default('sub')
+          .describe(
+            "How the user's `sub` appears: as it is (default), `hashed` (the first 16 hex digits of its SHA-256: one user's lines still group, the name is not written), or `omit`.",
+          ),
+        clientIp: z
+          .boolean()
+          .default(false)
+          .describe("Log the client's address at the gateway (default false: it is personal data in many places)."),
+      })
+      .prefault({})
+      .describe('Access logs. Never written: tokens, keys, secrets, header values, query values.'),
+    metrics: z
+      .strictObject({
+        enabled: z
+          .boolean()
+          .default(true)
+          .describe(
+            'Count requests and mesh events and serve them at /_mesh/metrics (default true). Each isolate sends its counts to the MESH_TELEMETRY Durable Object (gateway) or the Telemetry entrypoint (services), batched, after the response.',
+          ),
+        names: z
+          .enum(['meshwork', 'istio'])
+          .default('meshwork')
+          .describe(
+            '`meshwork` (default): meshwork_requests_total, meshwork_request_duration_seconds, ... `istio`: istio_requests_total, istio_request_duration_milliseconds, ... exactly as Istio names them, for dashboards and alerts written for Istio. The labels are the same either way.',
+          ),
+        flushInterval: Duration.pipe(z.number().min(0.05, 'must be at least 50ms').max(60, 'must be at most 60s'))
+          .default(1)
+          .describe(
+            'How long an isolate gathers counts before sending them (default 1s): the delay before a request shows in /_mesh/metrics, and one store call per isolate per interval.',
+          ),
+      })
+      .prefault({})
+      .describe('Prometheus metrics, aggregated across every isolate of the mesh.'),
+    tracing: z
+      .strictObject({
+        collector: BackendUrl.optional().describe(
+          'OTLP/HTTP collector: spans are POSTed as JSON to <collector>/v1/traces (a URL already ending in /v1/traces is used as it is). Absent (default): no spans are exported; trace context is still passed on.',
+        ),
+        sampling: Ratio.default(0.01).describe(
+          "Share of new traces recorded, 0 to 1 (default 0.01, Istio's default of 1%). A request that comes with a traceparent follows its caller's decision (the sampled flag).",
+        ),
+        headers: z
+          .record(HeaderName, z.strictObject({ env: EnvName }))
+          .default({})
+          .describe('Headers sent to the collector, each from a secret, e.g. { x-honeycomb-team: { env: OTLP_KEY } }.'),
+        flushInterval: Duration.pipe(z.number().min(0.05, 'must be at least 50ms').max(60, 'must be at most 60s'))
+          .default(1)
+          .describe('How long an isolate gathers spans before exporting them (default 1s).'),
+      })
+      .prefault({})
+      .describe('W3C trace context and OTLP span export.'),
+  })
+  .describe('Access logs, metrics and traces (docs/observability.md).');
+
 const PolicyName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'must be letters, digits, ".", "_" or "-"');
 
 /** The top-level sections, each as one file may give it. */
@@ -897,6 +965,7 @@ const SECTION_SCHEMAS = {
   registry: Registry,
   admin: Admin,
   network: Network,
+  observability: Observability,
 };
 
 export type SectionName = keyof typeof SECTION_SCHEMAS;
@@ -925,6 +994,7 @@ export const SECTIONS: { readonly [K in SectionName]: SectionRule } = {
   registry: { merge: 'once' },
   admin: { merge: 'once' },
   network: { merge: 'fields', byName: {} },
+  observability: { merge: 'once' },
 };
 
 /** One file under routes/. Every section is optional so a config can be split across files. */
@@ -939,6 +1009,7 @@ export const MeshFile = z
     registry: SECTION_SCHEMAS.registry.optional(),
     admin: SECTION_SCHEMAS.admin.optional(),
     network: SECTION_SCHEMAS.network.optional(),
+    observability: SECTION_SCHEMAS.observability.optional(),
   } satisfies { [K in SectionName]: z.ZodType })
   .describe('meshwork routes file (routes/*.yaml)');
 
@@ -956,6 +1027,7 @@ export const Config = z.strictObject({
   registry: SECTION_SCHEMAS.registry.prefault({}),
   admin: SECTION_SCHEMAS.admin.prefault({}),
   network: SECTION_SCHEMAS.network.prefault({}),
+  observability: SECTION_SCHEMAS.observability.prefault({}),
 } satisfies { [K in SectionName]: z.ZodType });
 
 export type BackendSpec = z.output<typeof Backend>;
@@ -984,6 +1056,7 @@ export type RateLimitPolicySpec = z.output<typeof RateLimitPolicy>;
 export type RegistrySpec = z.output<typeof Registry>;
 export type AdminSpec = z.output<typeof Admin>;
 export type NetworkSpec = z.output<typeof Network>;
+export type ObservabilitySpec = z.output<typeof Observability>;
 
 /** The whole mesh after all files are merged and cross-checked, defaults filled in. */
 export type MeshConfig = z.output<typeof Config>;
@@ -992,7 +1065,7 @@ export type MeshConfig = z.output<typeof Config>;
  * The form of `MeshBundle.config`. Bundles of an older form (built by an earlier meshwork, e.g. a
  * snapshot in KV from before an upgrade) are parsed through `Config` again before use.
  */
-export const CONFIG_FORMAT = 2;
+export const CONFIG_FORMAT = 3;
 
 /** What the build ships and the control plane applies: a validated config and its version. */
 export interface MeshBundle {

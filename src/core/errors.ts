@@ -16,5 +16,24 @@ export function errorResponse(
   h.set('content-type', 'application/json; charset=utf-8');
   h.set('x-request-id', requestId);
   h.set('cache-control', 'no-store');
-  return new Response(JSON.stringify({ error: { code, message, requestId } }), { status, headers: h });
+  const response = new Response(JSON.stringify({ error: { code, message, requestId } }), { status, headers: h });
+  meshErrors.set(response, code);
+  return response;
+}
+
+/**
+ * Which answers the mesh itself made, and with which code, for access logs and response flags:
+ * kept beside the Response (never in a header a backend could set), and carried over by the
+ * helpers that copy a response (withHeaders, relayResponse) through `carryMeshError`.
+ */
+const meshErrors = new WeakMap<Response, string>();
+
+export function meshErrorOf(response: Response): string | undefined {
+  return meshErrors.get(response);
+}
+
+export function carryMeshError(from: Response, to: Response): Response {
+  const code = meshErrors.get(from);
+  if (code !== undefined) meshErrors.set(to, code);
+  return to;
 }

@@ -2,6 +2,7 @@
  * Header handling shared by the gateway, the wrapper and the outbound call path. The names
  * themselves are in header-names.ts (re-exported here).
  */
+import { carryMeshError } from './errors.ts';
 import { MESH_HEADER_PREFIX } from './header-names.ts';
 
 export * from './header-names.ts';
@@ -100,6 +101,6 @@ export function withHeaders(
         ? new Response(null, { status: 101, webSocket: response.webSocket, headers: response.headers })
         : new Response(response.body, response);
     for (const [name, value] of pairs) copy.headers[mode](name, value);
-    return copy;
+    return carryMeshError(response, copy);
   }
 }

@@ -24,6 +24,8 @@ export interface KeyIo {
   seal?: KvSeal | undefined;
   /** Told of a shared cache entry that failed its seal (counted for /_mesh/health). */
   rejected?: ((what: string) => void) | undefined;
+  /** Told of each fetch of a remote key set and whether it worked (counted for /_mesh/metrics). */
+  fetched?: ((issuer: string, ok: boolean) => void) | undefined;
   /** Shared JWKS cache across isolates (the gateway's KV namespace), if bound. */
   kv?: KVNamespace | undefined;
   waitUntil(promise: Promise<unknown>): void;

@@ -10,13 +10,17 @@ export interface TraceContext {
   traceId: string;
   /** The span id of the caller (from the incoming traceparent), if any. */
   parentId: string | undefined;
+  /** This hop's own span: the parent of every try it makes. */
+  spanId: string;
   flags: string;
+  /** Whether this trace is recorded (the sampled flag, bit 0 of the trace flags). */
+  sampled: boolean;
   tracestate: string | null;
 }
 
 const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
 
-function randomHex(bytes: number): string {
+export function randomHex(bytes: number): string {
   const buf = crypto.getRandomValues(new Uint8Array(bytes));
   let s = '';
   for (let i = 0; i < bytes; i++) s += HEX[buf[i]!];
@@ -29,23 +33,44 @@ export function requestIdFrom(headers: Headers): string {
   return given !== null && REQUEST_ID.test(given) ? given : crypto.randomUUID();
 }
 
-/** Continues the caller's trace, or starts a new sampled one if there is none or it is invalid. */
-export function traceFrom(headers: Headers): TraceContext {
+/**
+ * Continues the caller's trace (keeping its sampling decision), or starts a new one if there is
+ * none or it is invalid; `sampleNew` decides whether a new trace is recorded.
+ */
+export function traceFrom(headers: Headers, sampleNew: (traceId: string) => boolean = () => false): TraceContext {
   const m = TRACEPARENT.exec(headers.get(TRACEPARENT_HEADER) ?? '');
   // Version ff is forbidden; all-zero ids are invalid (spec section 3.2.2).
   if (m && m[1] !== 'ff' && !/^0+$/.test(m[2]!) && !/^0+$/.test(m[3]!) && (m[1] !== '00' || m[5] === undefined)) {
-    return { traceId: m[2]!, parentId: m[3]!, flags: m[4]!, tracestate: headers.get(TRACESTATE_HEADER) };
+    const flags = m[4]!;
+    return {
+      traceId: m[2]!,
+      parentId: m[3]!,
+      spanId: randomHex(8),
+      // A later version's traceparent is read as version 00 (section 4.3): its flags' low bit is the sampled flag.
+      flags,
+      sampled: (parseInt(flags, 16) & 1) === 1,
+      tracestate: headers.get(TRACESTATE_HEADER),
+    };
   }
-  return { traceId: randomHex(16), parentId: undefined, flags: '01', tracestate: null };
+  const traceId = randomHex(16);
+  const sampled = sampleNew(traceId);
+  return {
+    traceId,
+    parentId: undefined,
+    spanId: randomHex(8),
+    flags: sampled ? '01' : '00',
+    sampled,
+    tracestate: null,
+  };
 }
 
-/** A traceparent for the next hop: same trace, a new span id for this hop. */
-export function childTraceparent(trace: TraceContext): string {
-  return `00-${trace.traceId}-${randomHex(8)}-${trace.flags}`;
+/** The traceparent for a try whose span is `spanId`: same trace, same decision. */
+export function traceparentOf(trace: TraceContext, spanId: string): string {
+  return `00-${trace.traceId}-${spanId}-${trace.flags}`;
 }
 
-export function setTraceHeaders(headers: Headers, trace: TraceContext): void {
-  headers.set(TRACEPARENT_HEADER, childTraceparent(trace));
+export function setTraceHeaders(headers: Headers, trace: TraceContext, spanId: string): void {
+  headers.set(TRACEPARENT_HEADER, traceparentOf(trace, spanId));
   if (trace.tracestate) headers.set(TRACESTATE_HEADER, trace.tracestate);
   else headers.delete(TRACESTATE_HEADER);
 }

@@ -9,10 +9,14 @@ import { errorText, logEvent } from '../core/log.ts';
 import { withHeaders } from '../core/headers.ts';
 import { requestIdFrom, traceFrom } from '../core/trace.ts';
 import { adminApp } from '../control/admin/index.ts';
+import { uiApp } from '../control/ui/index.ts';
+import { metricsApp } from '../control/telemetry/metrics-endpoint.ts';
+import { objectSink } from '../control/telemetry/object.ts';
 import type { Plan } from '../plan/compile.ts';
 import { HEALTH_PATH, healthResponse } from '../registry/health.ts';
 import { MeshSource } from '../registry/source.ts';
 import { runPipeline, type GatewayContext, type Stage } from './context.ts';
+import { observeRequest } from './observe.ts';
 import { gatewayStages } from './pipeline.ts';
 
 /**
@@ -40,6 +44,7 @@ export function createGateway(options: GatewayOptions): GatewayHono {
   const source = options.source ?? (options.plan ? MeshSource.fixed(options.plan) : undefined);
   if (!source) throw new Error('createGateway needs a source or a plan');
   const { runtime } = source;
+  runtime.telemetry.configure({ service: 'meshwork-gateway', version: undefined }, objectSink);
   const stages = options.stages ?? gatewayStages;
   const app: GatewayHono = new Hono();
 
@@ -47,6 +52,8 @@ export function createGateway(options: GatewayOptions): GatewayHono {
     healthResponse(await source.get(c.env ?? {}, (p) => c.executionCtx.waitUntil(p)), runtime),
   );
   app.route('/_mesh/admin', adminApp(source));
+  app.route('/_mesh/ui', uiApp(source));
+  app.route('/_mesh/metrics', metricsApp(source));
   app.all('/_mesh/*', (c) =>
     errorResponse(404, 'not_found', `no meshwork endpoint at ${c.req.path}`, requestIdFrom(c.req.raw.headers)),
   );
@@ -56,6 +63,7 @@ export function createGateway(options: GatewayOptions): GatewayHono {
     const env = c.env ?? {};
     const exec = c.executionCtx;
     const waitUntil = (p: Promise<unknown>) => exec.waitUntil(p);
+    const startedAt = Date.now();
     const { plan } = await source.get(env, waitUntil);
     const url = new URL(request.url);
     const ctx: GatewayContext = {
@@ -67,16 +75,18 @@ export function createGateway(options: GatewayOptions): GatewayHono {
       plan,
       runtime,
       requestId: requestIdFrom(request.headers),
-      trace: traceFrom(request.headers),
+      trace: traceFrom(request.headers, plan.observability.sampleNew),
       clientIp: clientIpOf(request, plan, env),
       io: runtime.keyIo(env, waitUntil, plan.identity),
     };
     // Kept on the Hono context so an error answer carries the id the pipeline already used.
     c.set('requestId', ctx.requestId);
-    const response = await runPipeline(stages, ctx);
-    if (!ctx.corsHeaders) return response;
+    let response = await runPipeline(stages, ctx);
     // Vary is added to (a backend's Vary: Accept-Encoding stays); the CORS fields are the gateway's.
-    return withHeaders(withHeaders(response, ctx.corsHeaders, 'set'), [['vary', 'Origin']], 'append');
+    if (ctx.corsHeaders)
+      response = withHeaders(withHeaders(response, ctx.corsHeaders, 'set'), [['vary', 'Origin']], 'append');
+    observeRequest(ctx, response, startedAt);
+    return response;
   });
 
   app.onError((err, c) => {

@@ -9,6 +9,7 @@ import type { TraceContext } from '../core/trace.ts';
 import type { Plan, RoutePlan, Target } from '../plan/compile.ts';
 import type { RouteMatch } from '../router/router.ts';
 import type { MeshRuntime } from '../runtime/runtime.ts';
+import type { OutboundCall } from '../traffic/call.ts';
 
 export interface GatewayContext {
   readonly request: Request;
@@ -45,6 +46,10 @@ export interface GatewayContext {
   upstreamPath?: string;
   /** Headers for the client's response from earlier stages (e.g. RateLimit). */
   responseHeaders?: Array<[string, string]>;
+  /** Set by the rate-limit stage: allowed, limited or store_error (the worst of the route's policies). */
+  rateLimit?: 'allowed' | 'limited' | 'store_error';
+  /** Set by the forward stage: the call as the traffic layer carried it out (endpoint, retries). */
+  call?: OutboundCall;
 }
 
 export type Stage = (ctx: GatewayContext) => Response | undefined | Promise<Response | undefined>;

@@ -17,3 +17,7 @@ export { MeshRegistry } from '../control/registry/object.ts';
 export { RegistryHeartbeat } from '../control/registry/heartbeat.ts';
 /** What services bind to for their own rate limits (named entrypoint; never the Durable Objects). */
 export { RateLimits } from '../control/limits.ts';
+/** The mesh's metrics, summed across isolates (Durable Object class). */
+export { MeshTelemetry } from '../control/telemetry/object.ts';
+/** What services bind to for reporting their calls' metrics (named entrypoint). */
+export { Telemetry } from '../control/telemetry/entrypoint.ts';

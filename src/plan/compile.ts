@@ -23,6 +23,7 @@ import { Router, type RouteMatch } from '../router/router.ts';
 import { compileCors, type CorsPlan } from './cors.ts';
 import type { TrafficPlan, TrafficService } from '../traffic/call.ts';
 import { configEndpoints, endpointSet, type EndpointSet } from '../traffic/endpoints.ts';
+import { compileObservability } from '../telemetry/plan.ts';
 import { serviceStack } from '../traffic/stack.ts';
 import {
   compileTraffic,
@@ -73,6 +74,8 @@ export interface RoutePlan {
   name: string;
   /** Where matching traffic goes; a single entry unless the route splits. */
   targets: WeightedPicker<Target>;
+  /** The service every target names, if they all name one (metrics of requests refused before a target is chosen). */
+  service: string | undefined;
   rewrite?: { pathPrefix: string } | { path: string };
   auth?: RouteAuthPlan;
   rateLimits: readonly CompiledLimit[];
@@ -189,6 +192,10 @@ function compileRoute(spec: RouteSpec, config: MeshConfig, limits: Limits): Rout
   const route: RoutePlan = {
     name: spec.name,
     targets: new WeightedPicker(refs),
+    service:
+      refs.length > 0 && refs.every((r) => r.item.service === refs[0]!.item.service)
+        ? refs[0]!.item.service
+        : undefined,
     rateLimits: limitsFor(spec.rateLimits, limits),
     edge: {
       name: spec.name,
@@ -279,6 +286,7 @@ export function compilePlan(given: MeshBundle): Plan {
     auth: new Issuers(config.auth),
     clientIp: clientIpReader(config.network.clientIp),
     adminAudience: config.admin.issuers ? config.admin.audience : undefined,
+    observability: compileObservability(config.observability),
     identity: config.identity,
     claimHeaders,
     claimHeaderNames,

@@ -24,6 +24,15 @@ export interface LimitOutcome {
   reject: Response | undefined;
   /** RateLimit-Policy and RateLimit, for the response (also on the 429). */
   headers: Array<[string, string]>;
+  /** Each policy's decision and the bucket key's values (for metrics and hot keys). */
+  decisions: LimitDecision[];
+}
+
+export interface LimitDecision {
+  policy: string;
+  /** The key's values (BucketKey.raw); "" when the store failed before a key was built. */
+  key: string;
+  decision: 'allowed' | 'limited' | 'store_error';
 }
 
 interface Lease {
@@ -36,8 +45,8 @@ interface Lease {
 
 /** `refund` gives back what an admitting decision took (when another policy refused the request). */
 type Verdict =
-  | { limit: CompiledLimit; result: TakeResult; refund?: () => Promise<unknown> }
-  | { limit: CompiledLimit; failed: true };
+  | { limit: CompiledLimit; raw: string; result: TakeResult; refund?: () => Promise<unknown> }
+  | { limit: CompiledLimit; raw: string; failed: true };
 
 /** One take from a bucket, wherever the bucket is reached from. */
 export type Bucket = (request: TakeRequest) => Promise<TakeResult>;
@@ -141,7 +150,7 @@ export class Limiter {
   ): Promise<LimitOutcome> {
     const applies = (l: CompiledLimit) => !l.callers || (facts.caller !== undefined && l.callers.has(facts.caller));
     const limits = all.every(applies) ? all : all.filter(applies);
-    if (limits.length === 0) return { headers: [], reject: undefined };
+    if (limits.length === 0) return { headers: [], reject: undefined, decisions: [] };
     const decided = limits.map((l) => this.#decide(l, facts, env, requestId, enforcer, keepAlive));
     // Lease hits are decided without a promise; only store calls are awaited.
     // Some entries are promises, some already decided (lease hits): Promise.all takes both.
@@ -159,11 +168,17 @@ export class Limiter {
           .join(', '),
       ]);
 
+    const decisions = verdicts.map((v): LimitDecision => ({
+      policy: v.limit.name,
+      key: v.raw,
+      decision: 'failed' in v ? 'store_error' : v.result.allowed ? 'allowed' : 'limited',
+    }));
     const closed = verdicts.find((v) => 'failed' in v && !v.limit.failOpen);
     if (closed) {
       this.#refund(known, requestId, keepAlive);
       return {
         headers,
+        decisions,
         reject: errorResponse(
           503,
           'rate_limit_unavailable',
@@ -174,7 +189,7 @@ export class Limiter {
       };
     }
     const denied = known.filter((v) => !v.result.allowed);
-    if (denied.length === 0) return { headers, reject: undefined };
+    if (denied.length === 0) return { headers, reject: undefined, decisions };
     this.#refund(known, requestId, keepAlive);
     const waitMs = Math.max(
       ...denied.map((v) => (Number.isFinite(v.result.retryAfterMs) ? v.result.retryAfterMs : v.limit.params.periodMs)),
@@ -182,6 +197,7 @@ export class Limiter {
     const names = denied.map((v) => `"${v.limit.name}"`).join(', ');
     return {
       headers,
+      decisions,
       reject: errorResponse(429, 'rate_limited', `rate limit ${names} exceeded`, requestId, [
         ...headers,
         ['retry-after', String(Math.max(1, Math.ceil(waitMs / 1000)))],
@@ -197,6 +213,7 @@ export class Limiter {
     enforcer: Enforcer,
     keepAlive: ((p: Promise<unknown>) => void) | undefined,
   ): Verdict | Promise<Verdict> {
+    let raw = '';
     const failed = (e: unknown): Verdict => {
       if (limit.failOpen) this.storeFailures.open++;
       else this.storeFailures.closed++;
@@ -206,15 +223,16 @@ export class Limiter {
         failOpen: limit.failOpen,
         error: errorText(e),
       });
-      return { limit, failed: true };
+      return { limit, raw, failed: true };
     };
     try {
       const key = bucketKey(limit, facts);
       const decide = (k: BucketKey): Verdict | Promise<Verdict> => {
+        raw = k.raw;
         const params = limit.overrides.get(k.raw) ?? limit.params;
         if (limit.lease) {
           const spent = this.#spendLease(limit, k.id);
-          if (spent) return { limit, result: spent, refund: () => this.#unspendLease(limit, k.id) };
+          if (spent) return { limit, raw, result: spent, refund: () => this.#unspendLease(limit, k.id) };
         }
         const bucket = bucketOf(env, limit, k, enforcer, this.#coalescer, keepAlive);
         const result = limit.lease
@@ -225,8 +243,8 @@ export class Limiter {
         return result.then(
           (r): Verdict =>
             refundable
-              ? { limit, result: r, refund: () => bucket({ params, cost: 0, refund: limit.cost }) }
-              : { limit, result: r },
+              ? { limit, raw, result: r, refund: () => bucket({ params, cost: 0, refund: limit.cost }) }
+              : { limit, raw, result: r },
           failed,
         );
       };

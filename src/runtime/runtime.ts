@@ -13,6 +13,7 @@ import type { IdentitySpec } from '../config/schema.ts';
 import { IdentityState } from '../identity/tokens.ts';
 import { Limiter } from '../ratelimit/limiter.ts';
 import { TrafficState } from '../resilience/state.ts';
+import { Recorder } from '../telemetry/recorder.ts';
 
 /** Identity configs kept at once: the current one and the few still served during a change. */
 const MAX_IDENTITIES = 4;
@@ -26,6 +27,8 @@ export class MeshRuntime {
   readonly limiter = new Limiter();
   /** Requests in flight, outlier state, retry budgets and rotations of the endpoints it calls. */
   readonly traffic = new TrafficState();
+  /** Metric counts and spans not yet sent (src/telemetry). */
+  readonly telemetry = new Recorder();
   /** What this isolate refused from the shared KV namespace (forged or damaged entries), for /_mesh/health. */
   readonly counters = { snapshotsRejected: 0, jwksCacheRejected: 0 };
   readonly #identities = new Map<string, IdentityState>();
@@ -71,6 +74,7 @@ export class MeshRuntime {
       rejected: () => {
         this.counters.jwksCacheRejected++;
       },
+      fetched: (issuer, ok) => this.telemetry.metrics.count('jwks_fetches', [issuer, ok ? 'ok' : 'error']),
     };
   }
 }

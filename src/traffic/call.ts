@@ -9,6 +9,7 @@ import type { TraceContext } from '../core/trace.ts';
 import type { MeshUser, VerifiedUser } from '../core/user.ts';
 import type { IdentitySpec, TokenSourceSpec } from '../config/schema.ts';
 import type { UserAudience } from '../identity/tokens.ts';
+import type { ObservabilityPlan } from '../telemetry/plan.ts';
 import type { MeshRuntime } from '../runtime/runtime.ts';
 import type { Endpoint, EndpointSet } from './endpoints.ts';
 import type { CallPolicy, HeaderOps, RoutePolicy, ServiceTraffic } from './policy.ts';
@@ -42,6 +43,8 @@ export type CallUser = { verified: VerifiedUser } | { asserted: MeshUser; assert
 /** What the traffic layer needs of a compiled config (plan/ builds it). */
 export interface TrafficPlan {
   readonly services: ReadonlyMap<string, TrafficService>;
+  /** Access logs, metrics and tracing (compiled from the observability section). */
+  readonly observability: ObservabilityPlan;
   readonly identity: IdentitySpec;
   /** Verified claims sent to backends: [claim, header]. */
   readonly claimHeaders: ReadonlyArray<readonly [string, string]>;
@@ -76,6 +79,10 @@ export interface OutboundCall {
   readonly plan: TrafficPlan;
   readonly runtime: MeshRuntime;
   readonly env: MeshBindings;
+  /** The request's waitUntil: metrics, spans and hashed log lines are finished after the response. */
+  readonly waitUntil: (p: Promise<unknown>) => void;
+  /** Set by the endpoint layer: this try's span id (the traceparent the endpoint gets). */
+  trySpanId?: string;
   /** Set by callService: the target service as the plan in force has it. */
   target?: TrafficService;
   /** Set by the endpoint layer: the endpoint and how to reach it. */

@@ -2,6 +2,7 @@
  * Reaching an endpoint: a service binding (an in-process call to another worker) or a URL.
  */
 import { fetcherOf, type MeshBindings } from '../core/bindings.ts';
+import { carryMeshError } from '../core/errors.ts';
 import { REQUEST_ID_HEADER, stripHopByHop } from '../core/headers.ts';
 import type { Endpoint } from './endpoints.ts';
 
@@ -32,11 +33,11 @@ export function relayResponse(upstream: Response, requestId: string): Response {
     const headers = new Headers(upstream.headers);
     stripHopByHop(headers);
     headers.set(REQUEST_ID_HEADER, requestId);
-    return new Response(null, { status: 101, webSocket: upstream.webSocket, headers });
+    return carryMeshError(upstream, new Response(null, { status: 101, webSocket: upstream.webSocket, headers }));
   }
   // Copying the response natively keeps every Set-Cookie and the status text.
   const response = new Response(upstream.body, upstream);
   stripHopByHop(response.headers);
   response.headers.set(REQUEST_ID_HEADER, requestId);
-  return response;
+  return carryMeshError(upstream, response);
 }

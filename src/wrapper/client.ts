@@ -20,6 +20,7 @@ export interface ClientScope {
   /** The verified end user and the gateway's assertion of it, passed on to the next service. */
   user: MeshUser | undefined;
   userAssertion: string | undefined;
+  waitUntil: (p: Promise<unknown>) => void;
 }
 
 export function meshFetch(
@@ -45,5 +46,6 @@ export function meshFetch(
     plan: scope.plan,
     runtime: scope.runtime,
     env: scope.env,
+    waitUntil: scope.waitUntil,
   });
 }

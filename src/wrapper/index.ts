@@ -9,13 +9,16 @@
  * calling (mesh identity); may they (allowCallers); within the service's rate limits; the
  * service's own inbound policies; then the app, with a mesh client scoped to the request.
  */
-import type { MeshBindings } from '../core/bindings.ts';
-import { errorResponse } from '../core/errors.ts';
+import { entrypointOf, type MeshBindings } from '../core/bindings.ts';
+import { errorResponse, meshErrorOf } from '../core/errors.ts';
 import { CLIENT_ADDRESS_HEADER, ROUTE_HEADER, withHeaders } from '../core/headers.ts';
 import { errorText, logEvent } from '../core/log.ts';
-import { requestIdFrom, traceFrom } from '../core/trace.ts';
+import { requestIdFrom, traceFrom, type TraceContext } from '../core/trace.ts';
 import type { MeshBundle } from '../config/schema.ts';
 import { bundledConfig } from '../generated/bundle.ts';
+import type { Plan } from '../plan/compile.ts';
+import { TELEMETRY_AUDIENCE, type TelemetryBatch } from '../telemetry/metrics.ts';
+import type { MetricsSink } from '../telemetry/recorder.ts';
 import { HEALTH_PATH, healthResponse } from '../registry/health.ts';
 import { LIMITER_AUDIENCE } from '../ratelimit/limiter.ts';
 import { MeshSource } from '../registry/source.ts';
@@ -27,6 +30,12 @@ import { authorizeCaller, identify, sanitizeInbound } from './policies.ts';
 
 export type { InboundPolicy, MeshContext, MeshFetchInit, MeshUser, MeshVariables } from './context.ts';
 export type { MeshHandler } from './hono.ts';
+
+const TELEMETRY_BINDING = 'MESH_TELEMETRY';
+
+interface TelemetryGate {
+  report(identityToken: string, batch: TelemetryBatch): Promise<{ ok: true } | { ok: false; error: string }>;
+}
 export { HEALTH_PATH } from '../registry/health.ts';
 
 export interface MeshOptions<E = MeshBindings> {
@@ -75,28 +84,81 @@ export function withMesh<E extends object = MeshBindings>(
   const versionOf = (env: E) => (typeof options.version === 'function' ? options.version(env) : options.version);
   const heartbeat = new Heartbeat(self, runtime);
   const live = !options.config;
+  let configured = false;
+  // Through the gateway's Telemetry entrypoint, as this service (its identity token says who).
+  const gateOf = (env: MeshBindings) =>
+    entrypointOf(env, TELEMETRY_BINDING, 'report') as unknown as TelemetryGate | undefined;
+  const metricsSink: MetricsSink = {
+    ready: (env) => gateOf(env) !== undefined,
+    send: async (env, batch) => {
+      const minter = runtime.identity(source.served.plan.identity).minter;
+      const answer = await gateOf(env)!.report(await minter.identityFor(TELEMETRY_AUDIENCE, env), batch);
+      if (!answer.ok) throw new Error(answer.error);
+    },
+  };
+  /** The hop's server span (the parent of the calls it made), and the flush after it. */
+  const afterRequest = (
+    plan: Plan,
+    trace: TraceContext,
+    request: Request,
+    response: Response | undefined,
+    startedAt: number,
+    waitUntil: (p: Promise<unknown>) => void,
+    env: MeshBindings,
+  ) => {
+    const obs = plan.observability;
+    if (trace.sampled && obs.tracing && new URL(request.url).pathname !== HEALTH_PATH) {
+      const status = response?.status ?? 500;
+      runtime.telemetry.span({
+        traceId: trace.traceId,
+        spanId: trace.spanId,
+        parentSpanId: trace.parentId,
+        name: `${request.method} ${self}`,
+        kind: 'server',
+        startMs: startedAt,
+        endMs: Date.now(),
+        attributes: {
+          'http.request.method': request.method,
+          'url.path': new URL(request.url).pathname,
+          'http.response.status_code': status,
+          'meshwork.service': self,
+          'meshwork.mesh_error': response ? meshErrorOf(response) : undefined,
+        },
+        error: status >= 500,
+      });
+    }
+    runtime.telemetry.schedule(obs, env, waitUntil);
+  };
 
   return {
     async fetch(request: Request, env: E, ctx: ExecutionContext) {
+      const startedAt = Date.now();
       const requestId = requestIdFrom(request.headers);
-      const trace = traceFrom(request.headers);
       const bindings = env as MeshBindings;
       const waitUntil = (p: Promise<unknown>) => ctx.waitUntil(p);
+      let plan: Plan | undefined;
+      let trace: TraceContext | undefined;
+      let response: Response | undefined;
       try {
         const served = await source.get(bindings, waitUntil);
-        const { plan } = served;
+        const current = (plan = served.plan);
+        trace = traceFrom(request.headers, plan.observability.sampleNew);
+        if (!configured) {
+          configured = true;
+          runtime.telemetry.configure({ service: self, version: versionOf(env) }, metricsSink);
+        }
         if (live) heartbeat.beat(bindings, ctx, plan, versionOf(env), false);
         if (request.method === 'GET' && new URL(request.url).pathname === HEALTH_PATH) {
           const version = versionOf(env);
-          return healthResponse(served, runtime, { service: self, ...(version ? { version } : {}) });
+          return (response = healthResponse(served, runtime, { service: self, ...(version ? { version } : {}) }));
         }
         // The service as the config in force defines it (policies may change with an apply).
         const service = plan.services.get(self) ?? declared;
         const io = runtime.keyIo(bindings, waitUntil);
         const facts = await identify(request, plan, runtime, service, io, requestId);
-        if (facts instanceof Response) return facts;
+        if (facts instanceof Response) return (response = facts);
         const denied = authorizeCaller(service, facts.caller, requestId);
-        if (denied) return denied;
+        if (denied) return (response = denied);
         // The route name is informational: set by the gateway, meaningful only when it called.
         const route = facts.caller === 'gateway' ? (request.headers.get(ROUTE_HEADER) ?? undefined) : undefined;
         let limitHeaders: Array<[string, string]> = [];
@@ -117,11 +179,17 @@ export function withMesh<E extends object = MeshBindings>(
             // Through the gateway's RateLimits entrypoint, as this service.
             {
               member: self,
-              identity: () => runtime.identity(plan.identity).minter.identityFor(LIMITER_AUDIENCE, bindings),
+              identity: () => runtime.identity(current.identity).minter.identityFor(LIMITER_AUDIENCE, bindings),
             },
             waitUntil,
           );
-          if (outcome.reject) return outcome.reject;
+          if (current.observability.metrics)
+            for (const d of outcome.decisions) {
+              runtime.telemetry.metrics.count('ratelimit_decisions', [d.policy, self, d.decision]);
+              if (d.decision !== 'store_error')
+                runtime.telemetry.metrics.hotKey(d.policy, d.key, d.decision === 'limited');
+            }
+          if (outcome.reject) return (response = outcome.reject);
           limitHeaders = outcome.headers;
         }
         const scope = {
@@ -133,6 +201,7 @@ export function withMesh<E extends object = MeshBindings>(
           trace,
           user: facts.user,
           userAssertion: facts.userAssertion,
+          waitUntil,
         };
         const mesh: MeshContext = {
           service: self,
@@ -146,13 +215,15 @@ export function withMesh<E extends object = MeshBindings>(
         const inbound = sanitizeInbound(request, plan, facts);
         for (const policy of policies) {
           const answer = await policy(inbound, mesh, bindings);
-          if (answer) return answer;
+          if (answer) return (response = answer);
         }
         // set: the service's own limits are the ones it reports.
-        return withHeaders(await handler(inbound, env, ctx, mesh), limitHeaders, 'set');
+        return (response = withHeaders(await handler(inbound, env, ctx, mesh), limitHeaders, 'set'));
       } catch (e) {
         logEvent('error', 'handler error', { service: self, requestId, error: errorText(e) });
-        return errorResponse(500, 'internal', `${self} failed to handle the request`, requestId);
+        return (response = errorResponse(500, 'internal', `${self} failed to handle the request`, requestId));
+      } finally {
+        if (plan && trace) afterRequest(plan, trace, request, response, startedAt, waitUntil, bindings);
       }
     },
 

@@ -23,5 +23,6 @@ declare namespace Cloudflare {
     FAULTY_REGISTRY: DurableObjectNamespace<import('../fixtures/faulty-store.ts').FaultyRegistry>;
     MESH_HEARTBEAT: Service<import('../../src/control/registry/heartbeat.ts').RegistryHeartbeat>;
     MESH_REGISTRY: DurableObjectNamespace<import('../../src/control/registry/object.ts').MeshRegistry>;
+    TELEMETRY_STORE: DurableObjectNamespace<import('../../src/control/telemetry/object.ts').MeshTelemetry>;
   }
 }

@@ -10,6 +10,7 @@
  *   GET    history           config revisions and the audit log
  *   POST   instances         register an endpoint { service, version?, endpoint?, binding | url, weight?, healthPath? }
  *   DELETE instances/:key    deregister (key: service@version/endpoint)
+ *   GET    telemetry         the last minute per edge (rate, errors, latency) and rate-limit hot keys
  */
 import { Hono } from 'hono';
 import { errorResponse } from '../../core/errors.ts';
@@ -20,10 +21,12 @@ import { configRoutes } from './config.ts';
 import { rid, type AdminContext, type AdminEnv } from './context.ts';
 import { instanceRoutes } from './instances.ts';
 import { statusRoutes } from './status.ts';
+import { telemetryRoutes } from './telemetry.ts';
 
 export function adminApp(source: MeshSource | undefined): Hono<AdminEnv> {
   const app = new Hono<AdminEnv>();
-  app.use('*', adminAuth(source));
+  // The dashboard's session cookie too (reads; writes with its CSRF header).
+  app.use('*', adminAuth(source, { sessions: true }));
   app.use('*', async (c, next) => {
     if (!registryOf(c.env))
       return errorResponse(503, 'no_registry', 'the gateway has no MESH_REGISTRY Durable Object binding', rid(c));
@@ -33,6 +36,7 @@ export function adminApp(source: MeshSource | undefined): Hono<AdminEnv> {
   statusRoutes(app, registry);
   configRoutes(app, registry);
   instanceRoutes(app, registry);
+  telemetryRoutes(app);
   app.all('*', (c) => errorResponse(404, 'not_found', `no admin endpoint ${c.req.method} ${c.req.path}`, rid(c)));
   return app;
 }

@@ -99,7 +99,9 @@ export const forward: Stage = async (ctx) => {
     plan: ctx.plan,
     runtime: ctx.runtime,
     env: ctx.env,
+    waitUntil: (p) => ctx.io.waitUntil(p),
   };
+  ctx.call = call;
   if (route.mirror) await mirror(ctx, call, route.mirror);
   let response = await callService(call);
   if (route.fallback && call.noAnswer) {

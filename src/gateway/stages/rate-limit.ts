@@ -22,6 +22,16 @@ export const rateLimit: Stage = async (ctx) => {
     undefined,
     (p) => ctx.io.waitUntil(p),
   );
+  const metrics = ctx.plan.observability.metrics ? ctx.runtime.telemetry.metrics : undefined;
+  let worst: 'allowed' | 'limited' | 'store_error' = 'allowed';
+  for (const d of outcome.decisions) {
+    if (d.decision === 'limited' || (d.decision === 'store_error' && worst === 'allowed')) worst = d.decision;
+    if (metrics) {
+      metrics.count('ratelimit_decisions', [d.policy, 'gateway', d.decision]);
+      if (d.decision !== 'store_error') metrics.hotKey(d.policy, d.key, d.decision === 'limited');
+    }
+  }
+  ctx.rateLimit = worst;
   if (outcome.reject) return outcome.reject;
   (ctx.responseHeaders ??= []).push(...outcome.headers);
   return undefined;

@@ -10,12 +10,13 @@
 import { versionKey } from '../../core/endpoint.ts';
 import { errorResponse } from '../../core/errors.ts';
 import { logEvent } from '../../core/log.ts';
+import { randomHex } from '../../core/trace.ts';
 import { p2cPick } from '../../resilience/balance/p2c.ts';
 import { ringPick } from '../../resilience/balance/ring.ts';
 import { smoothPick } from '../../resilience/balance/smooth-wrr.ts';
 import type { TrafficState } from '../../resilience/state.ts';
 import { callerOf, type Layer, type OutboundCall } from '../call.ts';
-import { groupFor, type EndpointGroup } from '../endpoints.ts';
+import { groupFor, type Endpoint, type EndpointGroup } from '../endpoints.ts';
 import { requestValue, type ServiceTraffic } from '../policy.ts';
 import { withTimeout } from '../timeout.ts';
 import { upstreamFor } from '../upstream.ts';
@@ -108,15 +109,19 @@ export const chooseEndpoint: Layer = (next) => async (call) => {
   call.upstream = upstream;
   call.noAnswer = false;
   (call.tried ??= []).push(endpoint.key);
+  call.trySpanId = randomHex(8);
+  const startedAt = Date.now();
   const tryMs = call.policy!.backendMs;
   const timed = tryMs > 0 || call.deadlineAt !== undefined;
   if (timed) call.abort = new AbortController();
+  let tryTimedOut = false;
   const done = state.start(endpoint.key);
   let response: Response;
   try {
     response =
       tryMs > 0
         ? await withTimeout(next(call), tryMs, () => {
+            tryTimedOut = true;
             call.noAnswer = true;
             call.abort?.abort();
             return errorResponse(
@@ -130,14 +135,50 @@ export const chooseEndpoint: Layer = (next) => async (call) => {
   } finally {
     done();
   }
+  if (call.unreachable || tryTimedOut)
+    call.runtime.telemetry.metrics.count('upstream_errors', [
+      callerOf(call),
+      target.name,
+      endpoint.key,
+      call.unreachable ? 'unreachable' : 'timeout',
+    ]);
   if (traffic.outlier) {
     const failed = response.status >= 500 || call.unreachable === true;
-    if (state.recordOutcome(endpoint.key, traffic.outlier, failed, Date.now(), group.keys))
+    if (state.recordOutcome(endpoint.key, traffic.outlier, failed, Date.now(), group.keys)) {
+      call.runtime.telemetry.metrics.count('ejections', [target.name, endpoint.key]);
       logEvent('warn', 'endpoint ejected', {
         requestId: call.requestId,
         caller: callerOf(call),
         endpoint: endpoint.key,
       });
+    }
   }
+  if (call.trace.sampled && call.plan.observability.tracing) trySpan(call, endpoint, response, startedAt);
   return response;
 };
+
+/** The try's client span: a child of the hop's span, the parent of the span the endpoint records. */
+function trySpan(call: OutboundCall, endpoint: Endpoint, response: Response, startedAt: number): void {
+  const method = call.source.kind === 'edge' ? call.source.request.method : (call.source.init.method ?? 'GET');
+  call.runtime.telemetry.span({
+    traceId: call.trace.traceId,
+    spanId: call.trySpanId!,
+    parentSpanId: call.trace.spanId,
+    name: `${method.toUpperCase()} ${call.service}`,
+    kind: 'client',
+    startMs: startedAt,
+    endMs: Date.now(),
+    attributes: {
+      'http.request.method': method.toUpperCase(),
+      'http.response.status_code': response.status,
+      'url.path': call.pathAndQuery.split('?')[0],
+      'meshwork.caller': callerOf(call),
+      'meshwork.service': call.service,
+      'meshwork.version': endpoint.version,
+      'meshwork.endpoint': endpoint.key,
+      'meshwork.retry': call.retries ?? 0,
+      ...(call.unreachable ? { 'error.type': 'unreachable' } : {}),
+    },
+    error: response.status >= 500 || call.unreachable === true,
+  });
+}

@@ -14,7 +14,7 @@ import { errorResponse } from '../../core/errors.ts';
 import { IDENTITY_HEADER, REQUEST_ID_HEADER, ROUTE_HEADER, USER_HEADER } from '../../core/headers.ts';
 import { KeysUnavailable } from '../../core/keys.ts';
 import { logEvent } from '../../core/log.ts';
-import { setTraceHeaders } from '../../core/trace.ts';
+import { randomHex, setTraceHeaders } from '../../core/trace.ts';
 import type { IdentityMinter, UserAudience } from '../../identity/tokens.ts';
 import type { VerifiedUser } from '../../core/user.ts';
 import { callerOf, type Layer, type OutboundCall, type Send } from '../call.ts';
@@ -81,7 +81,7 @@ async function signThenSend(
 export const meshHeaders: Layer = (next) => (call) => {
   const headers = call.request!.headers;
   headers.set(REQUEST_ID_HEADER, call.requestId);
-  setTraceHeaders(headers, call.trace);
+  setTraceHeaders(headers, call.trace, call.trySpanId ?? randomHex(8));
   if (call.source.kind === 'edge') headers.set(ROUTE_HEADER, call.source.route.name);
   const { minter } = call.runtime.identity(call.plan.identity);
   const user = call.user;

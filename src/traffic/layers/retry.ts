@@ -67,6 +67,7 @@ async function withRetries(next: Send, call: OutboundCall): Promise<Response> {
     if (call.timedOut) break;
     call.unreachable = false;
     call.retries = n;
+    call.runtime.telemetry.metrics.count('retries', [callerOf(call), target.name]);
     response = await next(call);
   }
   return response;

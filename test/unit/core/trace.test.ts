@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { childTraceparent, requestIdFrom, traceFrom } from '../../../src/core/trace.ts';
+import { requestIdFrom, traceFrom, traceparentOf } from '../../../src/core/trace.ts';
 
 const TRACE_ID = '4bf92f3577b34da6a3ce929d0e0e4736';
 
@@ -8,10 +8,31 @@ const PARENT = '00f067aa0ba902b7';
 describe('trace context', () => {
   it('continues a valid incoming trace with a new span id', () => {
     const t = traceFrom(new Headers({ traceparent: `00-${TRACE_ID}-${PARENT}-01`, tracestate: 'vendor=1' }));
-    expect(t).toMatchObject({ traceId: TRACE_ID, parentId: PARENT, flags: '01', tracestate: 'vendor=1' });
-    const next = childTraceparent(t);
-    expect(next).toMatch(new RegExp(`^00-${TRACE_ID}-[0-9a-f]{16}-01$`));
-    expect(next).not.toContain(PARENT);
+    expect(t).toMatchObject({
+      traceId: TRACE_ID,
+      parentId: PARENT,
+      flags: '01',
+      sampled: true,
+      tracestate: 'vendor=1',
+    });
+    expect(t.spanId).toMatch(/^[0-9a-f]{16}$/);
+    expect(t.spanId).not.toBe(PARENT);
+    const next = traceparentOf(t, 'a1b2c3d4e5f60718');
+    expect(next).toBe(`00-${TRACE_ID}-a1b2c3d4e5f60718-01`);
+  });
+
+  it("keeps the caller's decision not to sample, whatever this hop's sampler says", () => {
+    const t = traceFrom(new Headers({ traceparent: `00-${TRACE_ID}-${PARENT}-00` }), () => true);
+    expect(t.sampled).toBe(false);
+    expect(traceparentOf(t, t.spanId)).toMatch(/-00$/);
+  });
+
+  it('a new trace is sampled as the sampler decides, and says so in its flags', () => {
+    const yes = traceFrom(new Headers(), () => true);
+    const no = traceFrom(new Headers(), () => false);
+    expect([yes.sampled, yes.flags]).toEqual([true, '01']);
+    expect([no.sampled, no.flags]).toEqual([false, '00']);
+    expect(traceFrom(new Headers()).sampled).toBe(false);
   });
 
   it.each([
