@@ -71,7 +71,35 @@ ${traffic}
 const TRAFFIC = `      loadBalancer: { policy: LeastRequest }
       outlierDetection: {}`;
 
-export const gateways = (jwks: string): Record<string, string> => ({
+/**
+ * Every scenario but the observed ones measures the mesh without access logs and metrics, so
+ * `observed / full` is what observability costs.
+ */
+const QUIET = `
+observability:
+  accessLog: { enabled: false }
+  metrics: { enabled: false }
+`;
+
+/** Access logs, metrics into the telemetry object, and spans exported to a local collector. */
+const observed = (collector: string, sampling: number) => `
+observability:
+  accessLog: { user: hashed }
+  metrics: { enabled: true }
+  tracing: { collector: ${collector}, sampling: ${sampling} }
+`;
+
+export const gateways = (jwks: string, collector: string): Record<string, string> => ({
+  ...quiet(quietGateways(jwks)),
+  // The production defaults' sampling (1%), and every request traced.
+  'gw-observed': `${observed(collector, 0.01)}${issuer(jwks)}${limit('exact', 'claim:sub')}${SERVICES}routes:${route([AUTH, LIMITED])}`,
+  'gw-observed-all': `${observed(collector, 1)}${issuer(jwks)}${limit('exact', 'claim:sub')}${SERVICES}routes:${route([AUTH, LIMITED])}`,
+});
+
+const quiet = (all: Record<string, string>) =>
+  Object.fromEntries(Object.entries(all).map(([name, yaml]) => [name, `${QUIET}${yaml}`]));
+
+const quietGateways = (jwks: string): Record<string, string> => ({
   'gw-forward': `${SERVICES}routes:${route([])}`,
   'gw-auth': `${issuer(jwks)}${SERVICES}routes:${route([AUTH])}`,
   'gw-auth-nocache': `${issuer(jwks, '  verifiedCache: { maxEntries: 0 }')}${SERVICES}routes:${route([AUTH])}`,

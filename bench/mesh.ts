@@ -6,6 +6,7 @@
  */
 import { mkdtempSync } from 'node:fs';
 import { createServer } from 'node:http';
+import type { Readable } from 'node:stream';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -30,6 +31,10 @@ export interface BenchMesh {
   issuerJwks: string;
   /** workerd's inspector (isolate heaps, profiles). */
   inspectorPort: number;
+  /** Spans the local collector has received so far (the observed scenarios export to it). */
+  spansReceived(): number;
+  /** Bytes the workers wrote to their console (stdout) so far. */
+  logBytes(): number;
   /** Stops workerd and the key-set endpoint. */
   close(): Promise<void>;
 }
@@ -52,7 +57,9 @@ export function bundleOf(name: string, yaml: string): MeshBundle {
   return { version: name, format: CONFIG_FORMAT, config: r.config };
 }
 
-export async function startBenchMesh(gatewaysFor: (issuerJwks: string) => Record<string, string>): Promise<BenchMesh> {
+export async function startBenchMesh(
+  gatewaysFor: (issuerJwks: string, collectorUrl: string) => Record<string, string>,
+): Promise<BenchMesh> {
   const dir = mkdtempSync(join(tmpdir(), 'meshwork-bench-'));
   const members: Record<string, KeyPair> = {};
   for (const m of ['gateway', 'service-a', 'service-b']) members[m] = await memberPair(m);
@@ -66,6 +73,23 @@ export async function startBenchMesh(gatewaysFor: (issuerJwks: string) => Record
   });
   await new Promise<void>((r) => jwksServer.listen(0, '127.0.0.1', r));
   const jwksUri = `http://127.0.0.1:${(jwksServer.address() as AddressInfo).port}/jwks`;
+  // An OTLP/HTTP collector for the observed scenarios: reads each export and counts its spans.
+  let spansReceived = 0;
+  let logBytes = 0;
+  const collector = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as {
+        resourceSpans: Array<{ scopeSpans: Array<{ spans: unknown[] }> }>;
+      };
+      for (const rs of body.resourceSpans) for (const ss of rs.scopeSpans) spansReceived += ss.spans.length;
+      res.setHeader('content-type', 'application/json');
+      res.end('{}');
+    });
+  });
+  await new Promise<void>((r) => collector.listen(0, '127.0.0.1', r));
+  const collectorUrl = `http://127.0.0.1:${(collector.address() as AddressInfo).port}`;
   const inspectorPort = await freePort();
   const publicKeys = JSON.stringify({ keys: Object.values(members).map((k) => k.publicJwk) });
   const keysFor = (member: string) => ({
@@ -113,7 +137,7 @@ export async function startBenchMesh(gatewaysFor: (issuerJwks: string) => Record
       serviceBindings: { SERVICE_B: 'service-b' },
     }),
   ];
-  for (const [name, yaml] of Object.entries(gatewaysFor(issuerJwks))) {
+  for (const [name, yaml] of Object.entries(gatewaysFor(issuerJwks, collectorUrl))) {
     const scriptPath = await bundleWorker(
       'bench/workers/gateway.ts',
       dir,
@@ -124,7 +148,10 @@ export async function startBenchMesh(gatewaysFor: (issuerJwks: string) => Record
       worker(name, scriptPath, {
         bindings: keysFor('gateway'),
         kvNamespaces: ['MESH_KV'],
-        durableObjects: { MESH_RATE_LIMITER: { className: 'RateLimiter', useSQLite: true } },
+        durableObjects: {
+          MESH_RATE_LIMITER: { className: 'RateLimiter', useSQLite: true },
+          MESH_TELEMETRY: { className: 'MeshTelemetry', useSQLite: true },
+        },
         serviceBindings: {
           SERVICE_B: 'service-b',
           SERVICE_B2: 'service-b',
@@ -142,6 +169,14 @@ export async function startBenchMesh(gatewaysFor: (issuerJwks: string) => Record
     inspectorPort,
     log: new Log(LogLevel.WARN),
     defaultPersistRoot: join(dir, 'state'),
+    // The workers' console (access logs of the observed scenarios): read and counted, not
+    // printed, as Workers Logs would take it; warnings and errors still show.
+    handleRuntimeStdio(stdout: Readable, stderr: Readable) {
+      stdout.on('data', (chunk: Buffer) => {
+        logBytes += chunk.length;
+      });
+      stderr.pipe(process.stderr);
+    },
   });
   await mf.ready;
 
@@ -152,8 +187,11 @@ export async function startBenchMesh(gatewaysFor: (issuerJwks: string) => Record
     async close() {
       await mf.dispose();
       jwksServer.close();
+      collector.close();
     },
     url: (w) => mf.unsafeGetDirectURL(w),
+    spansReceived: () => spansReceived,
+    logBytes: () => logBytes,
     async userToken(sub, scopes) {
       return new SignJWT({ scope: scopes.join(' ') })
         .setProtectedHeader({ alg: 'ES256', kid: 'bench-1' })

@@ -9,3 +9,4 @@ declare const __MESH_BUNDLE__: MeshBundle;
 export default createGateway({ plan: compilePlan(__MESH_BUNDLE__) });
 
 export { RateLimiter } from '../../src/ratelimit/store.ts';
+export { MeshTelemetry } from '../../src/control/telemetry/object.ts';

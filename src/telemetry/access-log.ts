@@ -6,6 +6,7 @@
  * debugging session needs), their values never.
  */
 import { sha256Hex } from '../core/hash.ts';
+import { LruCache } from '../core/lru.ts';
 import type { ObservabilityPlan } from './plan.ts';
 
 export interface AccessEntry {
@@ -77,7 +78,10 @@ function line(e: AccessEntry, user: string | undefined): string {
   });
 }
 
-/** Writes the line (after hashing the user, when asked: that one waits for the digest). */
+/** Hashed users: a digest per line would cost every request of a user a promise and a waitUntil. */
+const hashed = new LruCache<string>(4096);
+
+/** Writes the line (after hashing the user, when asked: a user's first line waits for the digest). */
 export function writeAccessLog(
   plan: ObservabilityPlan,
   e: AccessEntry,
@@ -88,5 +92,13 @@ export function writeAccessLog(
   if (!config.clientIp) e.clientIp = undefined;
   if (e.user === undefined || config.user === 'sub') return console.log(line(e, e.user));
   if (config.user === 'omit') return console.log(line(e, undefined));
-  waitUntil(sha256Hex(e.user).then((h) => console.log(line(e, h.slice(0, 16)))));
+  const known = hashed.get(e.user);
+  if (known !== undefined) return console.log(line(e, known));
+  const user = e.user;
+  waitUntil(
+    sha256Hex(user).then((h) => {
+      hashed.set(user, h.slice(0, 16), Number.POSITIVE_INFINITY);
+      console.log(line(e, h.slice(0, 16)));
+    }),
+  );
 }

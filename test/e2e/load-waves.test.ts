@@ -19,8 +19,8 @@ let mesh: BenchMesh;
 beforeAll(async () => {
   // Only the gateways with auth and a per-user limit (exact, lease) that fails closed (a store
   // call that fails is a 503, not a quiet 200).
-  mesh = await startBenchMesh((jwks) => {
-    const all = gateways(jwks);
+  mesh = await startBenchMesh((jwks, collector) => {
+    const all = gateways(jwks, collector);
     return { 'gw-full': all['gw-full']!, 'gw-full-lease': all['gw-full-lease']! };
   });
 });
