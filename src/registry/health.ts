@@ -24,6 +24,8 @@ export function healthResponse(served: Served, runtime: MeshRuntime, extra: Reco
       // Counted per isolate since it started.
       rateLimitStoreFailures: { ...runtime.limiter.storeFailures },
       rejected: { ...runtime.counters },
+      // Spans dropped (collector down or queue full) and metric flushes that failed (kept for the next).
+      telemetryLost: { ...runtime.telemetry.lost },
     },
     { headers: { 'cache-control': 'no-store' } },
   );

@@ -21,6 +21,8 @@ export const WINDOW_SLOTS = 12;
 export const WINDOW_MS = SLOT_MS * WINDOW_SLOTS;
 /** Cumulative series kept (each persisted): beyond it new series are dropped and counted. */
 export const MAX_TOTAL_SERIES = 20_000;
+/** Request series per source workload: one workload (a compromised service) cannot use up the rest. */
+export const MAX_SERIES_PER_SOURCE = 4_000;
 const MAX_HOT = 1000;
 const NBUCKETS = DURATION_BUCKETS_MS.length + 1;
 
@@ -97,6 +99,7 @@ export class Aggregate {
   readonly #hot = new Map<string, { policy: string; key: string; slots: HotSlot[] }>();
   /** Since when this object has been counting (the window is shorter until a minute has passed). */
   readonly #since: number;
+  readonly #perSource = new Map<string, number>();
   dropped = 0;
 
   constructor(now: number) {
@@ -106,8 +109,10 @@ export class Aggregate {
   /** Puts back what storage held (at start-up). */
   load(entries: Iterable<StoredTotal>): void {
     for (const e of entries) {
-      if (e.kind === 'r') this.requests.set(requestKey(e.t.l), e.t);
-      else this.counters.set(counterKey(e.t.name, e.t.v), e.t);
+      if (e.kind === 'r') {
+        this.requests.set(requestKey(e.t.l), e.t);
+        this.#perSource.set(e.t.l.source, (this.#perSource.get(e.t.l.source) ?? 0) + 1);
+      } else this.counters.set(counterKey(e.t.name, e.t.v), e.t);
     }
   }
 
@@ -149,10 +154,12 @@ export class Aggregate {
     const key = requestKey(d.l);
     let t = this.requests.get(key);
     if (!t) {
-      if (this.requests.size + this.counters.size >= MAX_TOTAL_SERIES) {
+      const mine = this.#perSource.get(d.l.source) ?? 0;
+      if (this.requests.size + this.counters.size >= MAX_TOTAL_SERIES || mine >= MAX_SERIES_PER_SOURCE) {
         this.dropped++;
         return;
       }
+      this.#perSource.set(d.l.source, mine + 1);
       this.requests.set(key, (t = { l: d.l, n: 0, sum: 0, b: new Array<number>(NBUCKETS).fill(0) }));
     }
     t.n += d.n;

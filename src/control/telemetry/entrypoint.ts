@@ -28,7 +28,6 @@ const { verifier } = new IdentityState(normalizeBundle(bundledConfig).config.ide
 const source = new MeshSource(bundledConfig);
 /** Per report: an isolate's second of calls has far fewer series. */
 const MAX_ENTRIES = 2000;
-const LABEL = /^[A-Za-z0-9._@/:-]{1,128}$/;
 /** Counters a service may report, and which label is its own name. */
 const SERVICE_COUNTERS: Readonly<Record<string, number>> = {
   retries: 0,
@@ -48,18 +47,38 @@ export class Telemetry extends WorkerEntrypoint<MeshBindings> {
     const stub = telemetryOf(this.env);
     if (!stub) return { ok: false, error: 'telemetry refused: the gateway has no MESH_TELEMETRY binding' };
     const { plan } = await source.get(this.env, io.waitUntil);
-    const clean = sanitize(batch, caller, plan.services, plan.services.get(caller)?.policy.rateLimits ?? []);
+    const known = new Map<string, KnownService>();
+    for (const [name, svc] of plan.services) {
+      const endpoints = new Set<string>();
+      const versions = new Set<string>();
+      for (const { item } of svc.endpoints.weighted) {
+        endpoints.add(item.key);
+        if (item.version !== undefined) versions.add(item.version);
+      }
+      known.set(name, { endpoints, versions });
+    }
+    const clean = sanitize(batch, caller, known, plan.services.get(caller)?.policy.rateLimits ?? []);
     if (typeof clean === 'string') return { ok: false, error: `telemetry refused: ${clean}` };
     await stub.ingest(clean);
     return { ok: true };
   }
 }
 
-/** The batch as `caller` may report it, or what is wrong with it. */
+/** What a report may name of a service: its endpoints and versions in the config in force. */
+export interface KnownService {
+  endpoints: ReadonlySet<string>;
+  versions: ReadonlySet<string>;
+}
+
+/**
+ * The batch as `caller` may report it, or what is wrong with it. Every label is one the config
+ * gives (a service, its endpoints and versions) or "unknown", so a service cannot fill the
+ * object's series with made-up values.
+ */
 export function sanitize(
   batch: TelemetryBatch,
   caller: string,
-  services: ReadonlyMap<string, unknown>,
+  services: ReadonlyMap<string, KnownService>,
   policies: ReadonlyArray<{ name: string }>,
 ): TelemetryBatch | string {
   if (typeof batch !== 'object' || batch === null) return 'malformed batch';
@@ -77,14 +96,14 @@ export function sanitize(
     if (!l || !isCount(d.n) || typeof d.sum !== 'number' || !(d.sum >= 0) || !Array.isArray(d.b)) continue;
     if (d.b.length !== DURATION_BUCKETS_MS.length + 1 || !d.b.every(isCount)) continue;
     if (!Number.isInteger(l.code) || l.code < 100 || l.code > 599 || !KNOWN_FLAGS.has(l.flags)) continue;
-    const label = (v: unknown) => (typeof v === 'string' && LABEL.test(v) ? v : 'unknown');
+    const service = typeof l.service === 'string' ? services.get(l.service) : undefined;
     out.requests.push({
       // The caller is who the token says, whatever the batch claims; east-west calls have no route.
       l: {
         source: caller,
-        service: typeof l.service === 'string' && services.has(l.service) ? l.service : 'unknown',
-        version: label(l.version),
-        workload: label(l.workload),
+        service: service ? l.service : 'unknown',
+        version: service?.versions.has(l.version) ? l.version : 'unknown',
+        workload: service?.endpoints.has(l.workload) ? l.workload : 'unknown',
         route: '',
         code: l.code,
         flags: l.flags,

@@ -1,6 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { Aggregate, quantile, SLOT_MS, WINDOW_MS } from '../../../src/telemetry/aggregate.ts';
+import { Aggregate, MAX_SERIES_PER_SOURCE, quantile, SLOT_MS, WINDOW_MS } from '../../../src/telemetry/aggregate.ts';
 import { DURATION_BUCKETS_MS, MetricsBuffer, type RequestLabels } from '../../../src/telemetry/metrics.ts';
 import { renderPrometheus } from '../../../src/telemetry/prometheus.ts';
 
@@ -130,6 +130,22 @@ describe('mesh-wide aggregate', () => {
     const [a, b] = agg.overview(T0 + 2).edges;
     expect([a!.destination, a!.health]).toEqual(['b', 'healthy']);
     expect([b!.destination, b!.health]).toEqual(['service-a', 'failure']);
+  });
+
+  it('one source cannot take every series: beyond its share its new series are dropped and counted, others still recorded', () => {
+    const agg = new Aggregate(T0);
+    // Two isolates' worth (each buffer holds fewer than the object's share).
+    for (const half of [0, 1]) {
+      const flood = new MetricsBuffer();
+      for (let i = 0; i < (MAX_SERIES_PER_SOURCE + 10) / 2; i++)
+        flood.request(labels({ source: 'service-c', version: `v${half}-${i}` }), 1);
+      agg.apply(flood.drain(), T0);
+    }
+    agg.apply(batchOf([[{}, 1, 1]]), T0);
+    const bySource = (s: string) => [...agg.requests.values()].filter((t) => t.l.source === s).length;
+    expect(bySource('service-c')).toBe(MAX_SERIES_PER_SOURCE);
+    expect(bySource('gateway')).toBe(1);
+    expect(agg.dropped).toBe(10);
   });
 
   it('ranks hot keys by refusals, then by use', () => {

@@ -48,6 +48,7 @@ describe('self-registration of wrapped services', () => {
         config: expect.objectContaining({ version: expect.stringMatching(/^[0-9a-f]{12}$/) }),
         rateLimitStoreFailures: { open: expect.any(Number), closed: expect.any(Number) },
         rejected: { snapshotsRejected: 0, jwksCacheRejected: 0 },
+        telemetryLost: { spans: 0, metricFlushes: 0 },
       });
     }
     expect((await env.SERVICE_B_V1.fetch('https://svc.internal/service-b')).status).toBe(401);
