@@ -91,7 +91,7 @@ export function sanitize(
     hotKeys: [],
     dropped: isCount(batch.dropped) ? batch.dropped : 0,
   };
-  for (const d of requests as RequestDelta[]) {
+  for (const d of requests) {
     const l = d?.l;
     if (!l || !isCount(d.n) || typeof d.sum !== 'number' || !(d.sum >= 0) || !Array.isArray(d.b)) continue;
     if (d.b.length !== DURATION_BUCKETS_MS.length + 1 || !d.b.every(isCount)) continue;
@@ -113,7 +113,7 @@ export function sanitize(
       b: d.b,
     });
   }
-  for (const c of counters as CounterDelta[]) {
+  for (const c of counters) {
     if (!c || !isCount(c.n) || !validCounter(c.name, c.v) || !Object.hasOwn(SERVICE_COUNTERS, c.name)) continue;
     const v = [...c.v];
     const own = SERVICE_COUNTERS[c.name]!;
