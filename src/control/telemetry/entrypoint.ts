@@ -15,13 +15,7 @@ import { IdentityState } from '../../identity/tokens.ts';
 import { MeshSource } from '../../registry/source.ts';
 import { validCounter } from '../../telemetry/aggregate.ts';
 import { KNOWN_FLAGS } from '../../telemetry/flags.ts';
-import {
-  DURATION_BUCKETS_MS,
-  TELEMETRY_AUDIENCE,
-  type CounterDelta,
-  type RequestDelta,
-  type TelemetryBatch,
-} from '../../telemetry/metrics.ts';
+import { DURATION_BUCKETS_MS, TELEMETRY_AUDIENCE, type TelemetryBatch } from '../../telemetry/metrics.ts';
 import { telemetryOf } from './object.ts';
 
 const { verifier } = new IdentityState(normalizeBundle(bundledConfig).config.identity);
