@@ -15,6 +15,7 @@ import { parseArgs } from 'node:util';
 import { missingGatewayBindings } from '../src/node/config/bindings.ts';
 import { bundleRoutesDir } from '../src/node/config/load-dir.ts';
 import { formatIssue } from '../src/config/validate.ts';
+import { buildUi } from './build-ui.ts';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const { positionals, values } = parseArgs({
@@ -52,6 +53,8 @@ try {
     writeFileSync(tmp, json);
     renameSync(tmp, out);
   }
+  // The dashboard's assets (ui/, cytoscape), which the gateway bundles beside the config.
+  buildUi();
   const { services, routes } = result.bundle.config;
   console.log(
     `meshwork: built config ${result.bundle.version} (${Object.keys(services).length} services, ${routes.length} routes)`,
