@@ -97,7 +97,8 @@ module.exports = {
       comment: 'cloudflare:workers (Durable Objects, entrypoints) only where those classes are defined.',
       from: {
         path: '^src/',
-        pathNot: '^src/(ratelimit/store|control/limits|control/registry/(object|heartbeat)|control/telemetry/(object|entrypoint))\\.ts$',
+        pathNot:
+          '^src/(ratelimit/store|control/limits|control/registry/(object|heartbeat)|control/telemetry/(object|entrypoint))\\.ts$',
       },
       to: { path: '^cloudflare:' },
     },

@@ -835,6 +835,17 @@ export const Admin = z
       .optional()
       .describe('Issuers (auth.issuers) whose tokens may use the admin API. Absent: only MESH_ADMIN_TOKEN.'),
     scope: z.string().min(1).default('mesh:admin').describe('Scope an admin token must hold (default mesh:admin).'),
+    dashboardHost: z
+      .string()
+      .max(253)
+      .regex(
+        /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/,
+        'must be a lowercase hostname (no port)',
+      )
+      .optional()
+      .describe(
+        "The only host the dashboard (/_mesh/ui) and its session cookie work on, e.g. mesh-admin.example.com: one no route's backend serves pages on, since a page on the dashboard's origin could act with a logged-in operator's session. Absent: the dashboard is served only to this machine (127.0.0.1, ::1, localhost) and under `npm run dev`.",
+      ),
     audience: z
       .string()
       .min(1)
@@ -923,7 +934,7 @@ export const Observability = z
           .describe(
             '`meshwork` (default): meshwork_requests_total, meshwork_request_duration_seconds, ... `istio`: istio_requests_total, istio_request_duration_milliseconds, ... exactly as Istio names them, for dashboards and alerts written for Istio. The labels are the same either way.',
           ),
-        flushInterval: Duration.pipe(z.number().min(0.05, 'must be at least 50ms').max(60, 'must be at most 60s'))
+        flushInterval: Duration.pipe(z.number().min(0.05, 'must be at least 50ms').max(10, 'must be at most 10s'))
           .default(1)
           .describe(
             'How long an isolate gathers counts before sending them (default 1s): the delay before a request shows in /_mesh/metrics, and one store call per isolate per interval.',
@@ -943,7 +954,7 @@ export const Observability = z
           .record(HeaderName, z.strictObject({ env: EnvName }))
           .default({})
           .describe('Headers sent to the collector, each from a secret, e.g. { x-honeycomb-team: { env: OTLP_KEY } }.'),
-        flushInterval: Duration.pipe(z.number().min(0.05, 'must be at least 50ms').max(60, 'must be at most 60s'))
+        flushInterval: Duration.pipe(z.number().min(0.05, 'must be at least 50ms').max(10, 'must be at most 10s'))
           .default(1)
           .describe('How long an isolate gathers spans before exporting them (default 1s).'),
       })

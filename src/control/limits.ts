@@ -57,7 +57,7 @@ export class RateLimits extends WorkerEntrypoint<MeshBindings> {
         }
       : {};
     try {
-      const key = { id: request.key, raw: request.raw };
+      const key = { id: request.key, raw: request.raw, shown: request.raw };
       const take: TakeRequest = { params, cost: limit.cost, ...lease };
       return { ok: true, result: await storeBucket(ns, coalescer, limit, key, caller, io.waitUntil)(take) };
     } catch (e) {

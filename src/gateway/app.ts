@@ -81,7 +81,14 @@ export function createGateway(options: GatewayOptions): GatewayHono {
     };
     // Kept on the Hono context so an error answer carries the id the pipeline already used.
     c.set('requestId', ctx.requestId);
-    let response = await runPipeline(stages, ctx);
+    let response: Response;
+    try {
+      response = await runPipeline(stages, ctx);
+    } catch (err) {
+      // Answered and counted here, not in onError: a request that broke is still a request.
+      logEvent('error', 'gateway error', { requestId: ctx.requestId, error: errorText(err) });
+      response = errorResponse(500, 'internal', 'internal gateway error', ctx.requestId);
+    }
     // Vary is added to (a backend's Vary: Accept-Encoding stays); the CORS fields are the gateway's.
     if (ctx.corsHeaders)
       response = withHeaders(withHeaders(response, ctx.corsHeaders, 'set'), [['vary', 'Origin']], 'append');

@@ -30,7 +30,7 @@ export interface LimitOutcome {
 
 export interface LimitDecision {
   policy: string;
-  /** The key's values (BucketKey.raw); "" when the store failed before a key was built. */
+  /** The key as it may be shown (BucketKey.shown: header values hashed); "" when no key was built. */
   key: string;
   decision: 'allowed' | 'limited' | 'store_error';
 }
@@ -228,7 +228,7 @@ export class Limiter {
     try {
       const key = bucketKey(limit, facts);
       const decide = (k: BucketKey): Verdict | Promise<Verdict> => {
-        raw = k.raw;
+        raw = k.shown;
         const params = limit.overrides.get(k.raw) ?? limit.params;
         if (limit.lease) {
           const spent = this.#spendLease(limit, k.id);

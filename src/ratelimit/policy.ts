@@ -144,6 +144,11 @@ export interface BucketKey {
   raw: string;
   /** Durable Object name: policy plus encoded values; header values only as a hash. */
   id: string;
+  /**
+   * The key as metrics and the dashboard's hot keys may show it: the values, but a header's
+   * (an API key...) only as "#" and the start of its hash.
+   */
+  shown: string;
 }
 
 /**
@@ -152,6 +157,7 @@ export interface BucketKey {
  */
 export function bucketKey(limit: CompiledLimit, facts: LimitFacts): BucketKey | Promise<BucketKey> {
   const raw: string[] = [];
+  const hashedAt: number[] = [];
   const encoded: Array<string | Promise<string>> = [];
   let pending = false;
   for (const part of limit.key) {
@@ -171,6 +177,7 @@ export function bucketKey(limit: CompiledLimit, facts: LimitFacts): BucketKey | 
       encoded.push(`${tag}${encodeURIComponent(facts.issuer ?? '')}~${encodeURIComponent(value)}`);
     else if (source.kind === 'header') {
       // Header values (API keys...) never become object names or log lines: only their hash.
+      hashedAt.push(raw.length - 1);
       encoded.push(sha256Hex(value).then((h) => tag + h.slice(0, 32)));
       pending = true;
     } else encoded.push(tag + encodeURIComponent(value));
@@ -178,8 +185,14 @@ export function bucketKey(limit: CompiledLimit, facts: LimitFacts): BucketKey | 
   const finish = (parts: string[]): BucketKey | Promise<BucketKey> => {
     const id = `${limit.name}|${parts.join('|')}`;
     const rawKey = raw.join('|');
-    if (id.length <= 512) return { raw: rawKey, id };
-    return sha256Hex(id).then((h) => ({ raw: rawKey, id: `${limit.name}|#${h}` }));
+    let shown = rawKey;
+    if (hashedAt.length > 0) {
+      const values = [...raw];
+      for (const i of hashedAt) values[i] = `#${parts[i]!.slice(-32, -20)}`;
+      shown = values.join('|');
+    }
+    if (id.length <= 512) return { raw: rawKey, id, shown };
+    return sha256Hex(id).then((h) => ({ raw: rawKey, id: `${limit.name}|#${h}`, shown }));
   };
   // Some parts are hashes still being computed, the rest plain strings: Promise.all takes both.
   // eslint-disable-next-line @typescript-eslint/await-thenable

@@ -39,12 +39,15 @@ export interface AccessEntry {
   clientIp?: string | null;
 }
 
-/** The path, and the query with its values taken out: `?a=&b=`. */
+/** What a parameter name looks like (short, plain): anything else, such as `?<token>` with no "=", is not written. */
+const PARAM_NAME = /^[A-Za-z0-9_.\-[\]]{1,24}$/;
+
+/** The path, and the query with its values taken out: `?a=&b=` (a name that is not name-like: `*`). */
 export function loggedPath(url: URL | string): { path: string; query: string | undefined } {
   const u = typeof url === 'string' ? new URL(url, 'http://x') : url;
   if (u.search === '') return { path: u.pathname, query: undefined };
   const names: string[] = [];
-  for (const name of u.searchParams.keys()) names.push(`${encodeURIComponent(name)}=`);
+  for (const name of u.searchParams.keys()) names.push(PARAM_NAME.test(name) ? `${name}=` : '*');
   return { path: u.pathname, query: names.length ? `?${names.join('&')}` : undefined };
 }
 

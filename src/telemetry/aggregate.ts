@@ -24,6 +24,8 @@ export const MAX_TOTAL_SERIES = 20_000;
 /** Request series per source workload: one workload (a compromised service) cannot use up the rest. */
 export const MAX_SERIES_PER_SOURCE = 4_000;
 const MAX_HOT = 1000;
+/** Hot keys per reporting workload, so that one cannot crowd out the others'. */
+const MAX_HOT_PER_SOURCE = 500;
 const NBUCKETS = DURATION_BUCKETS_MS.length + 1;
 
 export interface RequestTotal {
@@ -37,6 +39,8 @@ export interface CounterTotal {
   name: CounterName;
   v: string[];
   n: number;
+  /** Who reported it (its share of the series): "gateway" or a service. */
+  src?: string;
 }
 
 interface Slot {
@@ -96,7 +100,8 @@ export class Aggregate {
   /** Storage keys changed since takeDirty(). */
   readonly #dirty = new Set<string>();
   readonly #edges = new Map<string, { source: string; destination: string; slots: Slot[] }>();
-  readonly #hot = new Map<string, { policy: string; key: string; slots: HotSlot[] }>();
+  readonly #hot = new Map<string, { policy: string; key: string; src: string; slots: HotSlot[] }>();
+  readonly #hotPerSource = new Map<string, number>();
   /** Since when this object has been counting (the window is shorter until a minute has passed). */
   readonly #since: number;
   readonly #perSource = new Map<string, number>();
@@ -116,20 +121,22 @@ export class Aggregate {
     }
   }
 
-  apply(batch: TelemetryBatch, now: number): void {
+  /** `source`: who sent the batch (the gateway, or the service the Telemetry entrypoint verified). */
+  apply(batch: TelemetryBatch, now: number, source = 'gateway'): void {
     this.dropped += batch.dropped;
     const slot = slotOf(now);
     for (const d of batch.requests) {
-      this.#addRequest(d);
+      this.#addRequest(d, source);
       this.#addEdge(d, slot, now);
     }
     for (const c of batch.counters) {
       const key = counterKey(c.name, c.v);
       const t = this.counters.get(key);
       if (t) t.n += c.n;
-      else if (this.requests.size + this.counters.size < MAX_TOTAL_SERIES)
-        this.counters.set(key, { name: c.name, v: c.v, n: c.n });
-      else {
+      else if (this.#room(source)) {
+        this.#perSource.set(source, (this.#perSource.get(source) ?? 0) + 1);
+        this.counters.set(key, { name: c.name, v: c.v, n: c.n, src: source });
+      } else {
         this.dropped++;
         continue;
       }
@@ -139,27 +146,39 @@ export class Aggregate {
       const key = `${h.policy}\u0001${h.key}`;
       let e = this.#hot.get(key);
       if (!e) {
-        if (this.#hot.size >= MAX_HOT) this.#pruneHot(now);
-        if (this.#hot.size >= MAX_HOT) continue;
-        this.#hot.set(key, (e = { policy: h.policy, key: h.key, slots: [] }));
+        if (this.#hot.size >= MAX_HOT || (this.#hotPerSource.get(source) ?? 0) >= MAX_HOT_PER_SOURCE)
+          this.#pruneHot(now);
+        if (this.#hot.size >= MAX_HOT || (this.#hotPerSource.get(source) ?? 0) >= MAX_HOT_PER_SOURCE) continue;
+        this.#hot.set(key, (e = { policy: h.policy, key: h.key, src: source, slots: [] }));
+        this.#hotPerSource.set(source, (this.#hotPerSource.get(source) ?? 0) + 1);
       }
       let s = e.slots.at(-1);
-      if (s?.at !== slot) e.slots.push((s = { at: slot, allowed: 0, limited: 0 }));
+      if (s?.at !== slot) {
+        e.slots.push((s = { at: slot, allowed: 0, limited: 0 }));
+        while (e.slots.length > 0 && e.slots[0]!.at <= now - WINDOW_MS - SLOT_MS) e.slots.shift();
+      }
       s.allowed += h.allowed;
       s.limited += h.limited;
     }
   }
 
-  #addRequest(d: RequestDelta): void {
+  /** Whether `source` may add a series: the store has room, and so has its share. */
+  #room(source: string): boolean {
+    return (
+      this.requests.size + this.counters.size < MAX_TOTAL_SERIES &&
+      (this.#perSource.get(source) ?? 0) < MAX_SERIES_PER_SOURCE
+    );
+  }
+
+  #addRequest(d: RequestDelta, source: string): void {
     const key = requestKey(d.l);
     let t = this.requests.get(key);
     if (!t) {
-      const mine = this.#perSource.get(d.l.source) ?? 0;
-      if (this.requests.size + this.counters.size >= MAX_TOTAL_SERIES || mine >= MAX_SERIES_PER_SOURCE) {
+      if (!this.#room(source)) {
         this.dropped++;
         return;
       }
-      this.#perSource.set(d.l.source, mine + 1);
+      this.#perSource.set(source, (this.#perSource.get(source) ?? 0) + 1);
       this.requests.set(key, (t = { l: d.l, n: 0, sum: 0, b: new Array<number>(NBUCKETS).fill(0) }));
     }
     t.n += d.n;
@@ -184,7 +203,11 @@ export class Aggregate {
   }
 
   #pruneHot(now: number): void {
-    for (const [k, e] of this.#hot) if ((e.slots.at(-1)?.at ?? 0) <= now - WINDOW_MS) this.#hot.delete(k);
+    for (const [k, e] of this.#hot)
+      if ((e.slots.at(-1)?.at ?? 0) <= now - WINDOW_MS) {
+        this.#hot.delete(k);
+        this.#hotPerSource.set(e.src, (this.#hotPerSource.get(e.src) ?? 1) - 1);
+      }
   }
 
   /** What changed since the last call, to write to storage. */

@@ -182,3 +182,30 @@ export class MetricsBuffer {
     return batch;
   }
 }
+
+/** A report's most entries (requests, counters and hot keys together), as the Telemetry entrypoint takes them. */
+export const MAX_REPORT_ENTRIES = 2000;
+
+/** A batch in reports of at most `max` entries each (an isolate's buffer holds more than one report). */
+export function splitBatch(batch: TelemetryBatch, max = MAX_REPORT_ENTRIES): TelemetryBatch[] {
+  const entries = batch.requests.length + batch.counters.length + batch.hotKeys.length;
+  if (entries <= max) return [batch];
+  const out: TelemetryBatch[] = [];
+  let current: TelemetryBatch = { requests: [], counters: [], hotKeys: [], dropped: batch.dropped };
+  let size = 0;
+  /** The report to add one entry to: the current one, or a new one when it is full. */
+  const next = (): TelemetryBatch => {
+    if (size === max) {
+      out.push(current);
+      current = { requests: [], counters: [], hotKeys: [], dropped: 0 };
+      size = 0;
+    }
+    size++;
+    return current;
+  };
+  for (const r of batch.requests) next().requests.push(r);
+  for (const c of batch.counters) next().counters.push(c);
+  for (const h of batch.hotKeys) next().hotKeys.push(h);
+  out.push(current);
+  return out;
+}

@@ -17,7 +17,7 @@ import { requestIdFrom, traceFrom, type TraceContext } from '../core/trace.ts';
 import type { MeshBundle } from '../config/schema.ts';
 import { bundledConfig } from '../generated/bundle.ts';
 import type { Plan } from '../plan/compile.ts';
-import { TELEMETRY_AUDIENCE, type TelemetryBatch } from '../telemetry/metrics.ts';
+import { splitBatch, TELEMETRY_AUDIENCE, type TelemetryBatch } from '../telemetry/metrics.ts';
 import type { MetricsSink } from '../telemetry/recorder.ts';
 import { HEALTH_PATH, healthResponse } from '../registry/health.ts';
 import { LIMITER_AUDIENCE } from '../ratelimit/limiter.ts';
@@ -86,14 +86,19 @@ export function withMesh<E extends object = MeshBindings>(
   const live = !options.config;
   let configured = false;
   // Through the gateway's Telemetry entrypoint, as this service (its identity token says who).
-  const gateOf = (env: MeshBindings) =>
-    entrypointOf(env, TELEMETRY_BINDING, 'report') as unknown as TelemetryGate | undefined;
+  const gateOf = (env: object) =>
+    entrypointOf(env as MeshBindings, TELEMETRY_BINDING, 'report') as unknown as TelemetryGate | undefined;
   const metricsSink: MetricsSink = {
     ready: (env) => gateOf(env) !== undefined,
     send: async (env, batch) => {
       const minter = runtime.identity(source.served.plan.identity).minter;
-      const answer = await gateOf(env)!.report(await minter.identityFor(TELEMETRY_AUDIENCE, env), batch);
-      if (!answer.ok) throw new Error(answer.error);
+      const token = await minter.identityFor(TELEMETRY_AUDIENCE, env as MeshBindings);
+      // One report at a time, each within the entrypoint's size (a batch kept from failed sends can be larger).
+      for (const report of splitBatch(batch)) {
+        const answer = await gateOf(env)!.report(token, report);
+        // A refusal is not retried: sent again, the same report would be refused again.
+        if (!answer.ok) return logEvent('warn', 'metrics report refused', { service: self, error: answer.error });
+      }
     },
   };
   /** The hop's server span (the parent of the calls it made), and the flush after it. */

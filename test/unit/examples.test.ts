@@ -18,14 +18,15 @@ describe('example service configs', () => {
 
   it.each(configs)('%s binds no Durable Object and reaches the gateway only through entrypoints', (path) => {
     const c = unstable_readConfig({ config: path });
-    // Binding RateLimiter or MeshRegistry directly would let the service spend any bucket or
-    // call the registry's control-plane methods.
+    // Binding RateLimiter, MeshRegistry or MeshTelemetry directly would let the service spend any
+    // bucket, call the registry's control-plane methods or write any workload's metrics.
     expect(c.durable_objects.bindings).toEqual([]);
     const services = (c.services ?? []) as Array<{ binding: string; service: string; entrypoint?: string }>;
     const toGateway = services.filter((s) => s.service === 'meshwork-gateway');
     expect(toGateway.map((s) => [s.binding, s.entrypoint]).sort()).toEqual([
       ['MESH_RATE_LIMITER', 'RateLimits'],
       ['MESH_REGISTRY', 'RegistryHeartbeat'],
+      ['MESH_TELEMETRY', 'Telemetry'],
     ]);
     expect(c.workers_dev).toBe(false);
   });

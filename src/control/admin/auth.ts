@@ -88,6 +88,21 @@ export function sessionKeyOf(env: MeshBindings, plan: Plan | undefined): Promise
   });
 }
 
+const LOOPBACK = new Set(['127.0.0.1', '[::1]', 'localhost']);
+
+/**
+ * Whether the dashboard and its session cookie work on this request's host. Every backend a
+ * route serves shares the gateway's origin, and script on a page of that origin could read the
+ * dashboard and act with its session: so the dashboard lives on `admin.dashboardHost` alone,
+ * and without one only on this machine (local development).
+ */
+export function dashboardHere(request: Request, env: MeshBindings, plan: Plan | undefined): boolean {
+  const host = new URL(request.url).hostname;
+  const only = plan?.config.admin.dashboardHost;
+  if (only !== undefined) return host === only;
+  return LOOPBACK.has(host) || textOf(env, 'MESHWORK_DEV') === '1';
+}
+
 export function isHttps(request: Request): boolean {
   return new URL(request.url).protocol === 'https:';
 }
@@ -115,6 +130,8 @@ export async function dashboardSession(
   const value = cookieOf(request.headers.get('cookie'), sessionCookieName(isHttps(request)));
   if (value === undefined) return { found: false };
   const plan = source ? (await source.get(env, waitUntil)).plan : undefined;
+  // Elsewhere the cookie means nothing (it was not set there, or was planted by a page there).
+  if (!dashboardHere(request, env, plan)) return { found: false };
   const key = await sessionKeyOf(env, plan);
   const claims = key && (await openSession(key, value, Math.floor(Date.now() / 1000)));
   if (!key || !claims) return { found: true, session: undefined };

@@ -15,20 +15,48 @@ import { IdentityState } from '../../identity/tokens.ts';
 import { MeshSource } from '../../registry/source.ts';
 import { validCounter } from '../../telemetry/aggregate.ts';
 import { KNOWN_FLAGS } from '../../telemetry/flags.ts';
-import { DURATION_BUCKETS_MS, TELEMETRY_AUDIENCE, type TelemetryBatch } from '../../telemetry/metrics.ts';
+import {
+  DURATION_BUCKETS_MS,
+  MAX_REPORT_ENTRIES,
+  TELEMETRY_AUDIENCE,
+  type TelemetryBatch,
+} from '../../telemetry/metrics.ts';
 import { telemetryOf } from './object.ts';
 
 const { verifier } = new IdentityState(normalizeBundle(bundledConfig).config.identity);
 const source = new MeshSource(bundledConfig);
-/** Per report: an isolate's second of calls has far fewer series. */
-const MAX_ENTRIES = 2000;
-/** Counters a service may report, and which label is its own name. */
-const SERVICE_COUNTERS: Readonly<Record<string, number>> = {
-  retries: 0,
-  upstream_errors: 0,
-  ejections: -1,
-  ratelimit_decisions: -1,
-};
+const KINDS = new Set(['unreachable', 'timeout']);
+const DECISIONS = new Set(['allowed', 'limited', 'store_error']);
+/** Most a report may say its isolate dropped (a made-up number would only inflate a counter). */
+const MAX_DROPPED = 100_000;
+
+/**
+ * A counter a service may report, with its own name where the counter names the source, and
+ * every other label one the config gives; undefined for anything else (auth failures and key
+ * fetches are the gateway's alone).
+ */
+function counterAsReported(
+  name: string,
+  v: readonly string[],
+  caller: string,
+  services: ReadonlyMap<string, KnownService>,
+  policies: ReadonlyArray<{ name: string }>,
+): string[] | undefined {
+  const endpointOf = (service: string, endpoint: string) =>
+    services.get(service)?.endpoints.has(endpoint) ? endpoint : 'unknown';
+  switch (name) {
+    case 'retries':
+      return services.has(v[1]!) ? [caller, v[1]!] : undefined;
+    case 'upstream_errors':
+      return services.has(v[1]!) && KINDS.has(v[3]!) ? [caller, v[1]!, endpointOf(v[1]!, v[2]!), v[3]!] : undefined;
+    case 'ejections':
+      return services.has(v[0]!) ? [v[0]!, endpointOf(v[0]!, v[1]!)] : undefined;
+    case 'ratelimit_decisions':
+      return policies.some((p) => p.name === v[0]) && DECISIONS.has(v[2]!) ? [v[0]!, caller, v[2]!] : undefined;
+    default:
+      return undefined;
+  }
+}
 
 const isCount = (n: unknown): n is number => typeof n === 'number' && Number.isSafeInteger(n) && n >= 0;
 
@@ -53,7 +81,7 @@ export class Telemetry extends WorkerEntrypoint<MeshBindings> {
     }
     const clean = sanitize(batch, caller, known, plan.services.get(caller)?.policy.rateLimits ?? []);
     if (typeof clean === 'string') return { ok: false, error: `telemetry refused: ${clean}` };
-    await stub.ingest(clean);
+    await stub.ingest(clean, caller);
     return { ok: true };
   }
 }
@@ -78,17 +106,19 @@ export function sanitize(
   if (typeof batch !== 'object' || batch === null) return 'malformed batch';
   const { requests, counters, hotKeys } = batch;
   if (!Array.isArray(requests) || !Array.isArray(counters) || !Array.isArray(hotKeys)) return 'malformed batch';
-  if (requests.length + counters.length + hotKeys.length > MAX_ENTRIES) return 'batch too large';
+  if (requests.length + counters.length + hotKeys.length > MAX_REPORT_ENTRIES) return 'batch too large';
   const out: TelemetryBatch = {
     requests: [],
     counters: [],
     hotKeys: [],
-    dropped: isCount(batch.dropped) ? batch.dropped : 0,
+    dropped: isCount(batch.dropped) ? Math.min(batch.dropped, MAX_DROPPED) : 0,
   };
   for (const d of requests) {
     const l = d?.l;
-    if (!l || !isCount(d.n) || typeof d.sum !== 'number' || !(d.sum >= 0) || !Array.isArray(d.b)) continue;
+    if (!l || !isCount(d.n) || d.n === 0 || !Number.isFinite(d.sum) || !(d.sum >= 0) || !Array.isArray(d.b)) continue;
     if (d.b.length !== DURATION_BUCKETS_MS.length + 1 || !d.b.every(isCount)) continue;
+    // The histogram must add up to the count, or _bucket and _count would disagree.
+    if (d.b.reduce((a, b) => a + b, 0) !== d.n) continue;
     if (!Number.isInteger(l.code) || l.code < 100 || l.code > 599 || !KNOWN_FLAGS.has(l.flags)) continue;
     const service = typeof l.service === 'string' ? services.get(l.service) : undefined;
     out.requests.push({
@@ -108,17 +138,9 @@ export function sanitize(
     });
   }
   for (const c of counters) {
-    if (!c || !isCount(c.n) || !validCounter(c.name, c.v) || !Object.hasOwn(SERVICE_COUNTERS, c.name)) continue;
-    const v = [...c.v];
-    const own = SERVICE_COUNTERS[c.name]!;
-    if (own >= 0) v[own] = caller;
-    if (c.name === 'ratelimit_decisions') {
-      v[1] = caller;
-      if (!policies.some((p) => p.name === v[0])) continue;
-    }
-    if ((c.name === 'ejections' || c.name === 'upstream_errors') && !services.has(v[c.name === 'ejections' ? 0 : 1]!))
-      continue;
-    out.counters.push({ name: c.name, v, n: c.n });
+    if (!c || !isCount(c.n) || c.n === 0 || !validCounter(c.name, c.v)) continue;
+    const v = counterAsReported(c.name, c.v, caller, services, policies);
+    if (v) out.counters.push({ name: c.name, v, n: c.n });
   }
   for (const h of hotKeys) {
     if (!h || typeof h.key !== 'string' || h.key.length > 200 || !isCount(h.allowed) || !isCount(h.limited)) continue;

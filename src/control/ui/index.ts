@@ -15,7 +15,7 @@ import type { MeshBindings } from '../../core/bindings.ts';
 import { errorResponse } from '../../core/errors.ts';
 import { requestIdFrom } from '../../core/trace.ts';
 import type { MeshSource } from '../../registry/source.ts';
-import { checkAdminCredential, dashboardSession, isHttps, sessionKeyOf } from '../admin/auth.ts';
+import { checkAdminCredential, dashboardHere, dashboardSession, isHttps, sessionKeyOf } from '../admin/auth.ts';
 import { assetResponse, dashboardPage, loginPage, SECURITY_HEADERS, UI_BASE } from './pages.ts';
 import {
   clearedSessionCookie,
@@ -124,7 +124,17 @@ async function home(c: UiContext, source: MeshSource | undefined): Promise<Respo
 export function uiApp(source: MeshSource | undefined): Hono<UiEnv> {
   const app = new Hono<UiEnv>();
   app.use('*', async (c, next) => {
-    await next();
+    const plan = source ? (await source.get(c.env, waitUntilOf(c))).plan : undefined;
+    if (!dashboardHere(c.req.raw, c.env, plan))
+      c.res = errorResponse(
+        404,
+        'not_found',
+        plan?.config.admin.dashboardHost
+          ? `the dashboard is served on ${plan.config.admin.dashboardHost} only`
+          : 'the dashboard is off on this host: set admin.dashboardHost to a host no route serves',
+        requestIdFrom(c.req.raw.headers),
+      );
+    else await next();
     // Every answer of the dashboard, errors included.
     for (const [name, value] of SECURITY_HEADERS) c.res.headers.set(name, value);
   });

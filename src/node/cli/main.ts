@@ -14,6 +14,7 @@ import { formatIssue } from '../../config/validate.ts';
 import { MESH_WORKERS } from '../dev/workers.ts';
 import { apply, DEFAULT_URL, diff, rollback, status, UsageError } from './control.ts';
 import { devKeysPath, ensureDevKeys, memberPair } from './keys.ts';
+import { metrics, top } from './observe.ts';
 
 /** The repository root (where routes/ and .meshwork/ live). */
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -43,6 +44,14 @@ commands:
                     0 = the routes bundled at deploy)
   status [--url U] [--token T] [--json]
                     services, versions, weights, rotation and health
+  metrics [--url U] [--token T]
+                    the gateway's Prometheus metrics (GET /_mesh/metrics), as a scraper sees
+                    them
+  top [--url U] [--token T] [--interval 2] [--once]
+                    live traffic: requests per second, error rate, p50/p99 latency and health
+                    of every caller -> service edge over the last minute, and the hot
+                    rate-limit keys; redrawn every --interval seconds until Ctrl-C, or one
+                    frame with --once (also: status --watch)
   help              show this help
 
 --url defaults to ${DEFAULT_URL} (the local dev mesh) or MESHWORK_URL; the admin token is
@@ -149,7 +158,13 @@ const COMMANDS: Record<string, Command> = {
   apply: (args) => apply(args, ROOT),
   diff: (args) => diff(args, ROOT),
   rollback: (args) => rollback(args, ROOT),
-  status: (args) => status(args, ROOT),
+  // status --watch: the live view, as top.
+  status: (args) => {
+    const watch = args.filter((a) => a !== '--watch');
+    return watch.length < args.length ? top(watch, ROOT) : status(args, ROOT);
+  },
+  metrics: (args) => metrics(args, ROOT),
+  top: (args) => top(args, ROOT),
   help: async () => {
     console.log(USAGE);
     return 0;

@@ -40,7 +40,18 @@ describe('config diff', () => {
     const to = await bundle(`${BASE}admin: { scope: ops }\nrateLimitStore: { binding: OTHER }\n`);
     expect(diffBundles(from, to).summary.sections.sort()).toEqual(['admin', 'rateLimitStore']);
     expect(Object.keys(SECTIONS).sort()).toEqual(
-      ['admin', 'auth', 'identity', 'network', 'rateLimitStore', 'rateLimits', 'registry', 'routes', 'services'].sort(),
+      [
+        'admin',
+        'auth',
+        'identity',
+        'network',
+        'observability',
+        'rateLimitStore',
+        'rateLimits',
+        'registry',
+        'routes',
+        'services',
+      ].sort(),
     );
   });
 });

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { RateLimitPolicy } from '../../../src/config/schema.ts';
 import { validateSources } from '../../../src/config/validate.ts';
 import { placement } from '../../../src/ratelimit/placement.ts';
-import { clientNetwork, compileLimit as compileSpec } from '../../../src/ratelimit/policy.ts';
+import { bucketKey, clientNetwork, compileLimit as compileSpec } from '../../../src/ratelimit/policy.ts';
 
 /** A policy as written in routes/, with the schema's defaults filled in, compiled. */
 const compileLimit = (name: string, written: Record<string, unknown>) =>
@@ -64,7 +64,7 @@ describe('client addresses', () => {
 });
 
 describe('where buckets live (partitions)', () => {
-  const key = (id: string) => ({ raw: id, id: `p|${id}` });
+  const key = (id: string) => ({ raw: id, id: `p|${id}`, shown: id });
 
   it('unset: one object per key, named after its enforcer, policy and key', () => {
     const c = compileLimit('p', { limit: 10, period: 1 });
@@ -105,5 +105,25 @@ describe('where buckets live (partitions)', () => {
     expect(fields(mesh('rateLimitStore: { partitions: 64 }\nrateLimits:\n  a: { limit: 1, period: 1s }\n'))).toEqual(
       [],
     );
+  });
+});
+
+describe('the key as metrics show it', () => {
+  it("shows claim values as they are and a header's value only as the start of its hash", async () => {
+    const c = compileLimit('p', { limit: 10, period: 1, key: ['header:x-api-key', 'claim:sub'] });
+    const facts = {
+      clientIp: null,
+      route: 'r',
+      caller: undefined,
+      claims: { sub: 'alice' },
+      issuer: 'idp',
+      headers: new Headers({ 'x-api-key': 'sk_live_secret_value' }),
+    };
+    const key = await bucketKey(c, facts);
+    expect(key.raw).toBe('sk_live_secret_value|alice');
+    expect(key.shown).toMatch(/^#[0-9a-f]{12}\|alice$/);
+    expect(key.shown).not.toContain('sk_live');
+    // The same key value shows the same way (a hot key stays one row).
+    expect((await bucketKey(c, facts)).shown).toBe(key.shown);
   });
 });

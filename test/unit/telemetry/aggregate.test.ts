@@ -139,7 +139,7 @@ describe('mesh-wide aggregate', () => {
       const flood = new MetricsBuffer();
       for (let i = 0; i < (MAX_SERIES_PER_SOURCE + 10) / 2; i++)
         flood.request(labels({ source: 'service-c', version: `v${half}-${i}` }), 1);
-      agg.apply(flood.drain(), T0);
+      agg.apply(flood.drain(), T0, 'service-c');
     }
     agg.apply(batchOf([[{}, 1, 1]]), T0);
     const bySource = (s: string) => [...agg.requests.values()].filter((t) => t.l.source === s).length;

@@ -160,6 +160,8 @@ describe('access log lines', () => {
   it('keeps parameter names, never values', () => {
     expect(loggedPath('/a?x=1&y=%20&x=2')).toEqual({ path: '/a', query: '?x=&y=&x=' });
     expect(loggedPath('/a')).toEqual({ path: '/a', query: undefined });
+    // A "name" that is a value in disguise (a token with no "="): not written.
+    expect(loggedPath('/a?eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhIn0.sig&page=1')).toEqual({ path: '/a', query: '?*&page=' });
   });
 });
 

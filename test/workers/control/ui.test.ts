@@ -2,7 +2,7 @@
  * The dashboard's login and session (/_mesh/ui) against the real gateway app and registry: what
  * the cookie is, what it may do on the admin API, and what it may not.
  */
-import { env } from 'cloudflare:test';
+import { env as testEnv } from 'cloudflare:test';
 import { describe, expect, it } from 'vitest';
 import { sealSession, sessionKey, SESSION_TTL_SECONDS } from '../../../src/control/ui/session.ts';
 import { createGateway } from '../../../src/gateway/app.ts';
@@ -11,7 +11,7 @@ import { MeshSource } from '../../../src/registry/source.ts';
 import { call, devToken } from '../helpers.ts';
 import {
   TOKEN,
-  adminEnv,
+  adminEnv as harnessEnv,
   BASE,
   gateway,
   registry,
@@ -24,6 +24,11 @@ import {
 } from './harness.ts';
 
 keepRegistryClean();
+
+// These tests use a test host, so the dashboard is on as under `npm run dev` (where it runs
+// without admin.dashboardHost); the last describe checks where it is off.
+const env = { ...testEnv, MESHWORK_DEV: '1' };
+const adminEnv = { ...harnessEnv, MESHWORK_DEV: '1' };
 
 const UI = `${BASE}/_mesh/ui`;
 const COOKIE = '__Secure-meshwork_session';
@@ -327,5 +332,38 @@ describe('dashboard assets', () => {
     }
     expect((await call(gateway, `${UI}/assets/nope.js`, {}, adminEnv)).status).toBe(404);
     expect((await call(gateway, `${UI}/assets/constructor`, {}, adminEnv)).status).toBe(404);
+  });
+});
+
+describe('where the dashboard is served', () => {
+  it('without admin.dashboardHost: only on this machine, and a session cookie elsewhere means nothing', async () => {
+    // A genuine session, as a login on this machine would have made it.
+    const key = (await sessionKey({ adminToken: TOKEN, signingKey: harnessEnv.MESH_SIGNING_KEY }))!;
+    const value = await sealSession(key, {
+      actor: 'admin-token (dashboard)',
+      kind: 'admin-token',
+      exp: Math.floor(Date.now() / 1000) + 600,
+      nonce: 'n',
+    });
+    const off = await call(gateway, UI, {}, harnessEnv);
+    expect(off.status).toBe(404);
+    expect(await off.text()).toContain('admin.dashboardHost');
+    const cookie = { cookie: `__Secure-meshwork_session=${value}` };
+    expect((await call(gateway, `${BASE}/_mesh/admin/status`, { headers: cookie }, harnessEnv)).status).toBe(401);
+    const local = await call(gateway, 'http://127.0.0.1:8787/_mesh/ui', {}, harnessEnv);
+    expect(local.status).toBe(200);
+    expect(await local.text()).toContain('<form');
+  });
+
+  it('with admin.dashboardHost: there and nowhere else', async () => {
+    const yaml = `${bundledConfig.sources![0]!.text}\nadmin:\n  dashboardHost: mesh-admin.example.com\n`;
+    const { versionedBundle } = await import('../helpers.ts');
+    const pinned = createGateway({ source: new MeshSource(await versionedBundle(yaml), { live: false }) });
+    const there = await call(pinned, 'https://mesh-admin.example.com/_mesh/ui', {}, harnessEnv);
+    expect(there.status).toBe(200);
+    const res = await call(pinned, UI, {}, adminEnv);
+    expect(res.status).toBe(404);
+    expect(await res.text()).toContain('served on mesh-admin.example.com only');
+    expect((await call(pinned, 'http://127.0.0.1:8787/_mesh/ui', {}, harnessEnv)).status).toBe(404);
   });
 });

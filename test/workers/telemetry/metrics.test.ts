@@ -116,7 +116,7 @@ rateLimits:
     expect(overview.hotKeys).toContainEqual({ policy, key: `user-${route}`, allowed: 2, limited: 1 });
   });
 
-  it('is served as Prometheus text 0.0.4 to the admin credential only', async () => {
+  it('is served as Prometheus text 0.0.4 to the admin credential, or the scrape-only token', async () => {
     const gw = gatewayFor(unique('served'));
     const denied = await call(gw, 'https://gw.test/_mesh/metrics', {}, withStore);
     expect(denied.status).toBe(401);
@@ -125,6 +125,12 @@ rateLimits:
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toBe('text/plain; version=0.0.4; charset=utf-8');
     expect(await res.text()).toContain('# TYPE meshwork_requests_total counter');
+    // The scrape-only token reads the metrics, and nothing of the admin API.
+    const scraper = { ...withStore, MESH_METRICS_TOKEN: 'scrape-only-token-0123456789' };
+    const scrape = { authorization: 'Bearer scrape-only-token-0123456789' };
+    expect((await call(gw, 'https://gw.test/_mesh/metrics', { headers: scrape }, scraper)).status).toBe(200);
+    expect((await call(gw, 'https://gw.test/_mesh/admin/status', { headers: scrape }, scraper)).status).toBe(401);
+    expect((await call(gw, 'https://gw.test/_mesh/metrics', { headers: scrape }, withStore)).status).toBe(401);
     const overview = await call(gw, 'https://gw.test/_mesh/admin/telemetry', { headers: ADMIN }, withStore);
     expect(overview.status).toBe(200);
     expect(await overview.json()).toMatchObject({ windowSeconds: expect.any(Number), edges: expect.any(Array) });
