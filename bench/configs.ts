@@ -93,6 +93,8 @@ export const gateways = (jwks: string, collector: string): Record<string, string
   ...quiet(quietGateways(jwks)),
   // The production defaults' sampling (1%), and every request traced.
   'gw-observed': `${observed(collector, 0.01)}${issuer(jwks)}${limit('exact', 'claim:sub')}${SERVICES}routes:${route([AUTH, LIMITED])}`,
+  'gw-observed-nolog': `${observed(collector, 0.01).replace('accessLog: { user: hashed }', 'accessLog: { enabled: false }')}${issuer(jwks)}${limit('exact', 'claim:sub')}${SERVICES}routes:${route([AUTH, LIMITED])}`,
+  'gw-observed-sampled': `${observed(collector, 0.01).replace('accessLog: { user: hashed }', 'accessLog: { user: hashed, successSampling: 0.1 }')}${issuer(jwks)}${limit('exact', 'claim:sub')}${SERVICES}routes:${route([AUTH, LIMITED])}`,
   'gw-observed-all': `${observed(collector, 1)}${issuer(jwks)}${limit('exact', 'claim:sub')}${SERVICES}routes:${route([AUTH, LIMITED])}`,
 });
 

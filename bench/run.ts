@@ -127,6 +127,20 @@ const SCENARIOS: Scenario[] = [
     headers: bearer,
   },
   {
+    name: 'observed-nolog',
+    description: 'as observed, without access logs (metrics and tracing at 1%)',
+    worker: 'gw-observed-nolog',
+    path: '/service-b',
+    headers: bearer,
+  },
+  {
+    name: 'observed-sampled',
+    description: 'as observed, access logs for every error and 10% of the successes',
+    worker: 'gw-observed-sampled',
+    path: '/service-b',
+    headers: bearer,
+  },
+  {
     name: 'observed-all',
     description: 'as observed, every request traced (2 spans each)',
     worker: 'gw-observed-all',

@@ -917,6 +917,9 @@ export const Observability = z
           .boolean()
           .default(false)
           .describe("Log the client's address at the gateway (default false: it is personal data in many places)."),
+        successSampling: Ratio.default(1).describe(
+          'Share of successful requests logged, 0 to 1 (default 1: every request). Errors (status 400 and up) and every answer the mesh made itself are always logged. Each line costs the worker a console call; at high rates a share of the successes is often enough.',
+        ),
       })
       .prefault({})
       .describe('Access logs. Never written: tokens, keys, secrets, header values, query values.'),

@@ -92,6 +92,9 @@ export function writeAccessLog(
 ): void {
   const config = plan.accessLog;
   if (!config) return;
+  // Errors and the mesh's own answers always; successes as sampled.
+  const success = e.status < 400 && e.meshError === undefined;
+  if (success && config.successSampling < 1 && Math.random() >= config.successSampling) return;
   if (!config.clientIp) e.clientIp = undefined;
   if (e.user === undefined || config.user === 'sub') return console.log(line(e, e.user));
   if (config.user === 'omit') return console.log(line(e, undefined));

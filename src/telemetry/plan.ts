@@ -5,7 +5,9 @@ import { sampledByRatio } from './spans.ts';
 
 export interface ObservabilityPlan {
   /** Undefined when access logs are off. */
-  readonly accessLog: { readonly user: 'sub' | 'hashed' | 'omit'; readonly clientIp: boolean } | undefined;
+  readonly accessLog:
+    | { readonly user: 'sub' | 'hashed' | 'omit'; readonly clientIp: boolean; readonly successSampling: number }
+    | undefined;
   /** Undefined when metrics are off. */
   readonly metrics: { readonly names: MetricNames; readonly flushMs: number } | undefined;
   /** Undefined without a collector: nothing is recorded, trace context is still passed on. */
@@ -29,7 +31,9 @@ export function compileObservability(spec: ObservabilitySpec): ObservabilityPlan
     collector === undefined ? undefined : collector.replace(/\/+$/, '').replace(/(\/v1\/traces)?$/, '/v1/traces');
   const ratio = tracing.sampling;
   return {
-    accessLog: accessLog.enabled ? { user: accessLog.user, clientIp: accessLog.clientIp } : undefined,
+    accessLog: accessLog.enabled
+      ? { user: accessLog.user, clientIp: accessLog.clientIp, successSampling: accessLog.successSampling }
+      : undefined,
     metrics: metrics.enabled ? { names: metrics.names, flushMs: metrics.flushInterval * 1000 } : undefined,
     tracing:
       url === undefined
@@ -45,7 +49,7 @@ export function compileObservability(spec: ObservabilitySpec): ObservabilityPlan
 
 /** The plan of a config without an observability section (tests building plans by hand). */
 export const DEFAULT_OBSERVABILITY: ObservabilityPlan = {
-  accessLog: { user: 'sub', clientIp: false },
+  accessLog: { user: 'sub', clientIp: false, successSampling: 1 },
   metrics: { names: 'meshwork', flushMs: 1000 },
   tracing: undefined,
   sampleNew: never,

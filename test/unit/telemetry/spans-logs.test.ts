@@ -157,6 +157,18 @@ describe('access log lines', () => {
     expect(omitted).not.toHaveProperty('user');
   });
 
+  it('successSampling: every error and every answer of the mesh, a share of the successes', () => {
+    const lines = captured();
+    const sampled = obs({ accessLog: { successSampling: 0.1 } });
+    for (let i = 0; i < 2000; i++) writeAccessLog(sampled, entry(), () => {});
+    const successes = lines.length;
+    expect(successes).toBeGreaterThan(100);
+    expect(successes).toBeLessThan(320);
+    for (let i = 0; i < 50; i++) writeAccessLog(sampled, entry({ status: 503 }), () => {});
+    for (let i = 0; i < 50; i++) writeAccessLog(sampled, entry({ status: 200, meshError: 'fault_injected' }), () => {});
+    expect(lines.length - successes).toBe(100);
+  });
+
   it('keeps parameter names, never values', () => {
     expect(loggedPath('/a?x=1&y=%20&x=2')).toEqual({ path: '/a', query: '?x=&y=&x=' });
     expect(loggedPath('/a')).toEqual({ path: '/a', query: undefined });
