@@ -228,9 +228,10 @@ export class Aggregate {
   }
 
   overview(now: number): TelemetryOverview {
-    const from = now - WINDOW_MS;
+    // Whole slots only, the current one included: a minute back from the current slot's start.
+    const from = slotOf(now) + SLOT_MS - WINDOW_MS;
     // The window is as long as the object has been counting, up to a minute.
-    const windowMs = Math.max(SLOT_MS, Math.min(WINDOW_MS, now - this.#since));
+    const windowMs = Math.max(SLOT_MS, Math.min(now - from, now - this.#since));
     const edges: EdgeStats[] = [];
     for (const e of this.#edges.values()) {
       let n = 0;
@@ -238,7 +239,7 @@ export class Aggregate {
       let cerr = 0;
       const b = new Array<number>(NBUCKETS).fill(0);
       for (const s of e.slots) {
-        if (s.at + SLOT_MS <= from) continue;
+        if (s.at < from) continue;
         n += s.n;
         err += s.err;
         cerr += s.cerr;
@@ -264,7 +265,7 @@ export class Aggregate {
       let allowed = 0;
       let limited = 0;
       for (const s of e.slots) {
-        if (s.at + SLOT_MS <= from) continue;
+        if (s.at < from) continue;
         allowed += s.allowed;
         limited += s.limited;
       }

@@ -42,8 +42,10 @@ function attributes(attrs: Record<string, string | number | boolean | undefined>
 
 /** Milliseconds (possibly fractional) to Unix nanoseconds, as a decimal string (int64 in JSON). */
 export function unixNanos(ms: number): string {
-  const whole = Math.floor(ms);
-  const micros = Math.round((ms - whole) * 1000);
+  // Whole microseconds, so the fraction never rounds up to a fourth digit.
+  const totalMicros = Math.round(ms * 1000);
+  const whole = Math.floor(totalMicros / 1000);
+  const micros = totalMicros - whole * 1000;
   return `${whole}${String(micros).padStart(3, '0')}000`;
 }
 

@@ -102,7 +102,8 @@ describe('mesh-wide aggregate', () => {
     );
     const edge = agg.overview(now).edges[0]!;
     expect(edge).toMatchObject({ source: 'gateway', destination: 'service-a', requests: 100, errors: 5 });
-    expect(edge.rps).toBeCloseTo(100 / 60, 5);
+    // Whole slots: the 55 s from the oldest slot kept to now (the current slot has just begun).
+    expect(edge.rps).toBeCloseTo(100 / 55, 5);
     expect(edge.errorRate).toBeCloseTo(0.05, 5);
     expect(edge.health).toBe('degraded');
     // 99th of 100: within the (250, 500] bucket the 5 slow ones fall in.

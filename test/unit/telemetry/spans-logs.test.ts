@@ -51,6 +51,7 @@ describe('OTLP/HTTP JSON encoding', () => {
     const root = otlpTraces({ service: 's', version: undefined }, [{ ...span, parentSpanId: undefined }], '0.1.0');
     expect(root.resourceSpans[0]!.scopeSpans[0]!.spans[0]).not.toHaveProperty('parentSpanId');
     expect(unixNanos(1.25)).toBe('1250000');
+    expect(unixNanos(1000.9996)).toBe('1001000000');
   });
 
   it('samples by trace id: the same decision everywhere, close to the ratio overall', () => {
