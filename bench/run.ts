@@ -371,9 +371,11 @@ function throughputFailures(samples: ReadonlyMap<string, number[]>, cpu: Readonl
   };
   atLeast('forward / direct throughput', ratio('forward', 'direct'), 0.15);
   atLeast('full / forward throughput', ratio('full', 'forward'), 0.4);
-  // The goal is 0.95 (in a full run, quoted in the notes); the check catches a broken or gross
-  // regression of the observed path (a store call or an export per request), not noise.
-  atLeast('observed / full throughput', ratio('observed', 'full'), 0.75);
+  // Gross regressions only (a store call or an export per request would halve these), never
+  // noise: metrics and 1% tracing measure ~1.0 of full, every request logged ~0.75-0.85 (the
+  // console call per line); quick rounds on a busy machine read lower still.
+  atLeast('observed-nolog / full throughput', ratio('observed-nolog', 'full'), 0.7);
+  atLeast('observed / full throughput', ratio('observed', 'full'), 0.5);
   atLeast('auth / auth-nocache throughput', ratio('auth', 'auth-nocache'), 1.1);
   atLeast('scale-10000 / scale-10 throughput', ratio('scale-10000', 'scale-10'), 0.5);
   // CPU per request: a thousand active users must not cost several times one user again (a store
