@@ -16,17 +16,18 @@ export class UsageError extends Error {}
 
 export const DEFAULT_URL = 'http://127.0.0.1:8787';
 
-const CONNECTION = {
+export const CONNECTION = {
   url: { type: 'string' },
   token: { type: 'string' },
 } as const;
 
-interface Connection {
+export interface Connection {
   url: string;
   token: string;
 }
 
-function connection(values: { url?: string | undefined; token?: string | undefined }, root: string): Connection {
+/** The gateway and the admin credential, for every command that calls the admin API. */
+export function connection(values: { url?: string | undefined; token?: string | undefined }, root: string): Connection {
   const url = (values.url ?? process.env.MESHWORK_URL ?? DEFAULT_URL).replace(/\/+$/, '');
   if (!/^https?:\/\//.test(url)) throw new UsageError(`--url must be an http(s) URL, got "${url}"`);
   const local = /^https?:\/\/(127\.0\.0\.1|localhost|\[::1\])(:\d+)?$/.test(url);

@@ -4,47 +4,10 @@
  * GET /_mesh/admin/telemetry, redrawn until Ctrl-C). Same --url / --token and admin credential
  * as the control-plane commands (control.ts).
  */
-import { existsSync, readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import type { TelemetryOverview } from '../../telemetry/overview.ts';
-import { startedMesh } from '../dev/mesh-file.ts';
-import { DEFAULT_URL, printable, UsageError } from './control.ts';
-import { devKeysPath, type DevKeys } from './keys.ts';
+import { CONNECTION, connection, printable, UsageError, type Connection } from './control.ts';
 import { renderTop } from './top-view.ts';
-
-const CONNECTION = {
-  url: { type: 'string' },
-  token: { type: 'string' },
-} as const;
-
-interface Connection {
-  url: string;
-  token: string;
-}
-
-/**
- * The gateway and the admin credential, by the same rules as control.ts's (which does not
- * export its helper): https for any other machine, and the local dev token only for the mesh
- * this checkout's `npm run dev` started.
- */
-function connection(values: { url?: string | undefined; token?: string | undefined }, root: string): Connection {
-  const url = (values.url ?? process.env.MESHWORK_URL ?? DEFAULT_URL).replace(/\/+$/, '');
-  if (!/^https?:\/\//.test(url)) throw new UsageError(`--url must be an http(s) URL, got "${url}"`);
-  const local = /^https?:\/\/(127\.0\.0\.1|localhost|\[::1\])(:\d+)?$/.test(url);
-  if (!local && !url.startsWith('https://'))
-    throw new UsageError(`--url must use https:// for a gateway that is not on this machine, got "${url}"`);
-  let token = values.token ?? process.env.MESH_ADMIN_TOKEN;
-  if (!token && local && existsSync(devKeysPath(root)) && startedMesh(root, url)) {
-    token = (JSON.parse(readFileSync(devKeysPath(root), 'utf8')) as DevKeys).adminToken;
-  }
-  if (!token) {
-    const hint = local
-      ? ` (the local dev token is used only for a mesh \`npm run dev\` started here; none runs at ${url})`
-      : '';
-    throw new UsageError(`no admin token: pass --token or set MESH_ADMIN_TOKEN (the gateway's wrangler secret)${hint}`);
-  }
-  return { url, token };
-}
 
 /** A failed call, already worded for the user. */
 class CallError extends Error {}
