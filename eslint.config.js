@@ -8,7 +8,16 @@ import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
   {
-    ignores: ['node_modules/', '.wrangler/', '.meshwork/', 'dist/', 'coverage/', 'src/generated/mesh-config.json'],
+    // templates/ hold {{placeholders}}; what `meshwork init` makes of them is bundled by test/e2e/package.test.ts.
+    ignores: [
+      'node_modules/',
+      '.wrangler/',
+      '.meshwork/',
+      'dist/',
+      'coverage/',
+      'src/generated/mesh-config.json',
+      'templates/',
+    ],
   },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,

@@ -1,5 +1,12 @@
 import { cloudflareTest } from '@cloudflare/vitest-pool-workers';
+import { resolve } from 'node:path';
 import { defineConfig } from 'vitest/config';
+
+/** As every worker's wrangler config maps them: the package by its name, the compiled routes. */
+const MESH_ALIASES = [
+  { find: /^meshwork$/, replacement: resolve('src/wrapper/index.ts') },
+  { find: /^meshwork\/config$/, replacement: resolve('.meshwork/mesh-config.json') },
+];
 
 const COMPAT_DATE = '2026-04-01';
 
@@ -17,6 +24,7 @@ export default defineConfig({
         test: { name: 'unit', include: ['test/unit/**/*.test.ts'], environment: 'node', testTimeout: 30_000 },
       },
       {
+        resolve: { alias: MESH_ALIASES },
         plugins: [
           cloudflareTest(({ inject }) => {
             const keys = inject('memberKeys');

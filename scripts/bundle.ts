@@ -9,7 +9,8 @@ import { fileURLToPath } from 'node:url';
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
 /**
- * @param meshConfig replaces the routes/ bundled into the worker (src/generated/mesh-config.json),
+ * @param meshConfig replaces the routes/ bundled into the worker (`meshwork/config`, by default
+ *   the project's .meshwork/mesh-config.json as every wrangler config aliases it),
  *   e.g. so a benchmark runs the example services with its own config.
  */
 export async function bundleWorker(
@@ -33,13 +34,15 @@ export async function bundleWorker(
     minify: false,
     logLevel: 'warning',
     ...(define ? { define } : {}),
+    // As each worker's wrangler config does ([alias] "meshwork/config").
+    ...(meshConfig ? {} : { alias: { 'meshwork/config': resolve(ROOT, '.meshwork/mesh-config.json') } }),
     ...(meshConfig
       ? {
           plugins: [
             {
               name: 'mesh-config',
               setup(b) {
-                b.onResolve({ filter: /(^|\/)mesh-config\.json$/ }, (args) => ({
+                b.onResolve({ filter: /^meshwork\/config$/ }, (args) => ({
                   path: args.path,
                   namespace: 'mesh-config',
                 }));

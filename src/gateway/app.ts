@@ -13,7 +13,7 @@ import { uiApp } from '../control/ui/index.ts';
 import { metricsApp } from '../control/telemetry/metrics-endpoint.ts';
 import { objectSink } from '../control/telemetry/object.ts';
 import type { Plan } from '../plan/compile.ts';
-import { HEALTH_PATH, healthResponse } from '../registry/health.ts';
+import { HEALTH_PATH, WorkerHealth } from '../registry/health.ts';
 import { MeshSource } from '../registry/source.ts';
 import { runPipeline, type GatewayContext, type Stage } from './context.ts';
 import { observeRequest } from './observe.ts';
@@ -46,11 +46,14 @@ export function createGateway(options: GatewayOptions): GatewayHono {
   const { runtime } = source;
   runtime.telemetry.configure({ service: 'meshwork-gateway', version: undefined }, objectSink);
   const stages = options.stages ?? gatewayStages;
+  const health = new WorkerHealth({ member: 'gateway', live: source.live }, runtime);
   const app: GatewayHono = new Hono();
 
-  app.get(HEALTH_PATH, async (c) =>
-    healthResponse(await source.get(c.env ?? {}, (p) => c.executionCtx.waitUntil(p)), runtime),
-  );
+  app.get(HEALTH_PATH, async (c) => {
+    const env = c.env ?? {};
+    const served = await source.get(env, (p) => c.executionCtx.waitUntil(p));
+    return health.response(served, env, served.plan.identity);
+  });
   app.route('/_mesh/admin', adminApp(source));
   app.route('/_mesh/ui', uiApp(source));
   app.route('/_mesh/metrics', metricsApp(source));
@@ -65,6 +68,8 @@ export function createGateway(options: GatewayOptions): GatewayHono {
     const waitUntil = (p: Promise<unknown>) => exec.waitUntil(p);
     const startedAt = Date.now();
     const { plan } = await source.get(env, waitUntil);
+    // Once per isolate: a missing signing key (say) is logged with its fix on the first request.
+    health.notice(env, plan.identity, waitUntil);
     const url = new URL(request.url);
     const ctx: GatewayContext = {
       request,

@@ -2,8 +2,10 @@
  * The read path: where gateways and services get the config and instances they route by.
  *
  * Each isolate keeps the compiled plan in memory and, at most every `refreshInterval`, reads a
- * small revision key from KV in the background (waitUntil): the request path never waits on KV
- * after the first request, and never calls the registry object. A new revision brings the full
+ * small revision key from KV in the background (waitUntil): while traffic flows the request path
+ * never waits on KV, and it never calls the registry object. A request that finds the snapshot
+ * stale (last checked 2 x refreshInterval or longer ago: the isolate was idle) waits, up to a
+ * second, for the check it starts instead (see MeshSource.get). A new revision brings the full
  * snapshot, compiled once per config version. If KV is unreachable, the last snapshot keeps
  * serving; if nothing was ever applied, the routes/ bundled at build time are the floor.
  *
@@ -77,8 +79,19 @@ async function replayedSnapshot(snap: Snapshot, env: MeshBindings, lagMs: number
   return undefined;
 }
 
-/** The first request of an isolate waits this long at most for the snapshot. */
-const FIRST_LOAD_TIMEOUT_MS = 1000;
+/**
+ * A request that must wait for a check of KV (an isolate's first, or after idle) waits at most
+ * this long after the check started; then the held snapshot serves (logged) and the check goes
+ * on in the background.
+ */
+const REFRESH_WAIT_MS = 1000;
+/**
+ * A snapshot last checked this many refresh intervals ago is stale: the request waits for the
+ * check. Two, not one: with traffic at least once per refreshInterval, a check starts when the
+ * last is refreshInterval old and finishes long before it is twice that, so flowing traffic never
+ * waits; with one, the request that starts each check would wait for it, once per interval.
+ */
+const STALE_AFTER_INTERVALS = 2;
 const MAX_COMPILED = 4;
 
 export interface Served {
@@ -100,10 +113,14 @@ export class MeshSource {
   readonly #kvLagMs: number;
   readonly #identity: IdentitySpec;
   #served: Served;
-  #lastCheck = 0;
-  /** The first load from KV: every request of a fresh isolate waits for it (up to a second). */
-  #firstLoad: Promise<unknown> | undefined;
-  #loaded = false;
+  /** When the last check of KV started (0: never). At most one starts per refreshInterval. */
+  #attemptAt = 0;
+  /**
+   * When the last check that completed started: the snapshot served is what KV showed then or
+   * newer (0: never). A check that failed leaves it, so the next one (a refreshInterval later) is
+   * waited for again.
+   */
+  #checkedAt = 0;
   #inflight: Promise<void> | undefined;
 
   /**
@@ -136,63 +153,67 @@ export class MeshSource {
     return this.#served;
   }
 
-  /** The plan to serve this request with. */
+  /** Whether this source follows the registry's snapshots in KV (false: a fixed config). */
+  get live(): boolean {
+    return this.#live;
+  }
+
+  /**
+   * The plan to serve this request with. The rule (docs/registry.md, "How fast a change arrives"):
+   *
+   * - checked less than refreshInterval ago: served as held;
+   * - checked refreshInterval or longer ago: a check of KV starts in the background (waitUntil),
+   *   the request is served as held, with no added latency (traffic is flowing);
+   * - checked 2 x refreshInterval or longer ago, or never (a fresh isolate, or one that was idle):
+   *   the request waits for the check, until at most REFRESH_WAIT_MS after it started; requests
+   *   arriving meanwhile wait for the same check. Past that (KV slow) the held snapshot serves,
+   *   logged; a check that fails is logged and the held snapshot serves at once.
+   *
+   * So a change KV shows at time T is served by every request that starts after
+   * T + 2 x refreshInterval (its last completed check started after T, or it waits for one),
+   * unless KV is slow (a check longer than REFRESH_WAIT_MS or 2 x refreshInterval) or failing.
+   */
   async get(env: MeshBindings, waitUntil: (p: Promise<unknown>) => void): Promise<Served> {
     const kv = this.#live ? kvOf(env) : undefined;
     if (!kv) return this.#served;
     const now = Date.now();
     const every = this.#served.plan.config.registry.refreshInterval * 1000;
-    if (!this.#loaded) {
-      // A fresh isolate serves what is applied, not the build's routes, if KV answers quickly;
-      // requests arriving meanwhile wait for the same load.
-      if (!this.#firstLoad) {
-        this.#lastCheck = now;
-        this.#firstLoad = Promise.race([
-          this.#refresh(kv, env, waitUntil),
-          new Promise((r) => setTimeout(r, FIRST_LOAD_TIMEOUT_MS)),
-        ]).finally(() => {
-          this.#loaded = true;
-        });
-      }
-      await this.#firstLoad;
-    } else if (now - this.#lastCheck >= every) {
-      this.#lastCheck = now;
+    let started = false;
+    if (now - this.#attemptAt >= every) {
+      this.#attemptAt = now;
+      started = true;
       waitUntil(this.#refresh(kv, env, waitUntil));
+    }
+    const inflight = this.#inflight;
+    if (!inflight || now - this.#checkedAt < STALE_AFTER_INTERVALS * every) return this.#served;
+    // Stale (or never loaded): wait for the check, as long as it is young enough. Each waiting
+    // request holds a timer of its own: workerd cancels a request that waits only on another's I/O.
+    const left = this.#attemptAt + REFRESH_WAIT_MS - now;
+    if (left <= 0) return this.#served;
+    let timer: ReturnType<typeof setTimeout> | null = null;
+    const done = await Promise.race([
+      inflight.then(() => true),
+      new Promise<false>((r) => (timer = setTimeout(() => r(false), left))),
+    ]);
+    clearTimeout(timer);
+    if (!done && started) {
+      logEvent('warn', 'snapshot check is slow; serving the held snapshot meanwhile', {
+        revision: this.#served.revision,
+        checkedAgoMs: this.#checkedAt === 0 ? null : now - this.#checkedAt,
+        waitedMs: REFRESH_WAIT_MS,
+      });
     }
     return this.#served;
   }
 
   #refresh(kv: KVNamespace, env: MeshBindings, waitUntil: (p: Promise<unknown>) => void): Promise<void> {
     this.#inflight ??= (async () => {
+      const startedAt = Date.now();
       try {
-        const marker = await kv.get(SNAPSHOT_REVISION_KEY);
-        if (marker === null || marker === `${this.#served.epoch}:${this.#served.revision}`) return;
-        // The snapshot the marker names, under its own key: KV's per-location cache cannot hand
-        // back an older snapshot under a newer marker. The latest is also kept without expiry.
-        let stored = await kv.getWithMetadata(snapshotKey(marker), 'text');
-        if (stored.value === null) stored = await kv.getWithMetadata(SNAPSHOT_KEY, 'text');
-        if (stored.value === null) return;
-        const keys = this.runtime.identity(this.#identity).keys.publicKeys;
-        const check = await verifySnapshot(stored.value, stored.metadata, keys, this.runtime.keyIo(env, waitUntil));
-        if (!check.ok) {
-          this.runtime.counters.snapshotsRejected++;
-          logEvent('error', 'snapshot rejected; serving the last good one', { marker, reason: check.reason });
-          return;
-        }
-        const snap = check.snapshot;
-        // Never back to an older snapshot: within the registry's epoch by revision, across a
-        // storage reset (a new epoch) by when it was published.
-        const current = this.#served;
-        const newer =
-          snap.epoch === current.epoch ? snap.revision > current.revision : snap.publishedAt > current.publishedAt;
-        if (!newer) return;
-        const replayed = await replayedSnapshot(snap, env, this.#kvLagMs);
-        if (replayed) {
-          this.runtime.counters.snapshotsRejected++;
-          logEvent('error', 'snapshot rejected; serving the last good one', { marker, reason: replayed });
-          return;
-        }
-        this.apply(snap);
+        await this.#check(kv, env, waitUntil);
+        // What KV showed at startedAt is settled, whatever the check found (a rejected snapshot
+        // too: waiting for another read would not make it genuine).
+        this.#checkedAt = Math.max(this.#checkedAt, startedAt);
       } catch (e) {
         logEvent('warn', 'snapshot refresh failed; serving the last one', {
           revision: this.#served.revision,
@@ -203,6 +224,38 @@ export class MeshSource {
       }
     })();
     return this.#inflight;
+  }
+
+  /** Reads the marker and, when it names a newer snapshot, serves that (if genuine and current). */
+  async #check(kv: KVNamespace, env: MeshBindings, waitUntil: (p: Promise<unknown>) => void): Promise<void> {
+    const marker = await kv.get(SNAPSHOT_REVISION_KEY);
+    if (marker === null || marker === `${this.#served.epoch}:${this.#served.revision}`) return;
+    // The snapshot the marker names, under its own key: KV's per-location cache cannot hand
+    // back an older snapshot under a newer marker. The latest is also kept without expiry.
+    let stored = await kv.getWithMetadata(snapshotKey(marker), 'text');
+    if (stored.value === null) stored = await kv.getWithMetadata(SNAPSHOT_KEY, 'text');
+    if (stored.value === null) return;
+    const keys = this.runtime.identity(this.#identity).keys.publicKeys;
+    const check = await verifySnapshot(stored.value, stored.metadata, keys, this.runtime.keyIo(env, waitUntil));
+    if (!check.ok) {
+      this.runtime.counters.snapshotsRejected++;
+      logEvent('error', 'snapshot rejected; serving the last good one', { marker, reason: check.reason });
+      return;
+    }
+    const snap = check.snapshot;
+    // Never back to an older snapshot: within the registry's epoch by revision, across a
+    // storage reset (a new epoch) by when it was published.
+    const current = this.#served;
+    const newer =
+      snap.epoch === current.epoch ? snap.revision > current.revision : snap.publishedAt > current.publishedAt;
+    if (!newer) return;
+    const replayed = await replayedSnapshot(snap, env, this.#kvLagMs);
+    if (replayed) {
+      this.runtime.counters.snapshotsRejected++;
+      logEvent('error', 'snapshot rejected; serving the last good one', { marker, reason: replayed });
+      return;
+    }
+    this.apply(snap);
   }
 
   /** Serves a snapshot (also used directly by tests). */

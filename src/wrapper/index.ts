@@ -19,7 +19,7 @@ import { bundledConfig } from '../generated/bundle.ts';
 import type { Plan } from '../plan/compile.ts';
 import { splitBatch, TELEMETRY_AUDIENCE, type TelemetryBatch } from '../telemetry/metrics.ts';
 import type { MetricsSink } from '../telemetry/recorder.ts';
-import { HEALTH_PATH, healthResponse } from '../registry/health.ts';
+import { HEALTH_PATH, WorkerHealth } from '../registry/health.ts';
 import { LIMITER_AUDIENCE } from '../ratelimit/limiter.ts';
 import { MeshSource } from '../registry/source.ts';
 import { meshFetch } from './client.ts';
@@ -84,6 +84,7 @@ export function withMesh<E extends object = MeshBindings>(
   const versionOf = (env: E) => (typeof options.version === 'function' ? options.version(env) : options.version);
   const heartbeat = new Heartbeat(self, runtime);
   const live = !options.config;
+  const health = new WorkerHealth({ member: self, live }, runtime);
   let configured = false;
   // Through the gateway's Telemetry entrypoint, as this service (its identity token says who).
   const gateOf = (env: object) =>
@@ -155,8 +156,11 @@ export function withMesh<E extends object = MeshBindings>(
         if (live) heartbeat.beat(bindings, ctx, plan, versionOf(env), false);
         if (request.method === 'GET' && new URL(request.url).pathname === HEALTH_PATH) {
           const version = versionOf(env);
-          return (response = healthResponse(served, runtime, { service: self, ...(version ? { version } : {}) }));
+          const extra = { service: self, ...(version ? { version } : {}) };
+          return (response = await health.response(served, bindings, plan.identity, extra));
         }
+        // Once per isolate: a missing signing key (say) is logged with its fix on the first request.
+        health.notice(bindings, plan.identity, waitUntil);
         // The service as the config in force defines it (policies may change with an apply).
         const service = plan.services.get(self) ?? declared;
         const io = runtime.keyIo(bindings, waitUntil);

@@ -115,7 +115,8 @@ describe('control plane against the local mesh (CLI over real HTTP)', () => {
   it('apply: a new route is served without a restart, within the refresh interval; diff shows it first', async () => {
     const dir = routesWith(HELLO_ROUTE);
     const d = meshwork('diff', dir);
-    expect(d.code).toBe(0);
+    // As kubectl diff: 1 when there are differences.
+    expect(d.code).toBe(1);
     expect(d.stdout).toContain('+  - name: hello');
     expect(d.stdout).toContain('routes added: hello');
 
@@ -133,6 +134,16 @@ describe('control plane against the local mesh (CLI over real HTTP)', () => {
     const res = await localFetch(`${mesh.url}/hello`);
     expect(await res.json()).toEqual({ service_b: 'Hello from service-b' });
     expect(res.headers.get('x-mesh-config-version')).toBe((await adminStatus()).configVersion);
+
+    // Now the same: diff exits 0, and history has the revision with its message, marked in force.
+    const same = meshwork('diff', '-f', dir);
+    expect(same.code, same.stdout + same.stderr).toBe(0);
+    const history = meshwork('history', '-o', 'json');
+    expect(history.code, history.stderr).toBe(0);
+    const h = JSON.parse(history.stdout) as { configRevision: number; configs: Array<Record<string, unknown>> };
+    const applied = h.configs.find((c) => c.revision === h.configRevision);
+    expect(applied).toMatchObject({ message: 'add /hello' });
+    expect(meshwork('history').stdout).toMatch(/add \/hello/);
   });
 
   it('an invalid config is rejected whole with file:line errors, and the live config stays', async () => {
@@ -177,6 +188,11 @@ describe('control plane against the local mesh (CLI over real HTTP)', () => {
     expect(meshwork('rollback').stdout).toMatch(/config back to revision [1-9]/);
     expect(meshwork('rollback', '0').stdout).toMatch(/config back to revision 0/);
     expect(meshwork('rollback', '0').stderr).toContain('already in force');
+    // --to-bundled is revision 0 by name.
+    expect(meshwork('rollback', '1').code).toBe(0);
+    const bundled = meshwork('rollback', '--to-bundled');
+    expect(bundled.code, bundled.stderr).toBe(0);
+    expect(bundled.stdout).toMatch(/config back to revision 0/);
   });
 
   it('registry state survives a restart of the local runtime (persisted state directory)', async () => {
@@ -194,5 +210,11 @@ describe('control plane against the local mesh (CLI over real HTTP)', () => {
     expect(after.services.find((s) => s.name === 'service-b')!.endpoints.some((b) => b.status !== 'static')).toBe(true);
     const history = meshwork('status');
     expect(history.stdout).toContain(`revision ${before.configRevision}`);
+    // meshwork dev says on start that an applied config overrides routes/, and how to drop it.
+    const deadline = Date.now() + 30_000;
+    while (!mesh.output().includes('rollback --to-bundled') && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 200));
+    expect(mesh.output()).toMatch(/serves config [0-9a-f]{12} \(revision \d+, applied with `meshwork apply`\)/);
+    expect(mesh.output()).toContain(`npx meshwork rollback --to-bundled --url ${mesh.url}`);
   });
 });

@@ -3,7 +3,10 @@ import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { MESH_WORKER_CONFIGS, QUIET_WRANGLER_ENV } from '../../src/node/dev/workers.ts';
+import { QUIET_WRANGLER_ENV } from '../../src/node/dev/workers.ts';
+import { loadProject } from '../../src/node/project/project.ts';
+
+const project = loadProject();
 
 function dryRun(config: string): { code: number | null; out: string; dir: string } {
   const dir = mkdtempSync(join(tmpdir(), 'meshwork-bundle-'));
@@ -19,13 +22,13 @@ function dryRun(config: string): { code: number | null; out: string; dir: string
 }
 
 describe('wrangler deploy --dry-run bundles every worker', () => {
-  it.each(MESH_WORKER_CONFIGS)('%s', (config) => {
+  it.each(project.workers.map((w) => w.config))('%s', (config) => {
     const r = dryRun(config);
     expect(r.code, r.out).toBe(0);
     const bundle = join(r.dir, 'index.js');
     expect(existsSync(bundle)).toBe(true);
     // The routes compiled at build time are inside the bundle: what is in routes/ is what runs.
-    const built = JSON.parse(readFileSync('src/generated/mesh-config.json', 'utf8')) as { version: string };
+    const built = JSON.parse(readFileSync(project.builtConfig, 'utf8')) as { version: string };
     expect(readFileSync(bundle, 'utf8')).toContain(built.version);
   });
 });

@@ -1,6 +1,6 @@
 /**
- * Starts the local mesh exactly as `npm run dev` does (scripts/dev.ts, i.e. wrangler dev with
- * every worker config) on a free port, for end-to-end tests that send real HTTP to it.
+ * Starts the local mesh exactly as `npm run dev` does (`meshwork dev`, i.e. wrangler dev with
+ * every worker meshwork.yaml lists) on a free port, for end-to-end tests that send real HTTP to it.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
@@ -31,7 +31,7 @@ export async function startMesh(options: { timeoutMs?: number; persistTo?: strin
   const persistTo = options.persistTo ?? mkdtempSync(join(tmpdir(), 'meshwork-state-'));
   const child: ChildProcess = spawn(
     process.execPath,
-    ['--import', 'tsx', 'scripts/dev.ts', '--port', String(port), '--persist-to', persistTo],
+    ['bin/meshwork.js', 'dev', '--port', String(port), '--persist-to', persistTo],
     {
       stdio: ['ignore', 'pipe', 'pipe'],
       detached: true, // own process group: stop() takes wrangler and workerd down together

@@ -2,7 +2,7 @@
  * Example service-a: answers GET /service-a by calling service-b through the mesh client.
  */
 import { Hono } from 'hono';
-import { withMesh, type MeshVariables } from '../../../src/wrapper/index.ts';
+import { withMesh, type MeshVariables } from 'meshwork';
 
 const app = new Hono<{ Variables: MeshVariables }>();
 

@@ -3,7 +3,7 @@
  * wrangler.v2.toml -> v2); VERSION tells them apart.
  */
 import { Hono } from 'hono';
-import { withMesh, type MeshVariables } from '../../../src/wrapper/index.ts';
+import { withMesh, type MeshVariables } from 'meshwork';
 
 type Env = { VERSION: string };
 

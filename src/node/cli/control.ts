@@ -1,234 +1,224 @@
 /**
- * CLI commands that talk to a gateway's control-plane API: apply, diff, rollback, status.
- * --url defaults to the local dev mesh (MESHWORK_URL overrides); the admin token comes from
- * --token, then MESH_ADMIN_TOKEN, then (for a local URL) the dev keys `npm run dev` created.
+ * The control-plane commands: apply, diff, rollback, history, status. They call the gateway's
+ * admin API (src/control/admin/), found and authenticated as gateway.ts says.
  */
-import { existsSync, readFileSync } from 'node:fs';
-import { userInfo } from 'node:os';
-import { parseArgs } from 'node:util';
-import { ACTOR_HEADER } from '../../core/header-names.ts';
-import { bundleRoutesDir } from '../config/load-dir.ts';
-import { formatIssue, type ConfigIssue } from '../../config/validate.ts';
-import { startedMesh } from '../dev/mesh-file.ts';
-import { devKeysPath, type DevKeys } from './keys.ts';
+import { CommandError, defineCommand, UsageError } from './command.ts';
+import { admin, connection, GATEWAY_HELP, GATEWAY_OPTIONS } from './gateway.ts';
+import { runTop, TOP_OPTIONS } from './observe.ts';
+import { cell, emit, OUTPUT_OPTION, outputFormat, printable, table } from './output.ts';
+import { bundleDir, FILENAME_OPTION, issueLines, routesDir } from './routes.ts';
 
-export class UsageError extends Error {}
+// For older importers; these live in command.ts, output.ts and gateway.ts now.
+export { UsageError } from './command.ts';
+export { printable } from './output.ts';
+export { connection, DEFAULT_URL } from './gateway.ts';
 
-export const DEFAULT_URL = 'http://127.0.0.1:8787';
-
-export const CONNECTION = {
-  url: { type: 'string' },
-  token: { type: 'string' },
-} as const;
-
-export interface Connection {
-  url: string;
-  token: string;
-}
-
-/** The gateway and the admin credential, for every command that calls the admin API. */
-export function connection(values: { url?: string | undefined; token?: string | undefined }, root: string): Connection {
-  const url = (values.url ?? process.env.MESHWORK_URL ?? DEFAULT_URL).replace(/\/+$/, '');
-  if (!/^https?:\/\//.test(url)) throw new UsageError(`--url must be an http(s) URL, got "${url}"`);
-  const local = /^https?:\/\/(127\.0\.0\.1|localhost|\[::1\])(:\d+)?$/.test(url);
-  // The admin token never travels in the clear, except to this machine.
-  if (!local && !url.startsWith('https://'))
-    throw new UsageError(`--url must use https:// for a gateway that is not on this machine, got "${url}"`);
-  let token = values.token ?? process.env.MESH_ADMIN_TOKEN;
-  // The local dev token goes only to the mesh this checkout's `npm run dev` started, not to
-  // whatever else may listen on that port.
-  if (!token && local && existsSync(devKeysPath(root)) && startedMesh(root, url)) {
-    token = (JSON.parse(readFileSync(devKeysPath(root), 'utf8')) as DevKeys).adminToken;
-  }
-  if (!token) {
-    const hint = local
-      ? ` (the local dev token is used only for a mesh \`npm run dev\` started here; none runs at ${url})`
-      : '';
-    throw new UsageError(`no admin token: pass --token or set MESH_ADMIN_TOKEN (the gateway's wrangler secret)${hint}`);
-  }
-  return { url, token };
-}
-
-async function call(
-  conn: Connection,
-  method: string,
-  path: string,
-  body?: unknown,
-): Promise<{ status: number; json: Record<string, unknown> }> {
-  let res: Response;
-  try {
-    res = await fetch(`${conn.url}/_mesh/admin${path}`, {
-      method,
-      headers: {
-        authorization: `Bearer ${conn.token}`,
-        'content-type': 'application/json',
-        [ACTOR_HEADER]: safeUser(),
-      },
-      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-      // Never follow: a redirect could carry the token elsewhere or turn a POST into a GET.
-      redirect: 'manual',
-      signal: AbortSignal.timeout(15_000),
-    });
-  } catch (e) {
-    throw new Error(
-      `cannot reach ${conn.url} (${(e as Error).cause ? String((e as Error & { cause: unknown }).cause) : (e as Error).message}); is the mesh running?`,
-    );
-  }
-  if (res.status >= 300 && res.status < 400) {
-    throw new Error(
-      `${conn.url} redirected to ${res.headers.get('location') ?? '(nowhere)'}; pass the gateway's final URL with --url`,
-    );
-  }
-  const text = await res.text();
-  let json: Record<string, unknown>;
-  try {
-    json = JSON.parse(text) as Record<string, unknown>;
-  } catch {
-    throw new Error(`${conn.url} answered ${res.status} with something that is not JSON: ${text.slice(0, 200)}`);
-  }
-  return { status: res.status, json };
-}
-
-function safeUser(): string {
-  try {
-    return userInfo().username;
-  } catch {
-    return '';
-  }
-}
-
-/**
- * Text from a gateway made safe for a terminal: control characters (ANSI escapes, carriage
- * returns) and bidirectional overrides are shown as escapes, never interpreted.
- */
-export function printable(text: string): string {
-  // Matching control characters is the point here.
-  // eslint-disable-next-line no-control-regex
-  return text.replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g, (c) => {
-    const code = c.charCodeAt(0);
-    return code < 0x100 ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u${code.toString(16).padStart(4, '0')}`;
-  });
-}
-
-function failure(status: number, json: Record<string, unknown>): number {
-  const error = json.error as { code?: string; message?: string } | undefined;
-  const code = error?.code ? ` ${printable(String(error.code))}` : '';
-  console.error(`error ${status}${code}: ${printable(String(error?.message ?? JSON.stringify(json)))}`);
-  for (const issue of (json.errors as ConfigIssue[] | undefined) ?? []) console.error(printable(formatIssue(issue)));
-  return 1;
-}
-
+/** The routes files to send, checked here first (the gateway checks them again). */
 async function localFiles(dir: string) {
-  const result = await bundleRoutesDir(dir);
-  if (!result.ok) {
-    for (const issue of result.errors) console.error(formatIssue(issue));
-    console.error(`\n${result.errors.length} error(s) in ${dir}; nothing was sent`);
-    return undefined;
-  }
+  const result = await bundleDir(dir);
+  if (!result.ok)
+    throw new CommandError(`${result.errors.length} error(s) in ${dir}; nothing was sent`, issueLines(result));
   return result.bundle.sources!;
 }
 
-export async function apply(args: string[], root: string): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args,
-    allowPositionals: true,
-    options: { ...CONNECTION, message: { type: 'string', short: 'm' }, force: { type: 'boolean' } },
-  });
-  if (positionals.length > 1) throw new UsageError('apply takes at most one directory');
-  const conn = connection(values, root);
-  const dir = positionals[0] ?? 'routes';
-  // Checked locally first, then again by the gateway (same validator) with what only it knows.
-  const files = await localFiles(dir);
-  if (!files) return 1;
-  const { status, json } = await call(conn, 'POST', '/config', {
-    files,
-    ...(values.message ? { message: values.message } : {}),
-    ...(values.force ? { force: true } : {}),
-  });
-  if (status !== 200) return failure(status, json);
-  if (typeof json.revision !== 'number' || typeof json.version !== 'string')
-    throw new Error(`${conn.url} answered an apply with something unexpected: ${JSON.stringify(json).slice(0, 200)}`);
-  if (json.unchanged)
-    console.log(`${conn.url}: already running config ${json.version} (revision ${json.revision}); nothing changed`);
-  else console.log(`${conn.url}: applied config ${json.version} as revision ${json.revision}`);
-  return 0;
-}
+export const apply = defineCommand({
+  name: 'apply',
+  summary: 'apply a routes directory to a running gateway',
+  usage: '[-f <dir> | dir] [-m <message>] [--force] [--url <URL>] [--token <TOKEN>]',
+  help: `Sends the routes directory (default: the project's routes, from meshwork.yaml; else ./routes) to
+the gateway, which validates it again with what only it knows (its bindings) and serves it
+within registry.refreshInterval. An invalid config is rejected whole; nothing changes. A config
+that removes every route or every service needs --force. Each apply is a revision: see
+meshwork history, undo with meshwork rollback.
 
-export async function diff(args: string[], root: string): Promise<number> {
-  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: CONNECTION });
-  if (positionals.length > 1) throw new UsageError('diff takes at most one directory');
-  const conn = connection(values, root);
-  const files = await localFiles(positionals[0] ?? 'routes');
-  if (!files) return 1;
-  const { status, json } = await call(conn, 'POST', '/diff', { files });
-  if (status !== 200) return failure(status, json);
-  // The admin API's ConfigDiff (src/config/diff.ts).
-  const d = json as {
-    from: string;
-    to: string;
-    patch: string;
-    summary: {
-      routes: Record<string, string[]>;
-      services: Record<string, string[]>;
-      rateLimits?: Record<string, string[]>;
-      sections: string[];
-    };
-  };
-  const { summary } = d;
-  const changed =
-    d.patch !== '' ||
-    summary.sections.length > 0 ||
-    [summary.routes, summary.services, summary.rateLimits ?? {}].some((c) =>
-      Object.values(c).some((n) => n.length > 0),
-    );
-  if (d.from === d.to || !changed) {
-    // Same files, different version: the config was validated by another meshwork release.
-    const note = d.from === d.to ? '' : ` (same routes files; version ${d.to} when applied by this release)`;
-    console.log(`no change: ${conn.url} runs config ${d.from}${note}`);
+${GATEWAY_HELP}`,
+  args: ['dir'],
+  options: {
+    ...FILENAME_OPTION,
+    message: { type: 'string', short: 'm', value: 'message', description: 'why: kept in the history' },
+    force: { type: 'boolean', description: 'apply even a config that removes every route or service' },
+    ...GATEWAY_OPTIONS,
+  },
+  async run({ values, positionals }) {
+    const dir = routesDir(values.filename, positionals[0]);
+    const conn = connection(values);
+    const files = await localFiles(dir);
+    const json = await admin(conn, 'POST', '/config', {
+      files,
+      ...(values.message ? { message: values.message } : {}),
+      ...(values.force ? { force: true } : {}),
+    });
+    if (typeof json.revision !== 'number' || typeof json.version !== 'string')
+      throw new CommandError(
+        `${conn.url} answered the apply with something unexpected: ${printable(JSON.stringify(json).slice(0, 200))}`,
+      );
+    if (json.unchanged)
+      console.log(`${conn.url}: already running config ${json.version} (revision ${json.revision}); nothing changed`);
+    else console.log(`${conn.url}: applied config ${json.version} as revision ${json.revision}`);
     return 0;
-  }
-  process.stdout.write(printable(d.patch));
-  console.log(`\nconfig ${d.from} -> ${d.to}`);
-  for (const kind of ['routes', 'services', 'rateLimits'] as const) {
-    for (const change of ['added', 'removed', 'changed']) {
-      const names = summary[kind]?.[change] ?? [];
-      if (names.length) console.log(`  ${kind} ${change}: ${names.join(', ')}`);
+  },
+});
+
+/** The admin API's ConfigDiff (src/config/diff.ts). */
+interface ConfigDiff {
+  from: string;
+  to: string;
+  patch: string;
+  summary: {
+    routes: Record<string, string[]>;
+    services: Record<string, string[]>;
+    rateLimits?: Record<string, string[]>;
+    sections: string[];
+  };
+}
+
+export const diff = defineCommand({
+  name: 'diff',
+  summary: 'what apply would change, as a patch and a summary',
+  usage: '[-f <dir> | dir] [-o json|yaml] [--url <URL>] [--token <TOKEN>]',
+  help: `Compares the routes directory (default: the project's routes, from meshwork.yaml; else
+./routes) with the config the gateway runs, as the gateway would apply it. Exit code as kubectl
+diff: 0 when there is no difference, 1 when there is one, so that scripts can ask
+\`meshwork diff -f routes >/dev/null || meshwork apply -f routes\`.
+
+With -o json|yaml: the admin API's answer, { from, to, patch, summary }.
+
+${GATEWAY_HELP}`,
+  args: ['dir'],
+  options: { ...FILENAME_OPTION, ...OUTPUT_OPTION, ...GATEWAY_OPTIONS },
+  exitCodes: `exit codes:
+  0  no differences
+  1  differences
+  2  usage error
+  3  failed: invalid routes here, or the gateway refused or could not be reached`,
+  failureCode: 3,
+  async run({ values, positionals }) {
+    const format = outputFormat(values);
+    const dir = routesDir(values.filename, positionals[0]);
+    const conn = connection(values);
+    const files = await localFiles(dir);
+    const d = (await admin(conn, 'POST', '/diff', { files })) as unknown as ConfigDiff;
+    if (typeof d.patch !== 'string' || !d.summary || !Array.isArray(d.summary.sections))
+      throw new CommandError(`${conn.url} answered the diff with something unexpected`);
+    const { summary } = d;
+    const changed =
+      d.patch !== '' ||
+      summary.sections.length > 0 ||
+      [summary.routes, summary.services, summary.rateLimits ?? {}].some((c) =>
+        Object.values(c ?? {}).some((n) => n.length > 0),
+      );
+    const differs = d.from !== d.to && changed;
+    if (format !== 'text') {
+      emit(format, d);
+      return differs ? 1 : 0;
     }
-  }
-  if (summary.sections.length) console.log(`  sections changed: ${summary.sections.join(', ')}`);
-  return 0;
+    if (!differs) {
+      // Same files, different version: the config was validated by another meshwork release.
+      const note = d.from === d.to ? '' : ` (same routes files; version ${d.to} when applied by this release)`;
+      console.log(`no change: ${conn.url} runs config ${printable(d.from)}${note}`);
+      return 0;
+    }
+    process.stdout.write(printable(d.patch));
+    console.log(`\nconfig ${printable(d.from)} -> ${printable(d.to)}`);
+    for (const kind of ['routes', 'services', 'rateLimits'] as const) {
+      for (const change of ['added', 'removed', 'changed']) {
+        const names = summary[kind]?.[change] ?? [];
+        if (names.length) console.log(`  ${kind} ${change}: ${names.map(cell).join(', ')}`);
+      }
+    }
+    if (summary.sections.length) console.log(`  sections changed: ${summary.sections.map(cell).join(', ')}`);
+    return 1;
+  },
+});
+
+export const rollback = defineCommand({
+  name: 'rollback',
+  summary: 'back to an earlier config revision (default: the one in force before)',
+  usage: '[revision | version | --to-bundled] [--url <URL>] [--token <TOKEN>]',
+  help: `Puts an earlier config back in force: a revision number or a config version (the
+12-hex-digit hash meshwork history and status show); without one, the config in force before
+the current one. --to-bundled (= revision 0) goes back to the routes bundled into the gateway at
+deploy. A rollback is itself recorded in the history; nothing is erased.
+
+${GATEWAY_HELP}`,
+  args: ['revision'],
+  options: {
+    'to-bundled': { type: 'boolean', description: 'back to the routes bundled at deploy (revision 0)' },
+    ...GATEWAY_OPTIONS,
+  },
+  async run({ values, positionals }) {
+    const arg = positionals[0];
+    if (values['to-bundled'] && arg !== undefined && arg !== '0')
+      throw new UsageError(`--to-bundled is revision 0; give it or "${arg}", not both`);
+    // A revision number, or a config version (the 12-hex-digit hash status and apply show).
+    let target: { revision: number } | { version: string } | Record<string, never> = {};
+    if (values['to-bundled']) target = { revision: 0 };
+    else if (arg !== undefined) {
+      if (/^[0-9a-f]{12}$/.test(arg)) target = { version: arg };
+      else if (/^\d+$/.test(arg)) target = { revision: Number(arg) };
+      else throw new UsageError(`takes a config revision number or version (see meshwork history), got "${arg}"`);
+    }
+    const conn = connection(values);
+    const back = await admin(conn, 'POST', '/rollback', target);
+    console.log(`${conn.url}: config back to revision ${String(back.revision)} (${printable(String(back.version))})`);
+    return 0;
+  },
+});
+
+/** The admin API's history (GET /_mesh/admin/history; the registry's ConfigEntry). */
+interface History {
+  configRevision: number;
+  configs: Array<{ revision: number; version: string; appliedAt: number; appliedBy: string; message?: string }>;
 }
 
-export async function rollback(args: string[], root: string): Promise<number> {
-  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: CONNECTION });
-  if (positionals.length > 1) throw new UsageError('rollback takes at most one revision');
-  // A revision number, or a config version (the 12-hex-digit hash status and apply show).
-  let target: { revision: number } | { version: string } | Record<string, never> = {};
-  const arg = positionals[0];
-  if (arg !== undefined) {
-    if (/^[0-9a-f]{12}$/.test(arg)) target = { version: arg };
-    else if (/^\d+$/.test(arg)) target = { revision: Number(arg) };
-    else throw new UsageError(`rollback takes a config revision number or version (see meshwork status), got "${arg}"`);
-  }
-  const conn = connection(values, root);
-  const { status, json } = await call(conn, 'POST', '/rollback', target);
-  if (status !== 200) return failure(status, json);
-  const back = json as { revision: number; version: string };
-  console.log(`${conn.url}: config back to revision ${back.revision} (${back.version})`);
-  return 0;
-}
+export const history = defineCommand({
+  name: 'history',
+  summary: 'the config revisions of a gateway, and which one is in force',
+  usage: '[-o json|yaml] [--url <URL>] [--token <TOKEN>]',
+  help: `Lists the config revisions the gateway keeps (revision, version, when, who, message), oldest
+first, with the one in force marked *. Revision 0 is the routes bundled at deploy. Any of them
+is a target for meshwork rollback.
 
-function table(rows: string[][]): string {
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  return rows
-    .map((r) =>
-      r
-        .map((c, i) => c.padEnd(widths[i]!))
-        .join('  ')
-        .trimEnd(),
-    )
-    .join('\n');
-}
+With -o json|yaml: the admin API's answer, { configRevision, configs, audit }.
+
+${GATEWAY_HELP}`,
+  options: { ...OUTPUT_OPTION, ...GATEWAY_OPTIONS },
+  async run({ values }) {
+    const format = outputFormat(values);
+    const conn = connection(values);
+    const json = await admin(conn, 'GET', '/history');
+    const h = json as unknown as History;
+    if (typeof h.configRevision !== 'number' || !Array.isArray(h.configs))
+      throw new CommandError(
+        `${conn.url} answered the history call with something unexpected; is it a meshwork gateway of this release?`,
+      );
+    if (format !== 'text') {
+      emit(format, json);
+      return 0;
+    }
+    const mark = (revision: number) => (revision === h.configRevision ? '*' : '');
+    const rows = [
+      ['CURRENT', 'REVISION', 'VERSION', 'APPLIED', 'BY', 'MESSAGE'],
+      [mark(0), '0', '-', 'at deploy', '-', 'the routes bundled at deploy'],
+    ];
+    const configs = [...h.configs].sort((a, b) => a.revision - b.revision);
+    for (const c of configs) {
+      rows.push([
+        mark(c.revision),
+        String(c.revision),
+        cell(String(c.version)),
+        Number.isFinite(c.appliedAt) ? new Date(c.appliedAt).toISOString().replace(/\.\d+Z$/, 'Z') : '-',
+        cell(String(c.appliedBy || '-')),
+        cell(String(c.message ?? '')),
+      ]);
+    }
+    console.log(`${conn.url}: config revision ${h.configRevision} in force\n`);
+    console.log(table(rows));
+    const first = configs[0]?.revision;
+    if (first !== undefined && first > 1) console.log(`\n(revisions 1 to ${first - 1} are no longer kept)`);
+    return 0;
+  },
+});
 
 function ago(iso: string | null): string {
   if (!iso) return '-';
@@ -236,55 +226,82 @@ function ago(iso: string | null): string {
   return s < 120 ? `${s}s ago` : `${Math.round(s / 60)}m ago`;
 }
 
-export async function status(args: string[], root: string): Promise<number> {
-  const { values } = parseArgs({ args, options: { ...CONNECTION, json: { type: 'boolean' } } });
-  const conn = connection(values, root);
-  const { status: code, json } = await call(conn, 'GET', '/status');
-  if (code !== 200) return failure(code, json);
-  if (values.json) {
-    console.log(JSON.stringify(json, null, 2));
-    return 0;
-  }
-  // The admin API's status rows (src/control/admin/status.ts).
-  type Row = {
-    endpoint: string;
-    version: string | null;
-    target: string;
-    weight: number;
-    inRotation: boolean;
-    registered: boolean;
-    status: string;
-    health: string;
-    lastHeartbeat: string | null;
-  };
-  const s = json as {
-    configVersion: string;
-    configRevision: number;
-    revision: number;
-    services: Array<{ name: string; endpoints: Row[] }>;
-  };
-  const services = s.services;
-  const bundled = s.configRevision === 0 ? ', the bundled routes/' : '';
-  console.log(
-    `${conn.url}: config ${s.configVersion} (revision ${s.configRevision}${bundled}), registry revision ${s.revision}\n`,
-  );
-  const rows = [['SERVICE', 'VERSION', 'ENDPOINT', 'TARGET', 'WEIGHT', 'ROTATION', 'STATUS', 'HEALTH', 'HEARTBEAT']];
-  for (const s of services) {
-    for (const b of s.endpoints) {
-      rows.push([
-        s.name,
-        b.version ?? '-',
-        b.endpoint.slice(b.endpoint.indexOf('/') + 1),
-        b.target,
-        String(b.weight),
-        b.inRotation ? 'in' : 'OUT',
-        b.status,
-        b.health,
-        ago(b.lastHeartbeat),
-      ]);
+export const status = defineCommand({
+  name: 'status',
+  summary: 'services, versions, weights, rotation and health',
+  usage: '[-o json|yaml] [--watch [--interval 2] [--once]] [--url <URL>] [--token <TOKEN>]',
+  help: `The config in force and every service's endpoints: version, target, weight, whether it is in
+rotation, its registration status, health and last heartbeat. --watch is the live traffic view
+(meshwork top).
+
+With -o json|yaml (or --json): the admin API's answer, { configVersion, configRevision, revision,
+services }.
+
+${GATEWAY_HELP}`,
+  options: {
+    ...OUTPUT_OPTION,
+    json: { type: 'boolean', description: 'the same as -o json' },
+    watch: { type: 'boolean', description: 'the live view instead, as meshwork top' },
+    ...TOP_OPTIONS,
+    ...GATEWAY_OPTIONS,
+  },
+  async run({ values }) {
+    if (values.json && values.output !== undefined && values.output !== 'json')
+      throw new UsageError(`--json is -o json; it cannot go with -o ${values.output}`);
+    const format = values.json ? 'json' : outputFormat(values);
+    if (values.watch) return runTop(values);
+    if (values.once || values.interval !== TOP_OPTIONS.interval.default)
+      throw new UsageError('--interval and --once go with --watch');
+    const conn = connection(values);
+    const json = await admin(conn, 'GET', '/status');
+    if (typeof json.configVersion !== 'string' || !Array.isArray(json.services))
+      throw new CommandError(
+        `${conn.url} answered the status call with something unexpected; is it a meshwork gateway of this release?`,
+      );
+    if (format !== 'text') {
+      emit(format, json);
+      return 0;
     }
-  }
-  // Every cell is the gateway's data (a service may name its own version): printed, never run.
-  console.log(table(rows.map((r) => r.map(printable))));
-  return 0;
-}
+    // The admin API's status rows (src/control/admin/status.ts).
+    type Row = {
+      endpoint: string;
+      version: string | null;
+      target: string;
+      weight: number;
+      inRotation: boolean;
+      registered: boolean;
+      status: string;
+      health: string;
+      lastHeartbeat: string | null;
+    };
+    const s = json as {
+      configVersion: string;
+      configRevision: number;
+      revision: number;
+      services: Array<{ name: string; endpoints: Row[] }>;
+    };
+    const bundled = s.configRevision === 0 ? ', the bundled routes/' : '';
+    console.log(
+      `${conn.url}: config ${printable(String(s.configVersion))} (revision ${s.configRevision}${bundled}), registry revision ${s.revision}\n`,
+    );
+    const rows = [['SERVICE', 'VERSION', 'ENDPOINT', 'TARGET', 'WEIGHT', 'ROTATION', 'STATUS', 'HEALTH', 'HEARTBEAT']];
+    for (const svc of s.services) {
+      for (const b of svc.endpoints) {
+        rows.push([
+          svc.name,
+          b.version ?? '-',
+          b.endpoint.slice(b.endpoint.indexOf('/') + 1),
+          b.target,
+          String(b.weight),
+          b.inRotation ? 'in' : 'OUT',
+          b.status,
+          b.health,
+          ago(b.lastHeartbeat),
+        ]);
+      }
+    }
+    // Every cell is the gateway's data (a service may name its own version): printed, never run.
+    console.log(table(rows.map((r) => r.map(cell))));
+    return 0;
+  },
+});

@@ -1,91 +1,58 @@
 /**
  * CLI commands that read a gateway's telemetry: `metrics` (the Prometheus text of
  * GET /_mesh/metrics, as a scraper sees it) and `top` (the edges and hot keys of
- * GET /_mesh/admin/telemetry, redrawn until Ctrl-C). Same --url / --token and admin credential
- * as the control-plane commands (control.ts).
+ * GET /_mesh/admin/telemetry, redrawn until Ctrl-C). Same gateway and admin credential as the
+ * control-plane commands (gateway.ts).
  */
-import { parseArgs } from 'node:util';
 import type { TelemetryOverview } from '../../telemetry/overview.ts';
-import { CONNECTION, connection, printable, UsageError, type Connection } from './control.ts';
+import { CommandError, defineCommand, UsageError, type OptionSpec } from './command.ts';
+import { admin, connection, GATEWAY_HELP, GATEWAY_OPTIONS, request, type Connection } from './gateway.ts';
+import { emit, OUTPUT_OPTION, outputFormat, printable } from './output.ts';
+import { parsePrometheusText, PrometheusTextError } from './prometheus-text.ts';
 import { renderTop } from './top-view.ts';
 
-/** A failed call, already worded for the user. */
-class CallError extends Error {}
+export const metrics = defineCommand({
+  name: 'metrics',
+  summary: "the gateway's Prometheus metrics (GET /_mesh/metrics), as a scraper sees them",
+  usage: '[-o json|yaml] [--url <URL>] [--token <TOKEN>]',
+  help: `Prints the Prometheus text exactly as served when piped (| promtool check metrics, > file); on
+a terminal, control characters in label values are shown as escapes.
 
-async function get(conn: Connection, path: string, cancel?: AbortSignal): Promise<Response> {
-  let res: Response;
-  try {
-    res = await fetch(`${conn.url}${path}`, {
-      headers: { authorization: `Bearer ${conn.token}` },
-      // Never follow: a redirect could carry the token elsewhere.
-      redirect: 'manual',
-      signal: cancel ? AbortSignal.any([cancel, AbortSignal.timeout(15_000)]) : AbortSignal.timeout(15_000),
-    });
-  } catch (e) {
-    const cause = (e as Error).cause;
-    throw new CallError(
-      `cannot reach ${conn.url} (${cause instanceof Error ? String(cause) : (e as Error).message}); is the mesh running?`,
-    );
-  }
-  if (res.status >= 300 && res.status < 400) {
-    throw new CallError(
-      `${conn.url} redirected to ${res.headers.get('location') ?? '(nowhere)'}; pass the gateway's final URL with --url`,
-    );
-  }
-  if (res.status !== 200) {
-    // The mesh's errors are JSON ({ error: { code, message } }); anything else is shown as text.
+With -o json|yaml: the samples, parsed: [{ name, type, labels, value, timestamp? }], where type
+is the family's TYPE (a histogram's _bucket, _sum and _count samples are "histogram") and a
+value JSON cannot hold (+Inf, -Inf, NaN) is a string.
+
+${GATEWAY_HELP}`,
+  options: { ...OUTPUT_OPTION, ...GATEWAY_OPTIONS },
+  async run({ values }) {
+    const format = outputFormat(values);
+    const conn = connection(values);
+    const res = await request(conn, '/_mesh/metrics');
+    const type = res.headers.get('content-type') ?? '';
     const text = await res.text();
-    let detail = text.slice(0, 200);
-    try {
-      const error = (JSON.parse(text) as { error?: { code?: string; message?: string } }).error;
-      if (error) detail = `${error.code ? `${error.code}: ` : ''}${error.message ?? ''}`;
-    } catch {
-      // not JSON: the text as it is
+    if (!type.startsWith('text/plain'))
+      throw new CommandError(
+        `${conn.url}/_mesh/metrics answered ${printable(type) || 'no content type'}, not Prometheus text; is ${conn.url} a meshwork gateway?`,
+      );
+    if (format !== 'text') {
+      try {
+        emit(format, parsePrometheusText(text));
+      } catch (e) {
+        if (!(e instanceof PrometheusTextError)) throw e;
+        throw new CommandError(`${conn.url}/_mesh/metrics is not valid Prometheus text (${printable(e.message)})`);
+      }
+      return 0;
     }
-    throw new CallError(`error ${res.status} from ${conn.url}${path}: ${printable(detail)}`);
-  }
-  return res;
-}
-
-export async function metrics(args: string[], root: string): Promise<number> {
-  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: CONNECTION });
-  if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
-  const conn = connection(values, root);
-  let res: Response;
-  try {
-    res = await get(conn, '/_mesh/metrics');
-  } catch (e) {
-    if (!(e instanceof CallError)) throw e;
-    console.error(e.message);
-    return 1;
-  }
-  const type = res.headers.get('content-type') ?? '';
-  const text = await res.text();
-  if (!type.startsWith('text/plain')) {
-    console.error(`${conn.url}/_mesh/metrics answered ${type || 'no content type'}, not Prometheus text`);
-    return 1;
-  }
-  // Exactly what a scraper gets when piped (| promtool check metrics, > file); on a terminal,
-  // control characters in label values are shown, never interpreted.
-  process.stdout.write(process.stdout.isTTY ? printable(text) : text);
-  return 0;
-}
+    process.stdout.write(process.stdout.isTTY ? printable(text) : text);
+    return 0;
+  },
+});
 
 async function overview(conn: Connection, cancel?: AbortSignal): Promise<TelemetryOverview> {
-  const res = await get(conn, '/_mesh/admin/telemetry', cancel);
-  const text = await res.text();
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    throw new CallError(
-      `${conn.url} answered the telemetry call with something that is not JSON: ${printable(text.slice(0, 200))}`,
-    );
-  }
-  const o = json as Partial<TelemetryOverview> | null;
-  if (!o || !Array.isArray(o.edges) || !Array.isArray(o.hotKeys) || typeof o.now !== 'number' || !o.totals)
-    throw new CallError(
-      `${conn.url} answered the telemetry call with something unexpected: ${printable(text.slice(0, 200))}`,
+  const o = (await admin(conn, 'GET', '/telemetry', undefined, cancel)) as Partial<TelemetryOverview>;
+  if (!Array.isArray(o.edges) || !Array.isArray(o.hotKeys) || typeof o.now !== 'number' || !o.totals)
+    throw new CommandError(
+      `${conn.url} answered the telemetry call with something unexpected: ${printable(JSON.stringify(o).slice(0, 200))}`,
     );
   return o as TelemetryOverview;
 }
@@ -97,26 +64,37 @@ function parseInterval(text: string): number {
   return seconds;
 }
 
-export async function top(args: string[], root: string): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args,
-    allowPositionals: true,
-    options: { ...CONNECTION, interval: { type: 'string', default: '2' }, once: { type: 'boolean' } },
-  });
-  if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
+export const TOP_OPTIONS = {
+  interval: {
+    type: 'string',
+    default: '2',
+    value: 'seconds',
+    description: 'seconds between frames, 0.5 to 3600 (default 2)',
+  },
+  once: { type: 'boolean', description: 'one frame, then exit' },
+} as const satisfies Record<string, OptionSpec>;
+
+/** `top`, and `status --watch`. */
+export async function runTop(values: {
+  interval: string;
+  once?: boolean | undefined;
+  output?: string | undefined;
+  json?: boolean | undefined;
+  url?: string | undefined;
+  token?: string | undefined;
+}): Promise<number> {
+  const format = values.json ? 'json' : outputFormat(values);
   const interval = parseInterval(values.interval);
-  const conn = connection(values, root);
+  if (format !== 'text' && !values.once) throw new UsageError(`-o ${format} prints one overview: add --once`);
+  const conn = connection(values);
   const tty = process.stdout.isTTY === true;
   const color = tty && !process.env.NO_COLOR;
 
   // The first frame decides: a wrong URL or token is an error now, not a screen that retries.
-  let last: TelemetryOverview;
-  try {
-    last = await overview(conn);
-  } catch (e) {
-    if (!(e instanceof CallError)) throw e;
-    console.error(e.message);
-    return 1;
+  let last = await overview(conn);
+  if (format !== 'text') {
+    emit(format, last);
+    return 0;
   }
   if (values.once) {
     console.log(renderTop(last, { url: conn.url, color }));
@@ -151,9 +129,9 @@ export async function top(args: string[], root: string): Promise<number> {
         last = await overview(conn, cancel.signal);
       } catch (e) {
         if (stopped) break;
-        if (!(e instanceof CallError)) throw e;
+        if (!(e instanceof CommandError)) throw e;
         // A gateway restarting or a network blip: keep the last figures, say why, keep trying.
-        notice = `${e.message} Showing the figures from ${new Date(last.now).toISOString().slice(11, 19)} UTC; retrying every ${interval}s.`;
+        notice = `${e.message.replace(/\n/g, '; ')}. Showing the figures from ${new Date(last.now).toISOString().slice(11, 19)} UTC; retrying every ${interval}s.`;
       }
       if (!stopped) draw(renderTop(last, { url: conn.url, color, notice }));
     }
@@ -163,3 +141,20 @@ export async function top(args: string[], root: string): Promise<number> {
   }
   return 0;
 }
+
+export const top = defineCommand({
+  name: 'top',
+  summary: 'live traffic per caller -> service edge, and the hot rate-limit keys',
+  usage: '[--interval 2] [--once] [-o json|yaml] [--url <URL>] [--token <TOKEN>]',
+  help: `Requests per second, error rate, p50/p99 latency and health of every caller -> service edge
+over the last minute, and the rate-limit keys in use, redrawn every --interval seconds until
+Ctrl-C (a gateway that stops answering keeps its last figures on screen, with the reason). Also
+meshwork status --watch.
+
+With --once -o json|yaml: the admin API's telemetry overview, { now, windowSeconds, edges,
+hotKeys, totals }.
+
+${GATEWAY_HELP}`,
+  options: { ...TOP_OPTIONS, ...OUTPUT_OPTION, ...GATEWAY_OPTIONS },
+  run: ({ values }) => runTop(values),
+});

@@ -4,7 +4,7 @@
  * clock, so a frame is a function of the overview alone.
  */
 import type { EdgeStats, TelemetryOverview } from '../../telemetry/overview.ts';
-import { printable } from './control.ts';
+import { printable } from './output.ts';
 
 export interface TopViewOptions {
   /** The gateway the figures came from, shown in the title line. */

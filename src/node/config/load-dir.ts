@@ -3,25 +3,32 @@
  * in name order, which is also their declaration order for route precedence.
  */
 import { readdirSync, readFileSync, statSync } from 'node:fs';
-import { basename, join, relative } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { makeBundle } from '../../config/bundle.ts';
 import type { MeshBundle } from '../../config/schema.ts';
 import { validateSources, type ConfigIssue, type ConfigSource, type ValidateOptions } from '../../config/validate.ts';
 
+/**
+ * The routes files in `dir` (or `dir` itself, if it is a file), each named as the user gave the
+ * directory: a relative `dir` gives names relative to `cwd` ("routes/mesh.yaml"), an absolute one
+ * absolute names ("/srv/mesh/routes/mesh.yaml"), so an error points at a path the user can open
+ * from where they typed the command. A relative `dir` is read relative to `cwd`.
+ */
 export function readRoutesDir(dir: string, cwd = process.cwd()): ConfigSource[] {
+  const onDisk = (p: string) => resolve(cwd, p);
   let stat;
   try {
-    stat = statSync(dir);
+    stat = statSync(onDisk(dir));
   } catch {
     throw new Error(`routes directory not found: ${dir}`);
   }
   const files = stat.isDirectory()
-    ? readdirSync(dir)
+    ? readdirSync(onDisk(dir))
         .filter((f) => /\.ya?ml$/.test(f))
         .sort()
         .map((f) => join(dir, f))
     : [dir];
-  return files.map((f) => ({ name: relative(cwd, f) || f, text: readFileSync(f, 'utf8') }));
+  return files.map((f) => ({ name: f, text: readFileSync(onDisk(f), 'utf8') }));
 }
 
 export type BundleResult = { ok: true; bundle: MeshBundle } | { ok: false; errors: ConfigIssue[] };

@@ -355,7 +355,7 @@ routes:
     );
     writeFileSync(join(dir, '10-services.yml'), SERVICES);
     writeFileSync(join(dir, 'notes.txt'), 'not a routes file');
-    const sources = readRoutesDir(dir, dir);
+    const sources = readRoutesDir('.', dir);
     expect(sources.map((s) => s.name)).toEqual(['10-services.yml', '20-routes.yaml']);
     const r = validateSources(sources);
     expect(r.ok).toBe(false);

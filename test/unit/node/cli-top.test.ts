@@ -223,6 +223,7 @@ describe('meshwork top and metrics: options', () => {
     const env = { ...process.env };
     delete env.MESH_ADMIN_TOKEN;
     delete env.MESHWORK_URL;
+    env.MESHWORK_CONFIG = '/nonexistent/meshwork-config.json';
     const r = spawnSync(process.execPath, ['bin/meshwork.js', ...args], { encoding: 'utf8', env });
     return { code: r.status, stdout: r.stdout, stderr: r.stderr };
   }
@@ -252,10 +253,17 @@ describe('meshwork top and metrics: options', () => {
     }
   });
 
-  it('lists both commands in the usage text', () => {
+  it("lists both commands in the usage text, and each one's options in its help", () => {
     const r = meshwork('help');
-    expect(r.stdout).toMatch(/^ {2}metrics \[--url U\] \[--token T\]$/m);
-    expect(r.stdout).toMatch(/^ {2}top \[--url U\] \[--token T\] \[--interval 2\] \[--once\]$/m);
+    expect(r.stdout).toMatch(/^ {2}metrics +the gateway's Prometheus metrics/m);
+    expect(r.stdout).toMatch(/^ {2}top +live traffic/m);
+    expect(meshwork('metrics', '--help').stdout).toMatch(
+      /^usage: meshwork metrics \[-o json\|yaml\] \[--url <URL>\] \[--token <TOKEN>\]$/m,
+    );
+    const top = meshwork('help', 'top').stdout;
+    expect(top).toMatch(/^usage: meshwork top \[--interval 2\] \[--once\]/m);
+    expect(top).toMatch(/^ {6}--interval <seconds> +seconds between frames/m);
+    expect(top).toMatch(/^ {6}--once +one frame, then exit$/m);
   });
 });
 
@@ -265,6 +273,7 @@ describe('meshwork top and metrics against a gateway', () => {
     const env = { ...process.env };
     delete env.MESH_ADMIN_TOKEN;
     delete env.MESHWORK_URL;
+    env.MESHWORK_CONFIG = '/nonexistent/meshwork-config.json';
     return new Promise((resolve) => {
       execFile(process.execPath, ['bin/meshwork.js', ...args], { env, encoding: 'utf8' }, (e, stdout, stderr) =>
         resolve({ code: e ? (typeof e.code === 'number' ? e.code : null) : 0, stdout, stderr }),
@@ -319,8 +328,9 @@ describe('meshwork top and metrics against a gateway', () => {
           const r = await meshworkAsync(...command, '--url', url, '--token', TOKEN);
           expect(r.code, command[0]).toBe(1);
           expect(r.stdout).toBe('');
-          expect(r.stderr).toContain(`error 401 from ${url}/_mesh/`);
-          expect(r.stderr).toContain('invalid_token: not a valid admin token');
+          expect(r.stderr).toContain(
+            `${url} refused the admin token from --token (error 401 invalid_token: not a valid admin token)`,
+          );
         }
       },
     );

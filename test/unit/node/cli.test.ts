@@ -13,6 +13,7 @@ function meshworkAsync(...args: string[]): Promise<{ code: number | null; stdout
   const env = { ...process.env };
   delete env.MESH_ADMIN_TOKEN;
   delete env.MESHWORK_URL;
+  env.MESHWORK_CONFIG = '/nonexistent/meshwork-config.json';
   return new Promise((resolve) => {
     execFile(process.execPath, ['bin/meshwork.js', ...args], { env, encoding: 'utf8' }, (e, stdout, stderr) =>
       resolve({ code: e ? (typeof e.code === 'number' ? e.code : null) : 0, stdout, stderr }),
@@ -21,7 +22,8 @@ function meshworkAsync(...args: string[]): Promise<{ code: number | null; stdout
 }
 
 function meshwork(...args: string[]) {
-  const r = spawnSync(process.execPath, ['bin/meshwork.js', ...args], { encoding: 'utf8' });
+  const env = { ...process.env, MESHWORK_CONFIG: '/nonexistent/meshwork-config.json' };
+  const r = spawnSync(process.execPath, ['bin/meshwork.js', ...args], { encoding: 'utf8', env });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -79,7 +81,9 @@ describe('meshwork validate', () => {
       // Something else on a local port: no token leaves, and the user is told why.
       const stranger = await meshworkAsync('status', '--url', url);
       expect(stranger.code).toBe(2);
-      expect(stranger.stderr).toContain(`used only for a mesh \`npm run dev\` started here; none runs at ${url}`);
+      expect(stranger.stderr).toContain(`no admin token for ${url}`);
+      expect(stranger.stderr).toContain(`the dev mesh's token goes only to a mesh \`meshwork dev\` started in`);
+      expect(stranger.stderr).toContain(`none runs at ${url}`);
       expect(seen).toEqual([]);
       // A record left by a process that has exited does not count either.
       writeFileSync(record, JSON.stringify({ url, pid: 2 ** 22 + 1 }));

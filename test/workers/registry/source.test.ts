@@ -1,10 +1,11 @@
 import { env } from 'cloudflare:test';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { createGateway } from '../../../src/gateway/app.ts';
 import { bundledConfig } from '../../../src/generated/bundle.ts';
-import { MeshSource } from '../../../src/registry/source.ts';
+import { MeshSource, type Served } from '../../../src/registry/source.ts';
 import { SNAPSHOT_KEY, SNAPSHOT_REVISION_KEY, type Instance } from '../../../src/registry/types.ts';
-import { call, type Echo } from '../helpers.ts';
+import { withMesh } from '../../../src/wrapper/index.ts';
+import { call, memberEnv, type Echo } from '../helpers.ts';
 import {
   BASE,
   registry,
@@ -166,6 +167,137 @@ describe('KV read path', () => {
     expect(l1 - l0).toBe(1);
     expect(hb1 - hb0).toBeLessThan(4);
   });
+});
+
+/**
+ * MESH_KV as a worker sees it, with reads held at a gate the test opens (KV slow), or failing.
+ * Reads go to the real namespace once the gate opens, so they see what was applied meanwhile.
+ */
+function gatedKv() {
+  let open: () => void = () => undefined;
+  let gate = Promise.resolve();
+  let failing = false;
+  const wait = async () => {
+    await gate;
+    if (failing) throw new Error('KV unavailable');
+  };
+  const kv = {
+    reads: 0,
+    get: async (key: string) => {
+      kv.reads++;
+      await wait();
+      return env.MESH_KV.get(key);
+    },
+    getWithMetadata: async (key: string) => {
+      await wait();
+      return env.MESH_KV.getWithMetadata(key, 'text');
+    },
+    put: (key: string, value: string) => env.MESH_KV.put(key, value),
+  };
+  return {
+    bindings: { ...env, MESH_KV: kv } as unknown as Record<string, unknown>,
+    kv,
+    close: () => {
+      gate = new Promise((r) => (open = r));
+    },
+    open: () => open(),
+    fail: (on: boolean) => {
+      failing = on;
+    },
+  };
+}
+
+describe('after an idle period', () => {
+  it('a gateway serves a change applied while it was idle on its first request, not the snapshot it held', async () => {
+    const a = await apply(files(echoRoutes('regtest-a')));
+    const gw = createGateway({ source: new MeshSource(bundledConfig) });
+    expect((await call(gw, `${BASE}/regtest-a`)).headers.get('x-mesh-config-version')).toBe(a.version);
+    // Idle for longer than 2 x refreshInterval (200 ms): its snapshot is stale.
+    await sleep(450);
+    const b = await apply(files(echoRoutes('regtest-a', 'regtest-b')));
+    const res = await call(gw, `${BASE}/regtest-b`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('x-mesh-config-version')).toBe(b.version);
+    expect(((await res.json()) as Echo).name).toBe('url-backend');
+  });
+
+  it('so does a wrapped service', async () => {
+    const a = await apply(files(echoRoutes('regtest-a')));
+    const svc = withMesh(() => new Response('reached'), { service: 'service-a' });
+    const bindings = memberEnv('service-a');
+    const version = async () =>
+      ((await (await call(svc, 'https://service-a.internal/_mesh/health', undefined, bindings)).json()) as Json).config
+        .version as string;
+    expect(await version()).toBe(a.version);
+    await sleep(450);
+    const b = await apply(files(echoRoutes('regtest-a', 'regtest-b')));
+    expect(await version()).toBe(b.version);
+  });
+
+  it('while traffic flows the check stays in the background; after idle the request waits for it, at most 1 s', async () => {
+    // A longer refresh interval (500 ms): the steps below need room between 1 and 2 x it.
+    const routes = (...names: string[]) =>
+      echoRoutes(...names).replace('refreshInterval: 0.2s', 'refreshInterval: 0.5s');
+    const a = await apply(files(routes('regtest-a')));
+    const s = new MeshSource(bundledConfig);
+    const t0 = Date.now();
+    expect((await served(s)).configRevision).toBe(a.revision);
+    const kv = gatedKv();
+    const pending: Array<Promise<unknown>> = [];
+    const collect = (p: Promise<unknown>) => pending.push(p);
+    const get = () => {
+      const got: { served?: Served } = {};
+      const done = s.get(kv.bindings, collect).then((m) => (got.served = m));
+      return { got, done };
+    };
+
+    // Flowing: last checked between 1 and 2 x refreshInterval ago. The request is answered
+    // with the snapshot held while its check waits on KV.
+    await sleep(t0 + 650 - Date.now());
+    kv.close();
+    const flowing = get();
+    await sleep(50);
+    expect(flowing.got.served?.configRevision).toBe(a.revision);
+    expect(kv.kv.reads).toBe(1);
+    // The check goes on in the background and sees what KV shows by then.
+    const b = await apply(files(routes('regtest-a', 'regtest-b')));
+    kv.open();
+    await Promise.all(pending);
+    expect(s.served.configRevision).toBe(b.revision);
+
+    // Idle (more than 2 x refreshInterval) and KV slow but answering: the request waits for it.
+    const c = await apply(files(routes('regtest-b')));
+    await sleep(1100);
+    kv.close();
+    setTimeout(kv.open, 300);
+    expect((await s.get(kv.bindings, collect)).configRevision).toBe(c.revision);
+    await Promise.all(pending);
+
+    // Idle and KV hanging: after 1 s the held snapshot serves, with a warning; the check lands later.
+    const warn = vi.spyOn(console, 'warn');
+    try {
+      const d = await apply(files(routes('regtest-a')));
+      await sleep(1100);
+      kv.close();
+      const hung = get();
+      await hung.done;
+      expect(hung.got.served?.configRevision).toBe(c.revision);
+      expect(warn.mock.calls.map(([l]) => String(l)).join('\n')).toContain('snapshot check is slow');
+      kv.open();
+      await Promise.all(pending);
+      expect(s.served.configRevision).toBe(d.revision);
+
+      // Idle and KV failing: the held snapshot serves at once, with a warning.
+      await apply(files(routes('regtest-b')));
+      await sleep(1100);
+      kv.fail(true);
+      expect((await s.get(kv.bindings, collect)).configRevision).toBe(d.revision);
+      await Promise.all(pending);
+      expect(warn.mock.calls.map(([l]) => String(l)).join('\n')).toContain('snapshot refresh failed');
+    } finally {
+      warn.mockRestore();
+    }
+  }, 20_000);
 });
 
 describe('snapshots from before endpoint keys', () => {
