@@ -21,7 +21,7 @@ try {
   if (dir) project.routesDir = resolve(dir);
   const result = await buildProject(project, {
     dev: process.env.MESHWORK_DEV === '1',
-    workers: (values.worker ?? []).map((w) => resolve(w)),
+    workers: values.worker ?? [],
   });
   for (const w of result.warnings) console.error(`warning: ${w}`);
   if (!result.ok) {

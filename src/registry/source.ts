@@ -115,12 +115,8 @@ export class MeshSource {
   #served: Served;
   /** When the last check of KV started (0: never). At most one starts per refreshInterval. */
   #attemptAt = 0;
-  /**
-   * When the last check that completed started: the snapshot served is what KV showed then or
-   * newer (0: never). A check that failed leaves it, so the next one (a refreshInterval later) is
-   * waited for again.
-   */
-  #checkedAt = 0;
+  /** The check a stale isolate's requests wait for (up to REFRESH_WAIT_MS after it started). */
+  #blocking: Promise<void> | undefined;
   #inflight: Promise<void> | undefined;
 
   /**
@@ -178,42 +174,50 @@ export class MeshSource {
     if (!kv) return this.#served;
     const now = Date.now();
     const every = this.#served.plan.config.registry.refreshInterval * 1000;
-    let started = false;
-    if (now - this.#attemptAt >= every) {
-      this.#attemptAt = now;
-      started = true;
-      waitUntil(this.#refresh(kv, env, waitUntil));
+    if (now - this.#attemptAt < every) {
+      // Requests arriving while a stale isolate's check runs wait for the same check.
+      const blocking = this.#blocking;
+      if (blocking) await this.#waitFor(blocking, this.#attemptAt + REFRESH_WAIT_MS - now);
+      return this.#served;
     }
-    const inflight = this.#inflight;
-    if (!inflight || now - this.#checkedAt < STALE_AFTER_INTERVALS * every) return this.#served;
-    // Stale (or never loaded): wait for the check, as long as it is young enough. Each waiting
-    // request holds a timer of its own: workerd cancels a request that waits only on another's I/O.
-    const left = this.#attemptAt + REFRESH_WAIT_MS - now;
-    if (left <= 0) return this.#served;
-    let timer: ReturnType<typeof setTimeout> | null = null;
-    const done = await Promise.race([
-      inflight.then(() => true),
-      new Promise<false>((r) => (timer = setTimeout(() => r(false), left))),
-    ]);
-    clearTimeout(timer);
-    if (!done && started) {
+    // Stale: never checked (a fresh isolate) or not for two intervals (it was idle).
+    const stale = this.#attemptAt === 0 || now - this.#attemptAt >= STALE_AFTER_INTERVALS * every;
+    this.#attemptAt = now;
+    const check = this.#refresh(kv, env, waitUntil);
+    waitUntil(check);
+    if (!stale) return this.#served;
+    this.#blocking = check;
+    void check.finally(() => {
+      if (this.#blocking === check) this.#blocking = undefined;
+    });
+    if (!(await this.#waitFor(check, REFRESH_WAIT_MS))) {
       logEvent('warn', 'snapshot check is slow; serving the held snapshot meanwhile', {
         revision: this.#served.revision,
-        checkedAgoMs: this.#checkedAt === 0 ? null : now - this.#checkedAt,
         waitedMs: REFRESH_WAIT_MS,
       });
     }
     return this.#served;
   }
 
+  /**
+   * Waits for a check at most `ms`. Each waiting request holds a timer of its own: workerd
+   * cancels a request that waits only on another request's I/O.
+   */
+  async #waitFor(check: Promise<void>, ms: number): Promise<boolean> {
+    if (ms <= 0) return false;
+    let timer: ReturnType<typeof setTimeout> | null = null;
+    const done = await Promise.race([
+      check.then(() => true),
+      new Promise<false>((r) => (timer = setTimeout(() => r(false), ms))),
+    ]);
+    clearTimeout(timer);
+    return done;
+  }
+
   #refresh(kv: KVNamespace, env: MeshBindings, waitUntil: (p: Promise<unknown>) => void): Promise<void> {
     this.#inflight ??= (async () => {
-      const startedAt = Date.now();
       try {
         await this.#check(kv, env, waitUntil);
-        // What KV showed at startedAt is settled, whatever the check found (a rejected snapshot
-        // too: waiting for another read would not make it genuine).
-        this.#checkedAt = Math.max(this.#checkedAt, startedAt);
       } catch (e) {
         logEvent('warn', 'snapshot refresh failed; serving the last one', {
           revision: this.#served.revision,

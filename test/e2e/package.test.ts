@@ -114,8 +114,29 @@ export default withMesh(
       if (Date.now() > deadline) throw new Error(`meshwork dev did not start:\n${devLog}`);
       await new Promise((r) => setTimeout(r, 250));
     }
-    // The banner's CLI lines name the port it runs on.
+    // The banner's CLI lines name the port it runs on, and nothing announced a rebuild that
+    // did not happen.
     expect(devLog).toContain(`npx meshwork status --url ${base}`);
+    expect(devLog).not.toMatch(/restarting build/);
+
+    // A broken routes edit is reported once, with file:line, and the mesh keeps serving; the fix reloads.
+    const waitFor = async (text: string, from: number) => {
+      const until = Date.now() + 30_000;
+      while (!devLog.slice(from).includes(text)) {
+        if (Date.now() > until) throw new Error(`no "${text}" from meshwork dev:\n${devLog}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    };
+    const routesFile = join(app, 'routes/greeter.yaml');
+    const good = readFileSync(routesFile, 'utf8');
+    let mark = devLog.length;
+    writeFileSync(routesFile, good.replace('    service: greeter', '    servce: greeter'));
+    await waitFor('still serving the last valid config', mark);
+    expect(devLog.slice(mark).match(/unknown field "servce"/g)).toHaveLength(1);
+    expect(devLog.slice(mark)).toMatch(/routes\/greeter\.yaml:\d+:\d+: routes\[0\]\.servce/);
+    mark = devLog.length;
+    writeFileSync(routesFile, good);
+    await waitFor('is valid again', mark);
 
     const token = meshwork('token', '--sub', 'alice', '--ttl', '10m');
     expect(token.code, token.stderr).toBe(0);
@@ -162,5 +183,23 @@ export default withMesh(
     }
     // The placeholder KV id would be refused by a real deploy; the dry run says so.
     expect(r.stderr).toMatch(/MESH_KV id "0{32}" is a placeholder/);
+    expect(r.stdout).toMatch(/secrets: MESH_SIGNING_KEY, MESH_PUBLIC_KEYS, MESH_ADMIN_TOKEN/);
+  });
+
+  it('deploy --dry-run --bootstrap starts with the gateway bound to none of the services', () => {
+    const r = meshwork('deploy', '--dry-run', '--bootstrap');
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    const steps = r.stdout.split(/\n(?=\[\d\/4\])/);
+    expect(steps.map((s) => /^\[(\d)\/4\] bundling ([^:\s]+)/m.exec(s)?.slice(1).join(' ')).filter(Boolean)).toEqual([
+      '1 gateway',
+      '2 hello',
+      '3 greeter',
+      '4 gateway',
+    ]);
+    // wrangler lists each bundle's bindings: the bootstrap gateway has no service binding to hello.
+    expect(steps[1]).toMatch(/bootstrap/);
+    expect(steps[1]).not.toMatch(/env\.HELLO\b/);
+    expect(steps[4]).toMatch(/env\.HELLO\b/);
+    expect(existsSync(join(app, '.meshwork-bootstrap.wrangler.json'))).toBe(false);
   });
 });

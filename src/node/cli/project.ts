@@ -127,17 +127,17 @@ export const add = defineGroup({
 export const build = defineCommand({
   name: 'build',
   summary: "compile routes/ into .meshwork/mesh-config.json (each worker's [build] command)",
-  usage: '[--worker <wrangler config>]...',
+  usage: '[--worker <worker name | wrangler config>]...',
   help: `Validates the project's routes directory and writes .meshwork/mesh-config.json, which every worker
 bundles (its wrangler config aliases "meshwork/config" to it). Each worker's [build] command runs
 it, so wrangler deploy ships what routes/ holds and an invalid routes/ fails the deploy.
 
---worker <config> also checks that worker's wrangler config: the alias (an error), the gateway's
+--worker <name> (its wrangler name, or its config's path) also checks that worker's config: the alias (an error), the gateway's
 binding for every backend a route reaches (an error), a service's bindings for what the mesh
 needs (warnings: MESH_KV, the heartbeat, rate-limit and telemetry entrypoints, the services it
 calls). Under meshwork dev and meshwork deploy, which build once themselves, it does nothing.`,
   options: {
-    worker: { type: 'string', multiple: true, value: 'wrangler config', description: "check this worker's config too" },
+    worker: { type: 'string', multiple: true, value: 'name', description: "check this worker's config too (name or path)" },
     quiet: { type: 'boolean', short: 'q', description: 'print only warnings and errors' },
   },
   async run({ values }) {
@@ -145,7 +145,7 @@ calls). Under meshwork dev and meshwork deploy, which build once themselves, it 
     const p = project();
     const result = await buildProject(p, {
       dev: process.env.MESHWORK_DEV === '1',
-      workers: (values.worker ?? []).map((w) => resolve(w)),
+      workers: values.worker ?? [],
     });
     for (const w of result.warnings) console.error(`warning: ${w}`);
     if (!result.ok) throw new CommandError(`${result.errors.length} error(s); nothing was built`, result.errors);

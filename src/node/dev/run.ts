@@ -138,15 +138,22 @@ function watchRoutes(
 ): FSWatcher {
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<void> = Promise.resolve();
+  let broken = false;
   const rebuild = () => {
     running = running.then(async () => {
       const result = await buildProject(project, { dev: true });
       if (!result.ok) {
         report(result, routesName, warn);
         warn(`meshwork dev: still serving the last valid config`);
+        broken = true;
         return;
       }
-      if (!result.changed) return;
+      const fixed = broken;
+      broken = false;
+      if (!result.changed) {
+        if (fixed) log(`meshwork dev: ${routesName} is valid again: config ${result.bundle!.version} (unchanged)`);
+        return;
+      }
       const { services, routes } = result.bundle!.config;
       log(
         `meshwork dev: ${routesName} changed: config ${result.bundle!.version} (${Object.keys(services).length} services, ${routes.length} routes); the workers reload with it`,

@@ -13,6 +13,7 @@ import { formatIssue } from '../../config/validate.ts';
 import { missingGatewayBindings } from '../config/bindings.ts';
 import { bundleRoutesDir } from '../config/load-dir.ts';
 import type { Project } from './project.ts';
+import { workerName } from './scaffold.ts';
 
 /**
  * Set by `meshwork dev` and `meshwork deploy` for the wrangler processes they start: they have
@@ -34,7 +35,11 @@ export interface BuildResult {
 export interface BuildOptions {
   /** Local development: URL backends on this machine are allowed. */
   dev?: boolean;
-  /** Absolute paths of worker configs to check (their member is looked up in the project). */
+  /**
+   * Workers whose configs to check: each a wrangler worker name (`name` in its config; what each
+   * worker's [build] command passes, since wrangler runs it from the user's working directory,
+   * not the config's) or a config path (absolute, or relative to the working directory).
+   */
   workers?: string[];
 }
 
@@ -51,14 +56,17 @@ export async function buildProject(project: Project, options: BuildOptions = {})
   if (!result.ok) {
     return { ok: false, errors: result.errors.map(formatIssue), warnings, changed: false };
   }
-  for (const path of options.workers ?? []) {
-    const worker = project.workers.find((w) => resolve(project.root, w.config) === path);
+  for (const wanted of options.workers ?? []) {
+    const worker =
+      project.workers.find((w) => workerName(resolve(project.root, w.config)) === wanted) ??
+      project.workers.find((w) => resolve(project.root, w.config) === resolve(wanted));
     if (!worker) {
       errors.push(
-        `${path}: not a worker of this mesh; list it under workers: in ${project.file} (or run \`npx meshwork add service <name>\`)`,
+        `--worker ${wanted}: not a worker of this mesh (neither a worker name nor a config listed in ${project.file}); list it under workers: there, or run \`npx meshwork add service <name>\``,
       );
       continue;
     }
+    const path = resolve(project.root, worker.config);
     errors.push(...(await aliasProblems(project, path)));
     if (worker.member === 'gateway') errors.push(...(await missingGatewayBindings(result.bundle.config, path)));
     else {

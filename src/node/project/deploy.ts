@@ -18,7 +18,7 @@ import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname, join, relative } from 'node:path';
+import { basename, dirname, join, relative } from 'node:path';
 import { memberPair, type DevKeys, type KeyPair } from '../cli/keys.ts';
 import { QUIET_WRANGLER_ENV } from '../dev/workers.ts';
 import { BUILD_DONE_ENV, buildProject } from './build.ts';
@@ -85,7 +85,7 @@ export async function deployProject(project: Project, options: DeployOptions): P
   const steps: Step[] = [];
   let bootstrapConfig: string | undefined;
   if (options.bootstrap) {
-    bootstrapConfig = writeBootstrapConfig(project, gateway, services);
+    bootstrapConfig = await writeBootstrapConfig(project, gateway, services);
     steps.push({
       worker: gateway,
       config: bootstrapConfig,
@@ -182,7 +182,7 @@ export function checkKv(project: Project): string[] {
   return problems;
 }
 
-function writeKvId(project: Project, id: string, log: (l: string) => void): void {
+export function writeKvId(project: Project, id: string, log: (l: string) => void): void {
   if (!/^[0-9a-f]{32}$/.test(id))
     throw new DeployError(`--kv-id must be a KV namespace id (32 hex digits), got "${id}"`);
   for (const worker of project.workers) {
@@ -260,22 +260,23 @@ function secretsFor(member: string, keys: DevKeys): Record<string, string> {
 
 /**
  * A copy of the gateway's config without its bindings to the mesh's own service workers, beside
- * the original (so its relative paths still hold); removed after the deploy.
+ * the original (so its relative paths and .dev.vars still hold); removed after the deploy.
  */
-function writeBootstrapConfig(project: Project, gateway: MeshWorker, services: MeshWorker[]): string {
-  const path = join(project.root, gateway.config);
+export async function writeBootstrapConfig(
+  project: Project,
+  gateway: MeshWorker,
+  services: MeshWorker[],
+): Promise<string> {
+  const { experimental_readRawConfig } = await import('wrangler');
   const names = new Set(services.map((s) => workerName(join(project.root, s.config))).filter(Boolean));
-  const text = readFileSync(path, 'utf8');
-  // TOML tables run from their header to the next header; drop each [[services]] table that
-  // binds one of the mesh's workers.
-  const parts = text.split(/(?=^\[)/m);
-  const kept = parts.filter((part) => {
-    if (!part.startsWith('[[services]]')) return true;
-    const service = /^\s*service\s*=\s*"([^"]+)"/m.exec(part)?.[1];
-    return !(service && names.has(service));
-  });
-  const rel = join(dirname(gateway.config), '.meshwork-bootstrap.wrangler.toml');
-  writeFileSync(join(project.root, rel), kept.join(''));
+  const { rawConfig } = experimental_readRawConfig({ config: join(project.root, gateway.config) });
+  const raw = rawConfig as Record<string, unknown> & { services?: Array<{ service?: string }> };
+  const bootstrap = { ...raw, services: (raw.services ?? []).filter((b) => !(b.service && names.has(b.service))) };
+  const rel = join(
+    dirname(gateway.config),
+    `.meshwork-bootstrap.${basename(gateway.config).replace(/\.(toml|jsonc?)$/, '')}.json`,
+  );
+  writeFileSync(join(project.root, rel), `${JSON.stringify(bootstrap, null, 2)}\n`);
   return rel;
 }
 

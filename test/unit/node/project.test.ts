@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { validateSources } from '../../../src/config/validate.ts';
 import { mergeDevVars } from '../../../src/node/dev/dev-vars.ts';
-import { checkKv } from '../../../src/node/project/deploy.ts';
+import { checkKv, writeBootstrapConfig, writeKvId } from '../../../src/node/project/deploy.ts';
 import { findProjectRoot, loadProject, ProjectError, parseProject } from '../../../src/node/project/project.ts';
 import { addService, initProject, ScaffoldError } from '../../../src/node/project/scaffold.ts';
 import { readRoutesDir } from '../../../src/node/config/load-dir.ts';
@@ -168,5 +168,41 @@ describe('meshwork deploy checks', () => {
     const svc = join(root, 'services/hello/wrangler.toml');
     writeFileSync(svc, readFileSync(svc, 'utf8').replace(/0{32}/, 'b'.repeat(32)));
     expect(checkKv(project)).toEqual([expect.stringMatching(/bind different MESH_KV namespaces/)]);
+  });
+
+  it('--kv-id writes one id into every worker config, keeping the rest of each file', async () => {
+    const root = tmp('mw-kv-');
+    await initProject(root);
+    await addService(root, 'greeter', { callers: ['hello'] });
+    const project = loadProject(root);
+    const before = project.workers.map((w) => readFileSync(join(root, w.config), 'utf8'));
+    writeKvId(project, 'c'.repeat(32), () => undefined);
+    expect(checkKv(project)).toEqual([]);
+    project.workers.forEach((w, i) =>
+      expect(readFileSync(join(root, w.config), 'utf8')).toBe(before[i]!.replace(/0{32}/, 'c'.repeat(32))),
+    );
+    expect(() => writeKvId(project, 'not-an-id', () => undefined)).toThrow(/32 hex digits/);
+  });
+
+  it('a first deploy starts from a gateway config without its bindings to the mesh services', async () => {
+    const root = tmp('mw-boot-');
+    await initProject(root);
+    await addService(root, 'greeter');
+    const gw = join(root, 'wrangler.toml');
+    // A binding to a worker outside the mesh stays: it exists already.
+    writeFileSync(gw, `${readFileSync(gw, 'utf8')}\n[[services]]\nbinding = "BILLING"\nservice = "billing-api"\n`);
+    const project = loadProject(root);
+    const rel = await writeBootstrapConfig(project, project.workers[0]!, project.workers.slice(1));
+    const copy = JSON.parse(readFileSync(join(root, rel), 'utf8')) as {
+      name: string;
+      services: Array<{ binding: string }>;
+      durable_objects: { bindings: unknown[] };
+      kv_namespaces: unknown[];
+    };
+    expect(rel).toBe('.meshwork-bootstrap.wrangler.json');
+    expect(copy.name).toBe('meshwork-gateway');
+    expect(copy.services.map((s) => s.binding)).toEqual(['BILLING']);
+    expect(copy.durable_objects.bindings).toHaveLength(3);
+    expect(copy.kv_namespaces).toHaveLength(1);
   });
 });
