@@ -137,7 +137,12 @@ binding for every backend a route reaches (an error), a service's bindings for w
 needs (warnings: MESH_KV, the heartbeat, rate-limit and telemetry entrypoints, the services it
 calls). Under meshwork dev and meshwork deploy, which build once themselves, it does nothing.`,
   options: {
-    worker: { type: 'string', multiple: true, value: 'name', description: "check this worker's config too (name or path)" },
+    worker: {
+      type: 'string',
+      multiple: true,
+      value: 'name',
+      description: "check this worker's config too (name or path)",
+    },
     quiet: { type: 'boolean', short: 'q', description: 'print only warnings and errors' },
   },
   async run({ values }) {
