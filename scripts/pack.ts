@@ -10,7 +10,7 @@ import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { ROOT } from './bundle.ts';
-import { buildUi } from './build-ui.ts';
+import { buildUi } from '../src/node/project/ui-assets.ts';
 
 buildUi();
 const out = resolve(ROOT, 'dist/types');

@@ -1,6 +1,6 @@
 /**
  * The dashboard's responses: its two pages (filled from the templates in ui/, bundled by
- * scripts/build-ui.ts) and its static assets, each with the headers that keep the page to
+ * src/node/project/ui-assets.ts) and its static assets, each with the headers that keep the page to
  * itself: scripts only from this origin (so an injected string can never run), never framed,
  * never cached, never sniffed into another type.
  */

@@ -114,9 +114,9 @@ async function aliasProblems(project: Project, path: string): Promise<string[]> 
  * meshwork builds them from its ui/ directory.
  */
 async function ensureUiAssets(): Promise<void> {
-  const script = resolve(PACKAGE_ROOT, 'scripts/build-ui.ts');
-  if (existsSync(resolve(PACKAGE_ROOT, 'ui')) && existsSync(script)) {
-    const { buildUi } = (await import(script)) as { buildUi: () => string };
+  if (existsSync(resolve(PACKAGE_ROOT, 'ui'))) {
+    // Loaded only here: it needs cytoscape, a development dependency.
+    const { buildUi } = await import('./ui-assets.ts');
     buildUi();
   } else if (!existsSync(resolve(PACKAGE_ROOT, 'src/generated/ui-assets.ts'))) {
     throw new Error(`the meshwork package at ${PACKAGE_ROOT} lacks its dashboard assets; reinstall it`);
