@@ -185,6 +185,11 @@ describe('meshwork: help, version and usage errors, as a user sees them', () => 
         'context use',
         'context list',
         'context delete',
+        'init',
+        'add service',
+        'build',
+        'dev',
+        'deploy',
       ]),
     );
     // Every command through the framework in this process (fast); a few through bin/ below.
