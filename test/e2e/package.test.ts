@@ -131,7 +131,11 @@ export default withMesh(
     const good = readFileSync(routesFile, 'utf8');
     let mark = devLog.length;
     writeFileSync(routesFile, good.replace('    service: greeter', '    servce: greeter'));
-    await waitFor('still serving the last valid config', mark);
+    await waitFor('still serving the last valid config', mark).catch((e: unknown) => {
+      // The steps after this one need the valid file.
+      writeFileSync(routesFile, good);
+      throw e;
+    });
     expect(devLog.slice(mark).match(/unknown field "servce"/g)).toHaveLength(1);
     expect(devLog.slice(mark)).toMatch(/routes\/greeter\.yaml:\d+:\d+: routes\[0\]\.servce/);
     mark = devLog.length;

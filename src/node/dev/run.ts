@@ -69,19 +69,19 @@ export async function runDev(project: Project, options: DevOptions): Promise<num
   const forget = recordDevMesh(project.root, { url: base, pid: process.pid });
   process.on('exit', forget);
 
-  let watcher: FSWatcher | undefined;
   let ready = false;
+  // Watching starts before the mesh answers: an edit made while it starts is not missed.
+  const watcher: FSWatcher = watchRoutes(project, routesName, log, warn, (version) => {
+    if (ready) void warnIfOverridden(base, keys.adminToken, version, warn);
+  });
   const started = waitForHealth(base, child).then(async (up) => {
     if (!up) return;
     ready = true;
     log(banner(project, base, options.port, first.bundle!.config, first.bundle!.version, routesName));
     await warnIfOverridden(base, keys.adminToken, first.bundle!.version, warn);
-    watcher = watchRoutes(project, routesName, log, warn, (version) => {
-      if (ready) void warnIfOverridden(base, keys.adminToken, version, warn);
-    });
   });
   const code = await exited;
-  watcher?.close();
+  watcher.close();
   await started.catch(() => undefined);
   forget();
   removeDevConfigs();
