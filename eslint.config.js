@@ -11,7 +11,7 @@ export default tseslint.config(
     // templates/ hold {{placeholders}}; what `meshwork init` makes of them is bundled by test/e2e/package.test.ts.
     ignores: [
       'node_modules/',
-      '.wrangler/',
+      '**/.wrangler/',
       '.meshwork/',
       'dist/',
       'coverage/',
