@@ -223,7 +223,7 @@ ${workers}
   curl -s -H "authorization: Bearer $TOKEN" ${base}${path}
   npx meshwork status${url}      # services, versions, health
   npx meshwork top${url}         # live traffic per edge
-  npx meshwork diff${url} -f <dir> && npx meshwork apply${url} -f <dir>   # change the running config
+  npx meshwork diff${url} -f <dir>; npx meshwork apply${url} -f <dir>   # change the running config
 
 Edit ${routesName}/*.yaml and the mesh rebuilds and reloads with it. Ctrl-C stops it.
 `;
