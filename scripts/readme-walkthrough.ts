@@ -75,7 +75,9 @@ async function main(): Promise<number> {
   console.log(
     failed === 0
       ? `all ${results.length} commands printed what the README shows`
-      : `${failed} of ${results.length} commands differ from the README`,
+      : `${failed} of ${results.length} commands differ from the README\n` +
+          '(it shows a first run: on a mesh that has had configs applied before, revision numbers differ;\n' +
+          ' a fresh one: npm run dev -- --persist-to "$(mktemp -d)")',
   );
   return failed === 0 ? 0 : 1;
 }

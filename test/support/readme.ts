@@ -37,7 +37,7 @@
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -119,11 +119,15 @@ function parseSession(body: string[], firstLine: number): Step[] {
   return steps;
 }
 
-/** A line as compared: no ANSI colours, no trailing whitespace, wide gaps as two spaces. */
-export function normalizeLine(line: string): string {
+/** A line as shown: no ANSI colours, no trailing whitespace (nor `\r`). */
+function plainLine(line: string): string {
   // eslint-disable-next-line no-control-regex
-  const plain = line.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '');
-  return plain.replace(/\s+$/, '').replace(/(\t| {2,})[\t ]*/g, '  ');
+  return line.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '').replace(/\s+$/, '');
+}
+
+/** A line as compared: plain, and every tab or run of two or more spaces as two spaces. */
+export function normalizeLine(line: string): string {
+  return plainLine(line).replace(/(\t| {2,})[\t ]*/g, '  ');
 }
 
 function lineRegex(expected: string): RegExp {
@@ -135,9 +139,9 @@ export function lineMatches(expected: string, actual: string): boolean {
   return lineRegex(expected).test(normalizeLine(actual));
 }
 
-/** A command's output as lines: trailing blank lines dropped. */
+/** A command's output as lines, as shown: plain, trailing blank lines dropped. */
 export function outputLines(text: string): string[] {
-  const lines = text.split('\n').map(normalizeLine);
+  const lines = text.split('\n').map(plainLine);
   while (lines.length > 0 && lines.at(-1) === '') lines.pop();
   return lines;
 }
@@ -152,7 +156,7 @@ export interface Match {
 /** Whether `actual` (a command's output) is what `expected` (README lines) shows. */
 export function matchOutput(expected: string[], actual: string): Match {
   const want = expected.map((l) => (l.trim() === WILDCARD ? null : lineRegex(l)));
-  const got = outputLines(actual);
+  const got = outputLines(actual).map(normalizeLine);
   const memo = new Map<number, boolean>();
   let furthest = { e: 0, a: 0 };
   const match = (e: number, a: number): boolean => {
@@ -292,6 +296,7 @@ export async function runWalkthrough(blocks: Block[], options: RunOptions): Prom
   }, options.timeoutMs);
   await new Promise<void>((resolve) => child.on('close', () => resolve()));
   clearTimeout(timer);
+  rmSync(scratch, { recursive: true, force: true });
   consume();
   // A step that started but never finished (the session timed out) shows what it printed so far.
   if (next > 0 && next <= steps.length) finish(next - 1, `${buffer}\n(timed out after ${options.timeoutMs} ms)`);
