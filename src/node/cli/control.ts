@@ -188,10 +188,7 @@ ${GATEWAY_HELP}`,
     const conn = connection(values);
     const json = await admin(conn, 'GET', '/history');
     const h = json as unknown as History;
-    if (typeof h.configRevision !== 'number' || !Array.isArray(h.configs))
-      throw new CommandError(
-        `${conn.url} answered the history call with something unexpected; is it a meshwork gateway of this release?`,
-      );
+    expectShape(conn, 'history', typeof h.configRevision === 'number' && Array.isArray(h.configs));
     if (format !== 'text') {
       emit(format, json);
       return 0;
@@ -254,10 +251,7 @@ ${GATEWAY_HELP}`,
       throw new UsageError('--interval and --once go with --watch');
     const conn = connection(values);
     const json = await admin(conn, 'GET', '/status');
-    if (typeof json.configVersion !== 'string' || !Array.isArray(json.services))
-      throw new CommandError(
-        `${conn.url} answered the status call with something unexpected; is it a meshwork gateway of this release?`,
-      );
+    expectShape(conn, 'status', typeof json.configVersion === 'string' && Array.isArray(json.services));
     if (format !== 'text') {
       emit(format, json);
       return 0;
@@ -305,3 +299,11 @@ ${GATEWAY_HELP}`,
     return 0;
   },
 });
+
+/** An admin API answer without the shape this release reads: another kind of server, or another release. */
+function expectShape(conn: { url: string }, call: string, ok: boolean): void {
+  if (!ok)
+    throw new CommandError(
+      `${conn.url} answered the ${call} call with something unexpected; is it a meshwork gateway of this release?`,
+    );
+}
